@@ -1,0 +1,176 @@
+"""Typed configuration of a named tracker.
+
+One `TrackerConfig` says everything needed to rebuild a tracker: the network (backbone, neck, head), the
+crop geometry, the post-processing hyperparameters of its family, how its score maps to a status, and
+where its weights come from. Every model is frozen and rejects unknown keys, so a config read back from a
+tracker package is exactly the one it was exported with.
+
+Conventions used throughout the library:
+- images and crops are BGR uint8 (HxWx3 for frames, Nx3xSxS for crops), values 0..255, no normalisation;
+- boxes are `xywh` in image pixels (top-left corner, width, height) unless a name says `cxcywh`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Family(StrEnum):
+    """Post-processing family: decides how head outputs become a box."""
+
+    SIAMRPN = "siamrpn"
+    SIAMBAN = "siamban"
+    SIAMCAR = "siamcar"
+    SIAMFC = "siamfc"
+
+
+class Precision(StrEnum):
+    """Numeric precision a tracker package runs its networks in."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"  # CPU (oneDNN/AMX) and CUDA
+    FP16 = "fp16"  # CUDA only
+
+
+class BackboneConfig(Strict):
+    kind: Literal["resnet50_atrous", "mobilenetv2", "alexnet_legacy", "alexnet_siamfc"] = Field(
+        description="Backbone architecture; each has the state-dict key layout of its reference checkpoints."
+    )
+    used_layers: tuple[int, ...] = Field(description="Indices of the backbone stages whose outputs are used.")
+    width_mult: float = Field(default=1.0, description="Channel multiplier (1.4 for pysot's MobileNetV2).")
+
+
+class NeckConfig(Strict):
+    in_channels: tuple[int, ...] = Field(description="Channels of each used backbone output.")
+    out_channels: int = Field(default=256, description="Channels after the 1x1 adjust convolution.")
+    center_crop: int = Field(
+        default=7, description="Template maps narrower than 20 are cropped to this centre size (pysot)."
+    )
+
+
+class HeadConfig(Strict):
+    kind: Literal["rpn", "ban", "car", "siamfc"] = Field(description="Head architecture.")
+    in_channels: int = Field(default=256, description="Channels of each correlated level.")
+    levels: int = Field(default=1, description="Number of feature levels fused by the head.")
+    weighted: bool = Field(
+        default=False, description="Fuse levels by softmax-normalised learned weights instead of a mean."
+    )
+    anchor_num: int = Field(default=5, description="Anchors per position (RPN only).")
+    out_scale: float = Field(default=0.001, description="Response scale of the SiamFC cross-correlation.")
+
+
+class AnchorConfig(Strict):
+    stride: int = Field(default=8, description="Anchor spacing in search-crop pixels.")
+    ratios: tuple[float, ...] = Field(default=(0.33, 0.5, 1.0, 2.0, 3.0), description="Anchor h/w ratios.")
+    scales: tuple[float, ...] = Field(default=(8.0,), description="Anchor scales (side = stride * scale).")
+
+
+class CropConfig(Strict):
+    exemplar_size: int = Field(default=127, description="Template crop side in pixels.")
+    instance_size: int = Field(default=255, description="Search crop side in pixels (287 for AlexNet RPN).")
+    context_amount: float = Field(default=0.5, description="Context added around the box: w + a*(w+h).")
+    base_size: int = Field(
+        default=8, description="Score-map size offset: score = (instance-exemplar)//stride + 1 + base."
+    )
+    stride: int = Field(default=8, description="Total network stride in crop pixels.")
+
+    @property
+    def score_size(self) -> int:
+        return (self.instance_size - self.exemplar_size) // self.stride + 1 + self.base_size
+
+
+class RPNHyper(Strict):
+    """SiamRPN++ and SiamBAN post-processing (pysot `SiamRPNTracker` / `SiamBANTracker`)."""
+
+    family: Literal[Family.SIAMRPN, Family.SIAMBAN]
+    penalty_k: float = Field(description="Strength of the scale/aspect change penalty.")
+    window_influence: float = Field(description="Weight of the cosine window in the final score.")
+    lr: float = Field(description="Size smoothing rate, scaled by the penalised score of the best match.")
+    min_size: float = Field(default=10.0, description="Smallest width/height in image pixels after clipping.")
+    anchors: AnchorConfig | None = Field(default=None, description="Anchors (SiamRPN only).")
+
+
+class CARHyper(Strict):
+    """SiamCAR post-processing: upsampled maps, coarse windowed argmax then fine unwindowed argmax."""
+
+    family: Literal[Family.SIAMCAR]
+    penalty_k: float = Field(description="Strength of the scale/aspect change penalty.")
+    window_influence: float = Field(description="Weight of the cosine window (SiamCAR's `window_lr`).")
+    lr: float = Field(description="Size smoothing rate.")
+    hanming: bool = Field(default=True, description="Apply the cosine window at all.")
+    region_s: float = Field(default=0.1, description="Smallest half-region of the fine search, x exemplar.")
+    region_l: float = Field(default=0.44, description="Largest half-region of the fine search, x exemplar.")
+
+
+class FCHyper(Strict):
+    """SiamFC post-processing: scale pyramid, upsampled response, scale penalty and damping."""
+
+    family: Literal[Family.SIAMFC]
+    scale_num: int = Field(default=3, description="Number of search scales.")
+    scale_step: float = Field(default=1.0375, description="Ratio between neighbouring scales.")
+    scale_penalty: float = Field(default=0.9745, description="Response factor for scales other than 1.")
+    scale_lr: float = Field(default=0.59, description="Damping of the scale update.")
+    window_influence: float = Field(default=0.176, description="Weight of the cosine window.")
+    response_up: int = Field(default=16, description="Bicubic upsampling factor of the response.")
+
+
+Hyper = Annotated[RPNHyper | CARHyper | FCHyper, Field(discriminator="family")]
+
+
+class StatusConfig(Strict):
+    """How a frame's score becomes TRACKING / UNCERTAIN / LOST.
+
+    A frame scoring at least `tracking_above` is TRACKING. Below it the frame is UNCERTAIN, and after
+    `lost_after` consecutive frames below `lost_below` the track is LOST until a frame scores at least
+    `tracking_above` again. The box keeps being produced in every status.
+    """
+
+    tracking_above: float = Field(default=0.6, ge=0.0, le=1.0, description="Score of a confident frame.")
+    lost_below: float = Field(default=0.3, ge=0.0, le=1.0, description="Score of a failed frame.")
+    lost_after: int = Field(default=5, ge=1, description="Consecutive failed frames before LOST.")
+
+
+class TemplateUpdateConfig(Strict):
+    """Confidence-gated moving average of the template (SiamMargin)."""
+
+    enabled: bool = Field(default=False, description="Blend the template with the current target's.")
+    rate: float = Field(default=0.0102, ge=0.0, le=1.0, description="Moving-average rate per update.")
+    gate: float = Field(default=0.9, ge=0.0, le=1.0, description="Update only when the score reaches this.")
+
+
+class WeightsSource(Strict):
+    origin: str = Field(description="Where published weights come from (project and file name).")
+    licence: str = Field(description="Licence of the weights and reference code.")
+
+
+class TrackerConfig(Strict):
+    name: str = Field(description="Registry name.")
+    description: str = Field(default="", description="One line for `siamstream models`.")
+    backbone: BackboneConfig
+    neck: NeckConfig | None = Field(default=None, description="Adjust layer; None for SiamFC/AlexNet RPN.")
+    head: HeadConfig
+    crop: CropConfig = Field(default_factory=CropConfig)
+    hyper: Hyper
+    status: StatusConfig = Field(default_factory=StatusConfig)
+    template_update: TemplateUpdateConfig = Field(default_factory=TemplateUpdateConfig)
+    weights: WeightsSource
+    input_format: Literal["bgr_0_255"] = Field(
+        default="bgr_0_255", description="Crop convention: BGR, 0..255, no mean/std (pysot)."
+    )
+
+    @property
+    def family(self) -> Family:
+        return Family(self.hyper.family)
+
+    @model_validator(mode="after")
+    def _anchors_for_rpn(self) -> TrackerConfig:
+        if self.head.kind == "rpn" and getattr(self.hyper, "anchors", None) is None:
+            raise ValueError("an RPN head needs hyper.anchors")
+        return self
