@@ -1,0 +1,41 @@
+# Quick start: `make demo` and `make test` on a fresh Debian/Ubuntu machine with Python 3.11.
+# Every install step lives here or in scripts/; nothing depends on what was installed by hand.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test-servers test demo lint protos clean
+
+venv: $(STAMP)
+
+# torch is installed first and held by constraints.txt, so nothing can pull a CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+# Real servers for the integration tests: Debian redis-server, and Triton from PyPI nvidia-pytriton
+# in its own environment (it needs numpy<2; see deploy/triton/requirements.txt).
+test-servers:
+	bash scripts/install_redis.sh
+	bash scripts/install_triton.sh
+
+test: venv test-servers
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+demo: venv
+	$(BIN)/siamstream demo --out out/demo
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+protos: venv
+	$(BIN)/python scripts/generate_protos.py
+
+clean:
+	rm -rf $(VENV) .triton-venv out .pytest_cache .ruff_cache

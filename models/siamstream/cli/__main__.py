@@ -1,0 +1,3 @@
+from siamstream.cli.main import main
+
+main()

@@ -1,0 +1,61 @@
+"""`siamstream import-checkpoint` and `siamstream export`: weights in, tracker package out."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from siamstream.checkpoint import Checkpoint, load_weights, read_checkpoint
+from siamstream.cli.library import add_precision_argument, existing_path
+from siamstream.config import Precision, TrackerConfig
+from siamstream.nn.network import build_network
+from siamstream.package import WeightsOrigin, export_package
+from siamstream.registry import get_config
+
+
+def add_parsers(root: argparse._SubParsersAction) -> None:
+    imported = root.add_parser(
+        "import-checkpoint", help="load published pysot-family weights and write a tracker package"
+    )
+    imported.add_argument("--tracker", required=True, help="registry name (see `siamstream models`)")
+    imported.add_argument("--weights", required=True, type=existing_path, help="state-dict file (.pth)")
+    imported.add_argument("--out", required=True, type=Path, help="package directory to write")
+    add_precision_argument(imported)
+    imported.set_defaults(run=import_checkpoint)
+
+    exported = root.add_parser("export", help="write a tracker package from a SiamStream training checkpoint")
+    exported.add_argument("--checkpoint", required=True, type=existing_path, help="checkpoint from training")
+    exported.add_argument("--out", required=True, type=Path, help="package directory to write")
+    add_precision_argument(exported)
+    exported.set_defaults(run=export_checkpoint)
+
+
+def import_checkpoint(args: argparse.Namespace) -> int:
+    checkpoint = read_checkpoint(args.weights)
+    write_package(get_config(args.tracker), checkpoint, args.weights, args.out, args.precision)
+    return 0
+
+
+def export_checkpoint(args: argparse.Namespace) -> int:
+    checkpoint = read_checkpoint(args.checkpoint)
+    if checkpoint.config is None:
+        raise ValueError(
+            f"{args.checkpoint} records no tracker config; for published weights use import-checkpoint"
+        )
+    config = TrackerConfig.model_validate(checkpoint.config)
+    write_package(config, checkpoint, args.checkpoint, args.out, args.precision)
+    return 0
+
+
+def write_package(
+    config: TrackerConfig, checkpoint: Checkpoint, weights: Path, out: Path, precision: Precision
+) -> None:
+    network = build_network(config)
+    load_weights(network, checkpoint.state_dict, config.name)
+    package = export_package(
+        network, config, out, precision, WeightsOrigin(path=str(weights), sha256=checkpoint.sha256)
+    )
+    print(
+        f"wrote {package.root}: {config.name} ({precision.value}), embedding {package.meta.embedding_dim} "
+        f"floats, outputs {', '.join(package.meta.search_outputs)}"
+    )

@@ -1,0 +1,25 @@
+"""Backbone selection by `BackboneConfig.kind`.
+
+Every backbone maps BGR crops [B,3,S,S] (0..255) to the list of its used feature maps, and reports the side
+of those maps for a given crop side (`output_side`), which fixes the template embedding's layout.
+"""
+
+from siamstream.config import BackboneConfig
+from siamstream.nn.alexnet import AlexNetLegacy, AlexNetSiamFC
+from siamstream.nn.mobilenet_v2 import MobileNetV2
+from siamstream.nn.resnet_atrous import ResNet50Atrous
+
+Backbone = ResNet50Atrous | MobileNetV2 | AlexNetLegacy | AlexNetSiamFC
+
+
+def build_backbone(config: BackboneConfig) -> Backbone:
+    """The backbone named by `config.kind`, with the key layout of its reference checkpoints."""
+    if config.kind == "resnet50_atrous":
+        return ResNet50Atrous(config.used_layers)
+    if config.kind == "mobilenetv2":
+        return MobileNetV2(config.width_mult, config.used_layers)
+    if config.kind == "alexnet_legacy":
+        return AlexNetLegacy()
+    if config.kind == "alexnet_siamfc":
+        return AlexNetSiamFC()
+    raise ValueError(f"unknown backbone kind {config.kind!r}")

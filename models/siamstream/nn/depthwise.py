@@ -1,0 +1,78 @@
+"""Depth-wise correlation blocks shared by the SiamRPN++ and SiamBAN heads, and their level fusion.
+
+Layouts follow pysot's `DepthwiseXCorr` / `DepthwiseRPN` and siamban's `DepthwiseBAN`. The template side
+(`conv_kernel`) is split from the search side so that it runs once per target, not once per frame.
+"""
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from siamstream.nn.correlation import xcorr_depthwise
+
+
+def _conv3x3_bn_relu(in_channels: int, hidden: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, hidden, 3, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True)
+    )
+
+
+class DepthwiseXCorr(nn.Module):
+    """`conv_kernel` / `conv_search` (3x3 conv, BN, ReLU), depth-wise correlation, then `head`.
+
+    `head` is 1x1 conv (no bias), BN, ReLU, 1x1 conv (bias) to `out_channels`. For 7x7 template and 31x31
+    search maps the kernel is 5x5 and the output 25x25.
+    """
+
+    def __init__(self, in_channels: int, hidden: int, out_channels: int):
+        super().__init__()
+        self.conv_kernel = _conv3x3_bn_relu(in_channels, hidden)
+        self.conv_search = _conv3x3_bn_relu(in_channels, hidden)
+        self.head = nn.Sequential(
+            nn.Conv2d(hidden, hidden, 1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, out_channels, 1),
+        )
+
+    def template_kernel(self, template_feature: Tensor) -> Tensor:
+        """Correlation kernel [B,hidden,k-2,k-2] of a template map [B,C,k,k]."""
+        return self.conv_kernel(template_feature)
+
+    def forward(self, kernel: Tensor, search_feature: Tensor) -> Tensor:
+        return self.head(xcorr_depthwise(self.conv_search(search_feature), kernel))
+
+
+class DepthwiseBoxLevel(nn.Module):
+    """One level of a box head: a `cls` and a `loc` branch (pysot `DepthwiseRPN`, siamban `DepthwiseBAN`).
+
+    Also usable as a whole single-level head: it takes and returns the same lists as the multi-level heads.
+    """
+
+    def __init__(self, in_channels: int, cls_channels: int, loc_channels: int):
+        super().__init__()
+        self.cls = DepthwiseXCorr(in_channels, in_channels, cls_channels)
+        self.loc = DepthwiseXCorr(in_channels, in_channels, loc_channels)
+
+    def template_kernels(self, template_features: list[Tensor]) -> list[Tensor]:
+        """`[cls_kernel, loc_kernel]` of the single template map."""
+        return [
+            self.cls.template_kernel(template_features[0]),
+            self.loc.template_kernel(template_features[0]),
+        ]
+
+    def forward(self, kernels: list[Tensor], search_features: list[Tensor]) -> tuple[Tensor, Tensor]:
+        return self.cls(kernels[0], search_features[0]), self.loc(kernels[1], search_features[0])
+
+
+def fuse_levels(maps: list[Tensor], level_weight: Tensor | None) -> Tensor:
+    """Softmax(`level_weight`)-weighted sum of per-level maps, or their plain mean without weights."""
+    if level_weight is None:
+        total = maps[0]
+        for level_map in maps[1:]:
+            total = total + level_map
+        return total / len(maps)
+    weight = F.softmax(level_weight, 0)
+    fused = maps[0] * weight[0]
+    for index in range(1, len(maps)):
+        fused = fused + maps[index] * weight[index]
+    return fused

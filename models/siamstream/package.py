@@ -1,0 +1,115 @@
+"""Tracker packages: the two TorchScript stages plus the metadata needed to serve them.
+
+A package is a directory holding `template.pt`, `search.pt` and `package.json` (docs/architecture.md,
+contract 2). The same files run in-process and in Triton.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from siamstream.config import Precision, TrackerConfig
+from siamstream.nn.network import SiameseNetwork
+from siamstream.nn.stages import script_stages
+
+PACKAGE_FORMAT = 1
+TEMPLATE_FILE = "template.pt"
+SEARCH_FILE = "search.pt"
+META_FILE = "package.json"
+
+
+class PackageError(ValueError):
+    """A directory that is not a readable tracker package."""
+
+
+class WeightsOrigin(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(description="File the weights were read from ('' for random weights).")
+    sha256: str = Field(description="Checksum of that file ('' for random weights).")
+
+
+class PackageMeta(BaseModel):
+    """Contents of package.json."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: int = PACKAGE_FORMAT
+    tracker: str
+    config: TrackerConfig
+    precision: Precision
+    embedding_dim: int
+    search_outputs: tuple[str, ...]
+    source: WeightsOrigin
+    torch_version: str
+    created: str
+
+
+class TrackerPackage(BaseModel):
+    """A package on disk: where its files are and what it holds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    root: Path
+    meta: PackageMeta
+
+    @property
+    def template_path(self) -> Path:
+        return self.root / TEMPLATE_FILE
+
+    @property
+    def search_path(self) -> Path:
+        return self.root / SEARCH_FILE
+
+    @property
+    def config(self) -> TrackerConfig:
+        return self.meta.config
+
+
+def export_package(
+    network: SiameseNetwork,
+    config: TrackerConfig,
+    out_dir: Path,
+    precision: Precision = Precision.FP32,
+    source: WeightsOrigin | None = None,
+) -> TrackerPackage:
+    """Script both stages of `network` and write them with their metadata into `out_dir`."""
+    template_stage, search_stage = script_stages(network, precision)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    template_stage.save(str(out_dir / TEMPLATE_FILE))
+    search_stage.save(str(out_dir / SEARCH_FILE))
+    meta = PackageMeta(
+        tracker=config.name,
+        config=config,
+        precision=precision,
+        embedding_dim=network.embedding_dim,
+        search_outputs=tuple(network.search_output_names),
+        source=source or WeightsOrigin(path="", sha256=""),
+        torch_version=torch.__version__,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    (out_dir / META_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
+    return TrackerPackage(root=out_dir, meta=meta)
+
+
+def read_package(root: Path) -> TrackerPackage:
+    """Read and validate a package directory."""
+    meta_path = root / META_FILE
+    if not meta_path.is_file():
+        raise PackageError(f"{root} is not a tracker package: {META_FILE} is missing")
+    try:
+        meta = PackageMeta.model_validate(json.loads(meta_path.read_text()))
+    except (json.JSONDecodeError, ValueError) as error:
+        raise PackageError(f"{meta_path} is not valid package metadata: {error}") from error
+    if meta.format != PACKAGE_FORMAT:
+        raise PackageError(f"{meta_path} has format {meta.format}; this version reads {PACKAGE_FORMAT}")
+    package = TrackerPackage(root=root, meta=meta)
+    for stage in (package.template_path, package.search_path):
+        if not stage.is_file():
+            raise PackageError(f"{root} is not a complete tracker package: {stage.name} is missing")
+    return package

@@ -1,0 +1,37 @@
+"""In-process execution of a tracker package's two TorchScript stages on numpy inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from siamstream.package import TrackerPackage
+
+
+class TorchScriptRunner:
+    """Runs `template.pt` and `search.pt` of one package; implements the offline `StageRunner`.
+
+    Inputs and outputs are numpy arrays in the shapes of contract 1 (docs/architecture.md); the crops
+    stay uint8 until the model converts them.
+    """
+
+    def __init__(self, package: TrackerPackage, device: str = "cpu") -> None:
+        self.package = package
+        self.device = torch.device(device)
+        self._template = torch.jit.load(str(package.template_path), map_location=self.device).eval()
+        self._search = torch.jit.load(str(package.search_path), map_location=self.device).eval()
+
+    def template(self, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
+        """Template embedding float32[B,D] of uint8 crops [B,3,Z,Z] and target sizes [B,2] (crop px)."""
+        with torch.inference_mode():
+            embedding = self._template(self._tensor(crop_z), self._tensor(box_prior))
+        return embedding.cpu().numpy()
+
+    def search(self, template_embedding: np.ndarray, crop_x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Head outputs for uint8 search crops [B,3,X,X], row b against template row b."""
+        with torch.inference_mode():
+            outputs = self._search(self._tensor(template_embedding), self._tensor(crop_x))
+        return tuple(output.cpu().numpy() for output in outputs)
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)

@@ -1,0 +1,69 @@
+"""A tracker for whole sequences (CLI, evaluation) built on the shared step functions and two stages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from siamstream.config import TrackerConfig
+from siamstream.tracking.state import TrackerState, TrackResult, TrackStatus
+from siamstream.tracking.step import finish_search, init_track, prepare_search
+
+
+class StageRunner(Protocol):
+    """The two network stages of Contract 1, batch first."""
+
+    def template(self, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
+        """uint8 [B, 3, Z, Z] crops and float32 [B, 2] box priors -> float32 [B, D] template embeddings."""
+        ...
+
+    def search(self, template_embedding: np.ndarray, crop_x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """float32 [B, D] embeddings and uint8 [B, 3, X, X] crops -> the family's head outputs [B, ...]."""
+        ...
+
+
+class OfflineTracker:
+    """Tracks one target through frames in this process; same boxes as the service for the same frames."""
+
+    def __init__(self, config: TrackerConfig, runner: StageRunner) -> None:
+        self.config = config
+        self.runner = runner
+        self._state: TrackerState | None = None
+        self._embedding: np.ndarray | None = None
+
+    @property
+    def state(self) -> TrackerState | None:
+        """The current tracker state (None before `init`)."""
+        return self._state
+
+    def init(self, frame: np.ndarray, box_xywh: Sequence[float]) -> TrackResult:
+        """Start on `frame` at `box_xywh` (image px); the result echoes the box with no score."""
+        state, request = init_track(self.config, frame, box_xywh)
+        self._embedding = np.asarray(self.runner.template(request.crop, request.box_prior), dtype=np.float32)
+        self._state = state
+        return TrackResult(
+            frame_index=0,
+            bbox=tuple(float(v) for v in box_xywh),
+            score=None,
+            status=TrackStatus.TRACKING,
+        )
+
+    def track(self, frame: np.ndarray) -> TrackResult:
+        """Locate the target in the next frame."""
+        if self._state is None or self._embedding is None:
+            raise RuntimeError("track() called before init()")
+        request = prepare_search(self.config, self._state, frame)
+        # SiamFC's scale crops all search the one template: repeat its embedding row per crop.
+        embedding = np.repeat(self._embedding, request.crops.shape[0], axis=0)
+        outputs = self.runner.search(embedding, request.crops)
+        self._state, result = finish_search(self.config, self._state, request, outputs)
+        return result
+
+    def track_sequence(self, frames: Iterable[np.ndarray], init_box: Sequence[float]) -> list[TrackResult]:
+        """Init on the first frame at `init_box`, track through the rest; one result per frame."""
+        results: list[TrackResult] = []
+        for frame in frames:
+            results.append(self.init(frame, init_box) if not results else self.track(frame))
+        return results

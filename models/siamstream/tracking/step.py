@@ -1,0 +1,203 @@
+"""The tracking step shared by the offline tracker and the service (Contract 3).
+
+    state, template_request = init_track(config, frame, box_xywh)     # then run template.pt
+    search_request = prepare_search(config, state, frame)              # then run search.pt
+    state, result = finish_search(config, state, search_request, outputs)
+
+Frames are BGR uint8 HxWx3, boxes xywh in image pixels; crops are uint8 [K, 3, S, S]. Every function is
+pure: the state is a value, the network runs outside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from siamstream.config import CARHyper, Family, FCHyper, RPNHyper, TrackerConfig
+from siamstream.tracking.anchors import ban_points, rpn_anchors
+from siamstream.tracking.car import car_update
+from siamstream.tracking.estimate import TargetEstimate
+from siamstream.tracking.geometry import (
+    box_from_center,
+    center_from_box,
+    channel_average,
+    context_size,
+    crop_patch,
+    crop_patch_siamfc,
+    siamfc_box_from_center,
+    siamfc_center_from_box,
+    to_model_layout,
+)
+from siamstream.tracking.rpn import decode_anchor_boxes, decode_point_boxes, foreground_scores, select_box
+from siamstream.tracking.siamfc import scale_factors, siamfc_update
+from siamstream.tracking.state import TrackerState, TrackResult, next_status
+from siamstream.tracking.validation import (
+    check_box,
+    check_frame,
+    check_frame_size,
+    check_outputs,
+    rpn_anchor_config,
+)
+from siamstream.tracking.window import cosine_window, tiled_window
+
+
+@dataclass(frozen=True)
+class TemplateRequest:
+    """Input of the template stage: `crop` uint8 [1, 3, Z, Z] and `box_prior` float32 [1, 2], the target
+    (w, h) in template-crop pixels (w*r, h*r) with r = exemplar / rounded context size."""
+
+    crop: np.ndarray
+    box_prior: np.ndarray
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Input of the search stage for one frame: `crops` uint8 [K, 3, X, X] (K = 1, or SiamFC's scale
+    count, smallest scale first), the index of the frame they come from, and `scale_z`, crop pixels per
+    image pixel as the reference computes it (exemplar / unrounded context size; for SiamFC
+    instance / scale-1 search side)."""
+
+    crops: np.ndarray
+    frame_index: int
+    scale_z: float
+
+
+def init_track(
+    config: TrackerConfig, frame: np.ndarray, box_xywh: Sequence[float]
+) -> tuple[TrackerState, TemplateRequest]:
+    """Start a track on `frame` at `box_xywh` (image px): the initial state and the template crop."""
+    frame = check_frame(frame)
+    height, width = frame.shape[:2]
+    box = check_box(box_xywh, width, height)
+    exemplar = config.crop.exemplar_size
+    first_frame_mean = channel_average(frame)
+    if config.family is Family.SIAMFC:
+        fc_cx, fc_cy, fc_w, fc_h = siamfc_center_from_box(box)
+        context = np.float32(config.crop.context_amount) * (fc_w + fc_h)
+        # float32 throughout, like siamfc-pytorch's init.
+        template_side = np.sqrt((fc_w + context) * (fc_h + context))
+        search_size: float | None = float(template_side * config.crop.instance_size / exemplar)
+        patch = crop_patch_siamfc(frame, (fc_cx, fc_cy), template_side, exemplar, first_frame_mean)
+        cx, cy, w, h = float(fc_cx), float(fc_cy), float(fc_w), float(fc_h)
+        rounded_side = round(template_side)
+    else:
+        cx, cy, w, h = center_from_box(box)
+        search_size = None
+        rounded_side = round(context_size(w, h, config.crop.context_amount))
+        patch = crop_patch(frame, (cx, cy), exemplar, max(rounded_side, 1), first_frame_mean)
+    ratio = exemplar / max(rounded_side, 1)
+    state = TrackerState(
+        family=config.family,
+        frame_index=0,
+        cx=cx,
+        cy=cy,
+        w=w,
+        h=h,
+        image_width=width,
+        image_height=height,
+        channel_average=(float(first_frame_mean[0]), float(first_frame_mean[1]), float(first_frame_mean[2])),
+        search_size=search_size,
+    )
+    request = TemplateRequest(
+        crop=to_model_layout([patch]), box_prior=np.array([[w * ratio, h * ratio]], dtype=np.float32)
+    )
+    return state, request
+
+
+def prepare_search(config: TrackerConfig, state: TrackerState, frame: np.ndarray) -> SearchRequest:
+    """Search crops of `frame` around the state's target (image px -> crop px)."""
+    _check_state(config, state)
+    frame = check_frame(frame)
+    check_frame_size(frame, state.image_width, state.image_height)
+    instance = config.crop.instance_size
+    if isinstance(config.hyper, FCHyper):
+        search_size = _search_size(state)
+        center = (np.float32(state.cx), np.float32(state.cy))
+        patches = [
+            crop_patch_siamfc(frame, center, search_size * factor, instance, state.channel_average)
+            for factor in scale_factors(config.hyper)
+        ]
+        scale_z = instance / search_size
+    else:
+        side = context_size(state.w, state.h, config.crop.context_amount)
+        scale_z = config.crop.exemplar_size / side
+        search_side = max(round(side * (instance / config.crop.exemplar_size)), 1)
+        patches = [crop_patch(frame, (state.cx, state.cy), instance, search_side, state.channel_average)]
+    return SearchRequest(crops=to_model_layout(patches), frame_index=state.frame_index + 1, scale_z=scale_z)
+
+
+def finish_search(
+    config: TrackerConfig, state: TrackerState, request: SearchRequest, outputs: Sequence[np.ndarray]
+) -> tuple[TrackerState, TrackResult]:
+    """Turn the search outputs for `request` (Contract 1 layouts, one row per crop) into the next state
+    and the frame's result (box xywh in image px)."""
+    _check_state(config, state)
+    if request.frame_index != state.frame_index + 1:
+        raise ValueError(
+            f"search request is for frame {request.frame_index} but the state is at frame {state.frame_index}"
+        )
+    maps = check_outputs(config, outputs, request.crops.shape[0])
+    image_size = (state.image_width, state.image_height)
+    target = (state.cx, state.cy, state.w, state.h)
+    hyper = config.hyper
+    if isinstance(hyper, FCHyper):
+        estimate = siamfc_update(hyper, config.crop, maps[0], target, _search_size(state))
+        bbox = siamfc_box_from_center(estimate.cx, estimate.cy, estimate.w, estimate.h)
+    else:
+        if isinstance(hyper, CARHyper):
+            estimate = car_update(hyper, config.crop, maps, target, request.scale_z, image_size)
+        else:
+            estimate = _rpn_estimate(config, hyper, maps, target, request.scale_z, image_size)
+        bbox = box_from_center(estimate.cx, estimate.cy, estimate.w, estimate.h)
+    status, low_count = next_status(config.status, state.status, state.low_score_count, estimate.score)
+    # Validated (not model_copy) so that a degenerate estimate can never be stored.
+    new_state = TrackerState.model_validate(
+        {
+            **state.model_dump(),
+            "frame_index": request.frame_index,
+            "cx": estimate.cx,
+            "cy": estimate.cy,
+            "w": estimate.w,
+            "h": estimate.h,
+            "search_size": estimate.search_size,
+            "last_score": estimate.score,
+            "status": status,
+            "low_score_count": low_count,
+        }
+    )
+    result = TrackResult(frame_index=request.frame_index, bbox=bbox, score=estimate.score, status=status)
+    return new_state, result
+
+
+def _rpn_estimate(
+    config: TrackerConfig,
+    hyper: RPNHyper,
+    maps: tuple[np.ndarray, ...],
+    target: tuple[float, float, float, float],
+    scale_z: float,
+    image_size: tuple[int, int],
+) -> TargetEstimate:
+    cls, loc = maps
+    score_size = config.crop.score_size
+    if config.family is Family.SIAMRPN:
+        anchor_config = rpn_anchor_config(config)
+        anchors = rpn_anchors(anchor_config.stride, anchor_config.ratios, anchor_config.scales, score_size)
+        boxes = decode_anchor_boxes(loc, anchors)
+        window = tiled_window(score_size, len(anchors) // (score_size * score_size))
+    else:
+        boxes = decode_point_boxes(loc, ban_points(config.crop.stride, score_size))
+        window = cosine_window(score_size).ravel()
+    return select_box(hyper, foreground_scores(cls), boxes, window, target, scale_z, image_size)
+
+
+def _check_state(config: TrackerConfig, state: TrackerState) -> None:
+    if state.family != config.family:
+        raise ValueError(f"state was made for family {state.family}, the tracker is {config.family}")
+
+
+def _search_size(state: TrackerState) -> float:
+    if state.search_size is None:
+        raise ValueError("a SiamFC state needs search_size")
+    return state.search_size

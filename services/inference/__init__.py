@@ -1,0 +1,1 @@
+"""Inference backends: one interface, the embedded TorchScript backend and the Triton backend."""

@@ -1,0 +1,254 @@
+"""Triton backend: the two stages served by a Triton Inference Server over gRPC (tritonclient aio).
+
+Models are `<tracker>_template` / `<tracker>_search` with TorchScript I/O names (see triton_repository.py).
+Crops travel as uint8 (4x smaller than float32; the models convert). With `shared_memory=True` (client
+and server on one host) tensors go through system shared memory regions that are registered once, reused
+call after call and unregistered on close. Every request carries `request_timeout_s`, so a dead server
+surfaces as BackendUnavailable within that bound; the channel is then rebuilt on the next call and the
+regions re-registered, so the same backend object works again once the server is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+import tritonclient.utils.shared_memory as shm
+from tritonclient.grpc import model_config_pb2 as mc
+from tritonclient.utils import InferenceServerException, triton_to_np_dtype
+
+from .backend import BackendUnavailable, InferenceError, SearchOutputs, UnknownTracker
+from .triton_repository import search_model_name, template_model_name
+
+_UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED"}
+_NOT_FOUND = "StatusCode.NOT_FOUND"
+_UNKNOWN_REGION = "Unable to find shared memory region"
+
+
+@dataclass(frozen=True)
+class _TensorSpec:
+    name: str
+    datatype: str  # Triton name: "FP32", "UINT8"
+    row_bytes: int  # bytes of one batch row
+
+
+@dataclass(frozen=True)
+class _ModelSpec:
+    max_batch_size: int
+    inputs: tuple[_TensorSpec, ...]
+    outputs: tuple[_TensorSpec, ...]
+
+    @property
+    def region_bytes(self) -> int:
+        """A region holds every input and output of a full batch."""
+        return self.max_batch_size * sum(t.row_bytes for t in self.inputs + self.outputs)
+
+
+@dataclass
+class _Region:
+    name: str
+    handle: object
+    byte_size: int
+
+
+@dataclass
+class _RegionPool:
+    """Shared memory regions of one model; a region serves one call at a time."""
+
+    free: list[_Region] = field(default_factory=list)
+    all: list[_Region] = field(default_factory=list)
+
+
+class TritonBackend:
+    """InferenceBackend over Triton gRPC. `url` is `host:port` of the gRPC endpoint."""
+
+    def __init__(self, url: str, *, request_timeout_s: float = 1.0, shared_memory: bool = False):
+        self._url = url
+        self._timeout = request_timeout_s
+        self._shared_memory = shared_memory
+        self._client: grpcclient.InferenceServerClient | None = None
+        self._specs: dict[str, _ModelSpec] = {}
+        self._pools: dict[str, _RegionPool] = {}
+        self._registered: set[str] = set()  # region names the current server knows
+        self._closed = False
+
+    async def template(self, tracker: str, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
+        (embedding,) = await self._infer(template_model_name(tracker), (crop_z, box_prior))
+        return embedding
+
+    async def search(self, tracker: str, template_embedding: np.ndarray, crop_x: np.ndarray) -> SearchOutputs:
+        return await self._infer(search_model_name(tracker), (template_embedding, crop_x))
+
+    async def ready(self) -> bool:
+        if self._closed:
+            return False
+        client = self._connect()
+        try:
+            return await client.is_server_ready(client_timeout=self._timeout)
+        except InferenceServerException:
+            await self._disconnect(client)
+            return False
+
+    async def close(self) -> None:
+        """Unregister and destroy the shared memory regions (best effort if the server is gone)."""
+        self._closed = True
+        client = self._client
+        regions = [region for pool in self._pools.values() for region in pool.all]
+        for region in regions:
+            if client is not None and region.name in self._registered:
+                with contextlib.suppress(InferenceServerException):
+                    await client.unregister_system_shared_memory(region.name, client_timeout=self._timeout)
+            shm.destroy_shared_memory_region(region.handle)
+        self._pools.clear()
+        self._registered.clear()
+        if client is not None:
+            await self._disconnect(client)
+
+    async def _infer(self, model: str, arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        if self._closed:
+            raise BackendUnavailable("inference backend is closed")
+        client = self._connect()
+        try:
+            spec = await self._model_spec(client, model)
+            if len(arrays) != len(spec.inputs):
+                raise InferenceError(f"{model} takes {len(spec.inputs)} inputs, got {len(arrays)}")
+            if not self._shared_memory:
+                return await self._infer_plain(client, model, spec, arrays)
+            try:
+                return await self._infer_shared(client, model, spec, arrays)
+            except InferenceServerException as error:
+                if _UNKNOWN_REGION not in (error.message() or ""):
+                    raise
+                # The server restarted between two calls and forgot every registration: register again.
+                self._registered.clear()
+                return await self._infer_shared(client, model, spec, arrays)
+        except InferenceServerException as error:
+            raise await self._translate(client, model, error) from error
+
+    async def _infer_plain(
+        self,
+        client: grpcclient.InferenceServerClient,
+        model: str,
+        spec: _ModelSpec,
+        arrays: tuple[np.ndarray, ...],
+    ) -> tuple[np.ndarray, ...]:
+        inputs = []
+        for tensor, array in zip(spec.inputs, arrays, strict=True):
+            infer_input = grpcclient.InferInput(tensor.name, list(array.shape), tensor.datatype)
+            infer_input.set_data_from_numpy(array)
+            inputs.append(infer_input)
+        outputs = [grpcclient.InferRequestedOutput(tensor.name) for tensor in spec.outputs]
+        result = await client.infer(model, inputs, outputs=outputs, client_timeout=self._timeout)
+        return tuple(result.as_numpy(tensor.name) for tensor in spec.outputs)
+
+    async def _infer_shared(
+        self,
+        client: grpcclient.InferenceServerClient,
+        model: str,
+        spec: _ModelSpec,
+        arrays: tuple[np.ndarray, ...],
+    ) -> tuple[np.ndarray, ...]:
+        rows = arrays[0].shape[0]
+        if rows > spec.max_batch_size:
+            raise InferenceError(f"{model} takes at most {spec.max_batch_size} rows, got {rows}")
+        region = await self._acquire_region(client, model, spec)
+        try:
+            offset = 0
+            inputs = []
+            for tensor, array in zip(spec.inputs, arrays, strict=True):
+                array = np.ascontiguousarray(array, dtype=triton_to_np_dtype(tensor.datatype))
+                shm.set_shared_memory_region(region.handle, [array], offset=offset)
+                infer_input = grpcclient.InferInput(tensor.name, list(array.shape), tensor.datatype)
+                infer_input.set_shared_memory(region.name, array.nbytes, offset=offset)
+                inputs.append(infer_input)
+                offset += array.nbytes
+            outputs = []
+            output_offsets = []
+            for tensor in spec.outputs:
+                requested = grpcclient.InferRequestedOutput(tensor.name)
+                requested.set_shared_memory(region.name, rows * tensor.row_bytes, offset=offset)
+                outputs.append(requested)
+                output_offsets.append(offset)
+                offset += rows * tensor.row_bytes
+            result = await client.infer(model, inputs, outputs=outputs, client_timeout=self._timeout)
+            values = []
+            for tensor, output_offset in zip(spec.outputs, output_offsets, strict=True):
+                shape = list(result.get_output(tensor.name).shape)
+                view = shm.get_contents_as_numpy(
+                    region.handle, triton_to_np_dtype(tensor.datatype), shape, offset=output_offset
+                )
+                values.append(view.copy())  # the region is reused by the next call
+            return tuple(values)
+        finally:
+            self._pools[model].free.append(region)
+
+    async def _acquire_region(
+        self, client: grpcclient.InferenceServerClient, model: str, spec: _ModelSpec
+    ) -> _Region:
+        pool = self._pools.setdefault(model, _RegionPool())
+        if pool.free:
+            region = pool.free.pop()
+        else:
+            name = f"siamstream_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+            handle = shm.create_shared_memory_region(name, f"/{name}", spec.region_bytes)
+            region = _Region(name, handle, spec.region_bytes)
+            pool.all.append(region)
+        if region.name not in self._registered:
+            try:
+                await client.register_system_shared_memory(
+                    region.name, f"/{region.name}", region.byte_size, client_timeout=self._timeout
+                )
+            except BaseException:
+                pool.free.append(region)
+                raise
+            self._registered.add(region.name)
+        return region
+
+    async def _model_spec(self, client: grpcclient.InferenceServerClient, model: str) -> _ModelSpec:
+        spec = self._specs.get(model)
+        if spec is None:
+            config = (await client.get_model_config(model, client_timeout=self._timeout)).config
+            spec = _ModelSpec(
+                max_batch_size=config.max_batch_size,
+                inputs=tuple(_tensor_spec(t.name, t.data_type, t.dims) for t in config.input),
+                outputs=tuple(_tensor_spec(t.name, t.data_type, t.dims) for t in config.output),
+            )
+            self._specs[model] = spec
+        return spec
+
+    def _connect(self) -> grpcclient.InferenceServerClient:
+        if self._client is None:
+            self._client = grpcclient.InferenceServerClient(self._url)
+        return self._client
+
+    async def _disconnect(self, client: grpcclient.InferenceServerClient) -> None:
+        """Drop a channel that failed; the next call opens a new one and re-registers the regions."""
+        if self._client is client:
+            self._client = None
+            self._registered.clear()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.close(), self._timeout)
+
+    async def _translate(
+        self, client: grpcclient.InferenceServerClient, model: str, error: InferenceServerException
+    ) -> InferenceError:
+        status = error.status() or ""
+        if status in _UNAVAILABLE:
+            await self._disconnect(client)
+            return BackendUnavailable(f"Triton at {self._url}: {error.message()}")
+        if status == _NOT_FOUND and _UNKNOWN_REGION not in (error.message() or ""):
+            return UnknownTracker(f"Triton at {self._url} serves no model {model!r}")
+        return InferenceError(f"Triton at {self._url}, model {model}: {error.message()}")
+
+
+def _tensor_spec(name: str, data_type: int, dims: list[int]) -> _TensorSpec:
+    datatype = mc.DataType.Name(data_type).removeprefix("TYPE_")
+    if any(d < 0 for d in dims):
+        raise InferenceError(f"tensor {name} has variable dims {list(dims)}; configs must give exact dims")
+    return _TensorSpec(name, datatype, math.prod(dims) * np.dtype(triton_to_np_dtype(datatype)).itemsize)

@@ -1,0 +1,43 @@
+"""The tracker packages a replica serves, read from the package directory of the settings."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from siamstream.package import META_FILE, TrackerPackage, read_package
+
+from .sessions import ServedTracker
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Packages for the inference backend, and the same trackers as the session manager sees them."""
+
+    packages: tuple[TrackerPackage, ...]
+    trackers: dict[str, ServedTracker]
+
+
+def load_catalog(package_dir: Path, names: list[str]) -> Catalog:
+    """Read the packages named in `names` under `package_dir` (every package there when `names` is empty).
+
+    A package's id is a digest of its package.json, so replicas holding the same package agree on it and
+    a session started on one package is never searched with another's weights.
+    """
+    if names:
+        roots = [package_dir / name for name in names]
+    else:
+        roots = sorted(path.parent for path in package_dir.glob(f"*/{META_FILE}"))
+    if not roots:
+        raise ValueError(f"no tracker packages in {package_dir}")
+    packages, trackers = [], {}
+    for root in roots:
+        package = read_package(root)
+        name = package.meta.tracker
+        if name in trackers:
+            raise ValueError(f"two packages in {package_dir} hold tracker {name!r}")
+        digest = hashlib.sha256((root / META_FILE).read_bytes()).hexdigest()[:16]
+        trackers[name] = ServedTracker(package.config, digest)
+        packages.append(package)
+    return Catalog(tuple(packages), trackers)

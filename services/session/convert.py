@@ -1,0 +1,102 @@
+"""Mapping between the `siamstream.v1` messages and the session domain (frames, boxes, options, results)."""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from siamstream.tracking.state import TrackResult, TrackStatus
+from siamstream.v1 import tracking_pb2 as pb
+
+from .errors import InvalidArgument
+from .frames import EncodedImage, PixelFormat, RawImage
+from .options import TrackOptions
+from .sessions import FrameInput
+from .state import SessionView
+from .timings import StageTimings
+
+PIXEL_FORMATS = {
+    pb.PIXEL_FORMAT_BGR8: PixelFormat.BGR8,
+    pb.PIXEL_FORMAT_RGB8: PixelFormat.RGB8,
+    pb.PIXEL_FORMAT_GRAY8: PixelFormat.GRAY8,
+}
+STATUSES = {
+    TrackStatus.TRACKING: pb.TRACK_STATUS_TRACKING,
+    TrackStatus.UNCERTAIN: pb.TRACK_STATUS_UNCERTAIN,
+    TrackStatus.LOST: pb.TRACK_STATUS_LOST,
+}
+
+
+def frame_input(frame: pb.Frame) -> FrameInput:
+    """The domain frame of a request; a frame without an image is `InvalidArgument`."""
+    kind = frame.WhichOneof("image")
+    if kind == "encoded":
+        image: EncodedImage | RawImage = EncodedImage(frame.encoded)
+    elif kind == "raw":
+        raw = frame.raw
+        image = RawImage(raw.data, raw.width, raw.height, PIXEL_FORMATS.get(raw.pixel_format))
+    else:
+        raise InvalidArgument("frame is empty: set frame.encoded or frame.raw")
+    number = frame.client_frame_number if frame.HasField("client_frame_number") else None
+    return FrameInput(image=image, client_frame_number=number)
+
+
+def box_xywh(request: pb.StartTrackRequest) -> tuple[float, float, float, float]:
+    if not request.HasField("box"):
+        raise InvalidArgument("box is required")
+    box = request.box
+    return box.x, box.y, box.width, box.height
+
+
+def track_options(options: pb.TrackerOptions) -> TrackOptions:
+    """The overrides set in `options` (unset fields keep the tracker's values)."""
+    return TrackOptions.parse({field.name: value for field, value in options.ListFields()})
+
+
+def options_message(options: TrackOptions) -> pb.TrackerOptions:
+    return pb.TrackerOptions(**options.model_dump(exclude_none=True))
+
+
+def result_message(
+    result: TrackResult, client_frame_number: int | None, timings: StageTimings | None, frame: pb.Frame | None
+) -> pb.TrackResult:
+    """A result; `frame` is the request's frame, whose capture time is echoed."""
+    x, y, w, h = result.bbox
+    message = pb.TrackResult(
+        box=pb.Box(x=x, y=y, width=w, height=h),
+        score=result.score if result.score is not None else 0.0,
+        status=STATUSES[result.status],
+        frame_index=result.frame_index,
+        client_frame_number=client_frame_number,
+    )
+    if frame is not None and frame.HasField("capture_time"):
+        message.capture_time.CopyFrom(frame.capture_time)
+    if timings is not None:
+        message.timings.CopyFrom(
+            pb.StageTimings(
+                decode_ms=timings.decode,
+                crop_ms=timings.crop,
+                inference_ms=timings.inference,
+                postprocess_ms=timings.postprocess,
+                store_ms=timings.store,
+                total_ms=timings.total,
+            )
+        )
+    return message
+
+
+def session_message(view: SessionView) -> pb.TrackSession:
+    return pb.TrackSession(
+        session_id=view.session_id,
+        tracker=view.tracker,
+        options=options_message(view.options),
+        create_time=_timestamp(view.created_at),
+        update_time=_timestamp(view.updated_at),
+        frame_count=view.frame_count,
+        last_result=result_message(view.last_result, view.last_result_client_frame, None, None),
+    )
+
+
+def _timestamp(unix_seconds: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(round(unix_seconds * 1e9))
+    return stamp

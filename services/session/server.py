@@ -1,0 +1,194 @@
+"""Building, running and draining the session service process.
+
+`TrackingServer` wires one `SessionManager` into a grpc.aio server with health checking, reflection,
+the interceptors, optional TLS/mTLS and the metrics endpoint. `serve` runs it until SIGTERM or SIGINT and
+then drains: health turns NOT_SERVING, no new call is accepted, calls in flight get the grace period, and
+the backend and store are closed last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from siamstream.package import TrackerPackage
+from siamstream.v1 import tracking_pb2, tracking_pb2_grpc
+from siamstream_services.inference.backend import InferenceBackend
+from siamstream_services.inference.embedded import EmbeddedBackend
+from siamstream_services.inference.triton import TritonBackend
+from siamstream_services.settings import ServiceSettings
+from siamstream_services.store import SessionStore, StoreUnavailable, open_store
+
+from .auth import ApiKeys
+from .catalog import load_catalog
+from .interceptors import AuthInterceptor, ObservabilityInterceptor
+from .metrics import MetricsServer, ServiceMetrics
+from .servicer import TrackingServicer
+from .sessions import ServedTracker, SessionManager
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = tracking_pb2.DESCRIPTOR.services_by_name["TrackingService"].full_name
+# Readiness is re-checked this often; a probe reads it from memory, never waits on the store or backend.
+HEALTH_INTERVAL_S = 2.0
+HEALTH_PROBE_TIMEOUT_S = 1.0
+# Room for the rest of a request around the largest accepted frame.
+MESSAGE_OVERHEAD_BYTES = 1024 * 1024
+# Never used as a session id, so reading it only proves the store answers.
+HEALTH_PROBE_SESSION = "siamstream-health-probe"
+
+
+class TrackingServer:
+    """The session service on one address: start it, then `drain` it once."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        store: SessionStore,
+        backend: InferenceBackend,
+        trackers: dict[str, ServedTracker],
+        metrics: ServiceMetrics,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.manager = SessionManager(store, backend, trackers, settings, metrics=metrics)
+        self._store = store
+        self._backend = backend
+        self._health = health.aio.HealthServicer()
+        self._health_task: asyncio.Task[None] | None = None
+        self._metrics_server: MetricsServer | None = None
+        max_message = settings.max_frame_bytes + MESSAGE_OVERHEAD_BYTES
+        self._server = aio.server(
+            interceptors=[
+                ObservabilityInterceptor(metrics),
+                AuthInterceptor(ApiKeys(key.get_secret_value() for key in settings.api_keys)),
+            ],
+            options=[
+                ("grpc.max_receive_message_length", max_message),
+                ("grpc.max_send_message_length", max_message),
+            ],
+        )
+        tracking_pb2_grpc.add_TrackingServiceServicer_to_server(TrackingServicer(self.manager), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+
+    async def start(self, address: str | None = None) -> int:
+        """Bind `address` (default: the settings' listen address; port 0 picks one) and start serving.
+
+        Returns the bound port. Health is NOT_SERVING until the store and backend have answered.
+        """
+        port = self._bind(address or self.settings.listen_address)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.settings.metrics_port:
+            host = (address or self.settings.listen_address).rsplit(":", 1)[0].strip("[]")
+            self._metrics_server = self.metrics.serve(self.settings.metrics_port, host)
+        await self._server.start()
+        await self._update_health()
+        self._health_task = asyncio.get_running_loop().create_task(self._watch_health())
+        log.info("serving %s on port %d", ", ".join(self.manager.tracker_names), port)
+        return port
+
+    async def drain(self, grace_s: float | None = None) -> None:
+        """Stop gracefully: NOT_SERVING, refuse new calls, give calls in flight `grace_s`, close all."""
+        grace = self.settings.drain_grace_s if grace_s is None else grace_s
+        log.info("draining: up to %.1f s for calls in flight", grace)
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        await self._backend.close()
+        await self._store.aclose()
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
+        log.info("drained")
+
+    async def wait_for_termination(self) -> None:
+        await self._server.wait_for_termination()
+
+    def _bind(self, address: str) -> int:
+        settings = self.settings
+        if settings.tls_cert_file is None or settings.tls_key_file is None:
+            return self._server.add_insecure_port(address)
+        client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
+        )
+        return self._server.add_secure_port(address, credentials)
+
+    async def _watch_health(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL_S)
+            await self._update_health()
+
+    async def _update_health(self) -> None:
+        ready = await self._ready()
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self._set_health(status)
+
+    async def _ready(self) -> bool:
+        """True when the inference backend is ready and the store answers a read."""
+        try:
+            async with asyncio.timeout(HEALTH_PROBE_TIMEOUT_S):
+                await self._store.get(HEALTH_PROBE_SESSION)
+                return await self._backend.ready()
+        except (StoreUnavailable, TimeoutError):
+            return False
+
+    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        for service in (health.OVERALL_HEALTH, SERVICE_NAME):
+            await self._health.set(service, status)
+
+
+def open_backend(
+    settings: ServiceSettings, packages: tuple[TrackerPackage, ...], metrics: ServiceMetrics
+) -> InferenceBackend:
+    """The inference backend named by `settings.inference_backend`."""
+    if settings.inference_backend == "embedded":
+        return EmbeddedBackend(
+            packages,
+            device=settings.device,
+            max_batch_rows=settings.batch_max_size,
+            max_wait_ms=settings.batch_max_wait_ms,
+            on_batch=metrics.observe_batch,
+        )
+    return TritonBackend(settings.inference_backend.removeprefix("triton://"))
+
+
+def open_server(settings: ServiceSettings) -> TrackingServer:
+    """A server over the packages, store and backend that `settings` name."""
+    catalog = load_catalog(settings.package_dir, settings.tracker_packages)
+    metrics = ServiceMetrics()
+    backend = open_backend(settings, catalog.packages, metrics)
+    store = open_store(settings.store_url, settings.session_idle_ttl_s)
+    return TrackingServer(settings, store, backend, catalog.trackers, metrics)
+
+
+async def serve(settings: ServiceSettings) -> None:
+    """Run the service until SIGTERM or SIGINT, then drain it."""
+    server = open_server(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await server.drain()

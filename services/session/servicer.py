@@ -1,0 +1,129 @@
+"""The `siamstream.v1.TrackingService` servicer: proto in, `SessionManager` call, proto out.
+
+Every refusal is a `ServiceError` raised by the domain and reported here with its status code; anything
+unexpected is logged with its traceback and reported as INTERNAL without details.
+
+Track stream: requests are answered one by one, in order. An error on any message ends the stream with
+that message's status (the response has no error field, and a response without a result would break the
+one-answer-per-request rule). The session survives such an error until its idle TTL; its id travels in
+the trailing metadata `siamstream-session-id` so the client can go on with PushFrame. When the client
+half-closes, the session is stopped and the stream ends with OK.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from typing import NoReturn, TypeVar
+
+import grpc
+from grpc import aio
+
+from siamstream.v1 import tracking_pb2 as pb
+from siamstream.v1 import tracking_pb2_grpc as pb_grpc
+
+from .auth import current_owner
+from .convert import box_xywh, frame_input, result_message, session_message, track_options
+from .errors import InvalidArgument, ServiceError
+from .sessions import SessionManager
+from .state import FrameOutcome
+
+log = logging.getLogger(__name__)
+
+SESSION_ID_METADATA = "siamstream-session-id"
+
+T = TypeVar("T")
+
+
+class TrackingServicer(pb_grpc.TrackingServiceServicer):
+    """Maps the tracking API onto a `SessionManager`."""
+
+    def __init__(self, manager: SessionManager) -> None:
+        self._manager = manager
+
+    async def StartTrack(
+        self, request: pb.StartTrackRequest, context: aio.ServicerContext
+    ) -> pb.StartTrackResponse:
+        outcome = await _answer(context, self._start(request))
+        return pb.StartTrackResponse(session_id=outcome.session_id, result=_result(outcome, request.frame))
+
+    async def PushFrame(
+        self, request: pb.PushFrameRequest, context: aio.ServicerContext
+    ) -> pb.PushFrameResponse:
+        outcome = await _answer(context, self._push(request.session_id, request.frame))
+        return pb.PushFrameResponse(result=_result(outcome, request.frame))
+
+    async def StopTrack(
+        self, request: pb.StopTrackRequest, context: aio.ServicerContext
+    ) -> pb.StopTrackResponse:
+        view = await _answer(context, self._manager.stop(current_owner.get(), request.session_id))
+        return pb.StopTrackResponse(session=session_message(view))
+
+    async def GetTrack(self, request: pb.GetTrackRequest, context: aio.ServicerContext) -> pb.TrackSession:
+        view = await _answer(context, self._manager.get(current_owner.get(), request.session_id))
+        return session_message(view)
+
+    async def ListTracks(
+        self, request: pb.ListTracksRequest, context: aio.ServicerContext
+    ) -> pb.ListTracksResponse:
+        views, token = await _answer(
+            context, self._manager.list(current_owner.get(), request.page_size, request.page_token)
+        )
+        return pb.ListTracksResponse(
+            sessions=[session_message(view) for view in views], next_page_token=token
+        )
+
+    async def Track(
+        self, request_iterator: AsyncIterator[pb.TrackRequest], context: aio.ServicerContext
+    ) -> AsyncIterator[pb.TrackResponse]:
+        session_id = ""
+        async for request in request_iterator:
+            kind = request.WhichOneof("request")
+            if not session_id:
+                if kind != "start":
+                    await _abort(
+                        context, InvalidArgument("the first message of a Track stream must be start")
+                    )
+                outcome = await _answer(context, self._start(request.start))
+                session_id = outcome.session_id
+                yield pb.TrackResponse(session_id=session_id, result=_result(outcome, request.start.frame))
+                continue
+            if kind != "frame":
+                error = InvalidArgument("only the first message of a Track stream may be start; send frame")
+                await _abort(context, error, session_id)
+            outcome = await _answer(context, self._push(session_id, request.frame), session_id)
+            yield pb.TrackResponse(session_id=session_id, result=_result(outcome, request.frame))
+        if session_id:
+            await _answer(context, self._manager.stop(current_owner.get(), session_id), session_id)
+
+    async def _start(self, request: pb.StartTrackRequest) -> FrameOutcome:
+        return await self._manager.start(
+            current_owner.get(),
+            request.tracker,
+            frame_input(request.frame),
+            box_xywh(request),
+            track_options(request.options),
+        )
+
+    async def _push(self, session_id: str, frame: pb.Frame) -> FrameOutcome:
+        return await self._manager.push(current_owner.get(), session_id, frame_input(frame))
+
+
+def _result(outcome: FrameOutcome, frame: pb.Frame) -> pb.TrackResult:
+    return result_message(outcome.result, outcome.client_frame_number, outcome.timings, frame)
+
+
+async def _answer(context: aio.ServicerContext, call: Awaitable[T], session_id: str = "") -> T:
+    """The result of `call`, or the call's RPC aborted with the status of its error."""
+    try:
+        return await call
+    except ServiceError as error:
+        await _abort(context, error, session_id)
+    except Exception:
+        log.exception("unexpected error in %s", type(call).__name__)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+async def _abort(context: aio.ServicerContext, error: ServiceError, session_id: str = "") -> NoReturn:
+    metadata = ((SESSION_ID_METADATA, session_id),) if session_id else ()
+    await context.abort(error.code, error.message, metadata)

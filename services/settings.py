@@ -1,0 +1,209 @@
+"""Validated configuration of the SiamStream processes.
+
+Values come from, highest priority first: keyword arguments, `SIAMSTREAM_*` environment variables, and
+an optional config file (`.json`, `.toml` or `.env`) named by `config_file` / `SIAMSTREAM_CONFIG_FILE`.
+Unknown keys are rejected in every source, so a misspelt variable fails at start-up instead of being
+silently ignored. Lists (`api_keys`, `tracker_packages`) are given as JSON in environment variables:
+`SIAMSTREAM_API_KEYS='["key-one...", "key-two..."]'`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "SIAMSTREAM_"
+
+_HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})$")
+
+
+class _StrictEnvSource(EnvSettingsSource):
+    """The environment source, plus every unknown `SIAMSTREAM_*` variable so that `extra="forbid"` rejects it.
+
+    pydantic-settings 2.16 looks up only the names of known fields in `os.environ` and silently drops the
+    rest (a misspelt `SIAMSTREAM_LISTEN_ADRESS` would be ignored), although its dotenv source rejects them.
+    """
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        prefix = self._apply_case_sensitive(self.env_prefix)
+        known = {f"{prefix}{self._apply_case_sensitive(name)}" for name in self.settings_cls.model_fields}
+        for env_name, value in self.env_vars.items():
+            if env_name.startswith(prefix) and env_name not in known:
+                data[env_name] = value
+        return data
+
+
+def _config_file_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    """The pydantic-settings source reading `path`, chosen by its suffix."""
+    # pydantic-settings skips missing files silently; a named config file that is absent is an error.
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    if path.suffix == ".json":
+        return JsonConfigSettingsSource(settings_cls, json_file=path)
+    if path.suffix == ".toml":
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    if path.suffix == ".env":
+        return DotEnvSettingsSource(settings_cls, env_file=path)
+    raise ValueError(f"config file {path}: unsupported suffix {path.suffix!r} (use .json, .toml or .env)")
+
+
+def _check_host_port(value: str, what: str) -> str:
+    match = _HOST_PORT.match(value)
+    if match is None or not 0 < int(match["port"]) < 65536:
+        raise ValueError(f"{what} must be HOST:PORT with a port in 1..65535, got {value!r}")
+    return value
+
+
+class ServiceSettings(BaseSettings):
+    """Settings of the session service and its runtime pieces (store, inference backend, limits, security)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    config_file: Path | None = Field(
+        default=None,
+        description="JSON, TOML or .env file with further settings; environment variables override it.",
+    )
+    # Loopback by default so that a service started by hand is never reachable, unauthenticated, from
+    # the network; containers set 0.0.0.0:50051.
+    listen_address: str = Field(
+        default="127.0.0.1:50051", description="HOST:PORT the gRPC server binds ([::] form for IPv6)."
+    )
+    # 9464 is the port registered for Prometheus exporters by OpenTelemetry; it avoids Triton's
+    # 8000-8002 and node-exporter's 9100 when processes share a host.
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 disables it."
+    )
+    # In-process by default so that one process runs with no external server; replicas need Redis.
+    store_url: str = Field(
+        default="memory://",
+        description="Session store: memory:// (one process only) or redis://HOST:PORT/DB (rediss:// = TLS).",
+    )
+    inference_backend: str = Field(
+        default="embedded",
+        description="embedded (in-process TorchScript) or triton://HOST:PORT (Triton's gRPC endpoint).",
+    )
+    package_dir: Path = Field(
+        default=Path("packages"), description="Directory holding one subdirectory per tracker package."
+    )
+    tracker_packages: list[str] = Field(
+        default_factory=list,
+        description="Names of the packages in package_dir to load; empty loads every package there.",
+    )
+    # CPU by default: it is the device every machine has; the embedded backend on a GPU host sets cuda.
+    device: Literal["cpu", "cuda"] = Field(default="cpu", description="Device of the embedded backend.")
+    # Five minutes outlives a camera reconnect or a paused client, yet frees abandoned sessions promptly.
+    session_idle_ttl_s: int = Field(
+        default=300, ge=1, le=86_400, description="Seconds without a frame after which a session expires."
+    )
+    # 32 MiB admits one raw 4K UHD BGR frame (3840*2160*3 = 24.9 MB) with room for its message; the gRPC
+    # server's max_receive_message_length must be at least this.
+    max_frame_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1, description="Largest encoded or raw frame accepted, in bytes."
+    )
+    # 4K UHD: larger frames cost decode time without helping a tracker that crops around the target.
+    max_frame_pixels: int = Field(
+        default=3840 * 2160, ge=1, description="Largest frame accepted, in pixels (width * height)."
+    )
+    # 16 sessions fill a model server's batch well at 30 fps without a long queue per stream.
+    batch_max_size: int = Field(
+        default=16, ge=1, le=256, description="Most search crops sent to the model in one batched call."
+    )
+    # A 2 ms wait is small against a 33 ms frame interval, and a lone stream never waits longer than it.
+    batch_max_wait_ms: float = Field(
+        default=2.0, ge=0.0, le=100.0, description="Longest wait for a batch to fill, in milliseconds."
+    )
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Accepted API keys (metadata 'authorization: Bearer KEY'); empty turns auth off.",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM server certificate chain; None serves plaintext."
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle; when set, clients must present a certificate it signed."
+    )
+    # Shorter than Kubernetes' default 30 s termination grace, so in-flight frames finish before SIGKILL.
+    drain_grace_s: float = Field(
+        default=20.0, ge=0.0, le=600.0, description="Seconds given to in-flight calls after SIGTERM."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the strict environment, then `_env_file`, then the config file."""
+        env = _StrictEnvSource(settings_cls)
+        config_file = init_settings().get("config_file") or env().get("config_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env, dotenv_settings]
+        if config_file:
+            sources.append(_config_file_source(settings_cls, Path(config_file)))
+        return tuple(sources)
+
+    @field_validator("listen_address")
+    @classmethod
+    def _listen_address_is_host_port(cls, value: str) -> str:
+        return _check_host_port(value, "listen_address")
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url_is_known(cls, value: str) -> str:
+        if value == "memory://":
+            return value
+        url = urlsplit(value)
+        if url.scheme not in ("redis", "rediss") or not url.hostname:
+            raise ValueError(f"store_url must be memory:// or redis://HOST:PORT/DB, got {value!r}")
+        if url.path not in ("", "/") and not url.path[1:].isdigit():
+            raise ValueError(f"store_url database must be a number, got {url.path[1:]!r}")
+        return value
+
+    @field_validator("inference_backend")
+    @classmethod
+    def _inference_backend_is_known(cls, value: str) -> str:
+        if value == "embedded":
+            return value
+        scheme, _, address = value.partition("://")
+        if scheme != "triton":
+            raise ValueError(f"inference_backend must be embedded or triton://HOST:PORT, got {value!r}")
+        _check_host_port(address, "inference_backend address")
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_are_strong(cls, value: list[SecretStr]) -> list[SecretStr]:
+        # A short key can be guessed; `secrets.token_urlsafe(32)` makes a good one.
+        if any(len(key.get_secret_value()) < 16 for key in value):
+            raise ValueError("every API key must be at least 16 characters long")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_files_are_complete(self) -> ServiceSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")
+        return self

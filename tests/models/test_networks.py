@@ -1,0 +1,450 @@
+"""Networks of every registered tracker: reference state-dict layout, Contract 1 stages, batching, precision.
+
+The expected layouts below are written down from shared/reference/siamese-reference-facts.md and the
+reference sources (pysot, siamban, SiamCAR, siamfc-pytorch), not derived from `siamstream.nn`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from siamstream.config import Precision, TrackerConfig
+from siamstream.nn.correlation import xcorr_depthwise, xcorr_full
+from siamstream.nn.neck import AdjustLayer
+from siamstream.nn.network import SiameseNetwork, build_network
+from siamstream.nn.stages import SearchStage, TemplateStage, script_stages
+from siamstream.registry import get_config, list_trackers
+
+Shape = tuple[int, ...]
+Layout = dict[str, Shape]
+
+# Batching and precision tests use a smaller search crop than the trackers (the batch logic does not depend
+# on its size) to keep the ResNet-50 models fast. 175 still gives ResNet/MobileNet search maps of 21 >= 20,
+# so the neck does not mistake them for template maps.
+SMALL_SEARCH_SIDE = 175
+BATCH = 3
+# Reduced precision is emulated, 40-100x slower than fp32, on CPUs without native bf16: only the AlexNet
+# trackers are affordable there.
+NATIVE_BF16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+CHEAP_BACKBONES = ("alexnet_legacy", "alexnet_siamfc")
+
+# --- hand-written reference layouts -------------------------------------------------------------------
+
+
+def conv(prefix: str, out_channels: int, in_channels: int, kernel: int, bias: bool = False) -> Layout:
+    layout = {f"{prefix}.weight": (out_channels, in_channels, kernel, kernel)}
+    if bias:
+        layout[f"{prefix}.bias"] = (out_channels,)
+    return layout
+
+
+def batch_norm(prefix: str, channels: int) -> Layout:
+    return {f"{prefix}.{name}": (channels,) for name in ("weight", "bias", "running_mean", "running_var")}
+
+
+def resnet50_atrous_layout() -> Layout:
+    layout = {**conv("backbone.conv1", 64, 3, 7), **batch_norm("backbone.bn1", 64)}
+    # (layer, blocks, planes, input channels, downsample kernel): 3x3 downsample convs in layer2..4.
+    for layer, blocks, planes, in_channels, downsample_kernel in (
+        (1, 3, 64, 64, 1),
+        (2, 4, 128, 256, 3),
+        (3, 6, 256, 512, 3),
+        (4, 3, 512, 1024, 3),
+    ):
+        for block in range(blocks):
+            prefix = f"backbone.layer{layer}.{block}"
+            block_in = in_channels if block == 0 else 4 * planes
+            layout |= conv(f"{prefix}.conv1", planes, block_in, 1) | batch_norm(f"{prefix}.bn1", planes)
+            layout |= conv(f"{prefix}.conv2", planes, planes, 3) | batch_norm(f"{prefix}.bn2", planes)
+            layout |= conv(f"{prefix}.conv3", 4 * planes, planes, 1) | batch_norm(f"{prefix}.bn3", 4 * planes)
+            if block == 0:
+                layout |= conv(f"{prefix}.downsample.0", 4 * planes, in_channels, downsample_kernel)
+                layout |= batch_norm(f"{prefix}.downsample.1", 4 * planes)
+    return layout
+
+
+def mobilenetv2_layout() -> Layout:
+    layout = {**conv("backbone.layer0.0", 44, 3, 3), **batch_norm("backbone.layer0.1", 44)}
+    # (layer, input channels, output channels, expansion, blocks) of pysot's width-1.4 MobileNetV2.
+    for layer, in_channels, out_channels, expansion, blocks in (
+        (1, 44, 22, 1, 1),
+        (2, 22, 33, 6, 2),
+        (3, 33, 44, 6, 3),
+        (4, 44, 89, 6, 4),
+        (5, 89, 134, 6, 3),
+        (6, 134, 224, 6, 3),
+        (7, 224, 448, 6, 1),
+    ):
+        for block in range(blocks):
+            prefix = f"backbone.layer{layer}.{block}.conv"
+            block_in = in_channels if block == 0 else out_channels
+            hidden = block_in * expansion
+            layout |= conv(f"{prefix}.0", hidden, block_in, 1) | batch_norm(f"{prefix}.1", hidden)
+            layout |= conv(f"{prefix}.3", hidden, 1, 3) | batch_norm(f"{prefix}.4", hidden)
+            layout |= conv(f"{prefix}.6", out_channels, hidden, 1) | batch_norm(f"{prefix}.7", out_channels)
+    return layout
+
+
+def alexnet_legacy_layout() -> Layout:
+    layout: Layout = {}
+    for conv_index, out_channels, in_channels, kernel in (
+        (0, 96, 3, 11),
+        (4, 256, 96, 5),
+        (8, 384, 256, 3),
+        (11, 384, 384, 3),
+        (14, 256, 384, 3),
+    ):
+        layout |= conv(f"backbone.features.{conv_index}", out_channels, in_channels, kernel, bias=True)
+        layout |= batch_norm(f"backbone.features.{conv_index + 1}", out_channels)
+    return layout
+
+
+def alexnet_siamfc_layout() -> Layout:
+    # conv2, conv4 and conv5 are grouped in two: half the input channels per filter; conv5 has no BN.
+    layout = conv("backbone.conv1.0", 96, 3, 11, bias=True) | batch_norm("backbone.conv1.1", 96)
+    layout |= conv("backbone.conv2.0", 256, 48, 5, bias=True) | batch_norm("backbone.conv2.1", 256)
+    layout |= conv("backbone.conv3.0", 384, 256, 3, bias=True) | batch_norm("backbone.conv3.1", 384)
+    layout |= conv("backbone.conv4.0", 384, 192, 3, bias=True) | batch_norm("backbone.conv4.1", 384)
+    return layout | conv("backbone.conv5.0", 256, 192, 3, bias=True)
+
+
+BACKBONE_LAYOUTS = {
+    "resnet50_atrous": resnet50_atrous_layout,
+    "mobilenetv2": mobilenetv2_layout,
+    "alexnet_legacy": alexnet_legacy_layout,
+    "alexnet_siamfc": alexnet_siamfc_layout,
+}
+# Channels of the used backbone outputs, which the neck adjusts.
+BACKBONE_OUTPUT_CHANNELS = {"resnet50_atrous": (512, 1024, 2048), "mobilenetv2": (44, 134, 448)}
+
+
+def neck_layout(in_channels: tuple[int, ...]) -> Layout:
+    levels = len(in_channels)
+    names = ["downsample"] if levels == 1 else [f"downsample{level}" for level in range(2, 2 + levels)]
+    layout: Layout = {}
+    for name, channels in zip(names, in_channels, strict=True):
+        layout |= conv(f"neck.{name}.downsample.0", 256, channels, 1) | batch_norm(
+            f"neck.{name}.downsample.1", 256
+        )
+    return layout
+
+
+def depthwise_xcorr_layout(prefix: str, out_channels: int) -> Layout:
+    layout: Layout = {}
+    for side in ("conv_kernel", "conv_search"):
+        layout |= conv(f"{prefix}.{side}.0", 256, 256, 3) | batch_norm(f"{prefix}.{side}.1", 256)
+    layout |= conv(f"{prefix}.head.0", 256, 256, 1) | batch_norm(f"{prefix}.head.1", 256)
+    return layout | conv(f"{prefix}.head.3", out_channels, 256, 1, bias=True)
+
+
+def box_head_layout(head: str, level_name: str, config: TrackerConfig, cls_out: int, loc_out: int) -> Layout:
+    levels = config.head.levels
+    prefixes = [head] if levels == 1 else [f"{head}.{level_name}{i + 2}" for i in range(levels)]
+    layout: Layout = {}
+    for prefix in prefixes:
+        layout |= depthwise_xcorr_layout(f"{prefix}.cls", cls_out)
+        layout |= depthwise_xcorr_layout(f"{prefix}.loc", loc_out)
+    if config.head.weighted:
+        layout |= {f"{head}.cls_weight": (levels,), f"{head}.loc_weight": (levels,)}
+    return layout
+
+
+def car_head_layout() -> Layout:
+    layout: Layout = {}
+    for tower in ("cls_tower", "bbox_tower"):
+        for index in (0, 3, 6, 9):
+            layout |= conv(f"car_head.{tower}.{index}", 256, 256, 3, bias=True)
+            layout |= {
+                f"car_head.{tower}.{index + 1}.weight": (256,),
+                f"car_head.{tower}.{index + 1}.bias": (256,),
+            }
+    for name, out_channels in (("cls_logits", 2), ("bbox_pred", 4), ("centerness", 1)):
+        layout |= conv(f"car_head.{name}", out_channels, 256, 3, bias=True)
+    # ConvTranspose2d(768, 256, 1) stores its weight as [in, out, 1, 1].
+    return layout | {"down.weight": (768, 256, 1, 1), "down.bias": (256,)}
+
+
+def head_layout(config: TrackerConfig) -> Layout:
+    anchors = config.head.anchor_num
+    if config.head.kind == "rpn":
+        return box_head_layout("rpn_head", "rpn", config, 2 * anchors, 4 * anchors)
+    if config.head.kind == "ban":
+        return box_head_layout("head", "box", config, 2, 4) | {"head.loc_scale": (config.head.levels,)}
+    if config.head.kind == "car":
+        return car_head_layout()
+    if config.head.kind == "siamfc":
+        return {}  # siamfc-pytorch's head has no parameters
+    pytest.fail(f"no reference layout for head kind {config.head.kind!r}: add one to this table")
+
+
+def reference_layout(config: TrackerConfig) -> Layout:
+    if config.backbone.kind not in BACKBONE_LAYOUTS:
+        pytest.fail(f"no reference layout for backbone {config.backbone.kind!r}: add one to this table")
+    layout = BACKBONE_LAYOUTS[config.backbone.kind]()
+    if config.neck is not None:
+        assert config.neck.in_channels == BACKBONE_OUTPUT_CHANNELS[config.backbone.kind]
+        layout |= neck_layout(config.neck.in_channels)
+    return layout | head_layout(config)
+
+
+# Literal entries of the facts file and the reference checkpoints, per registered tracker.
+REFERENCE_ANCHORS: dict[str, Layout] = {
+    "siamrpnpp_r50": {
+        "backbone.conv1.weight": (64, 3, 7, 7),
+        "backbone.layer2.0.downsample.0.weight": (512, 256, 3, 3),
+        "backbone.layer4.2.conv3.weight": (2048, 512, 1, 1),
+        "neck.downsample2.downsample.0.weight": (256, 512, 1, 1),
+        "neck.downsample4.downsample.0.weight": (256, 2048, 1, 1),
+        "rpn_head.rpn2.cls.head.3.weight": (10, 256, 1, 1),
+        "rpn_head.rpn4.loc.head.3.bias": (20,),
+        "rpn_head.cls_weight": (3,),
+        "rpn_head.loc_weight": (3,),
+    },
+    "siamrpnpp_mobilenetv2": {
+        "backbone.layer7.0.conv.6.weight": (448, 1344, 1, 1),
+        "neck.downsample3.downsample.0.weight": (256, 134, 1, 1),
+    },
+    "siamrpn_alex": {
+        "backbone.features.0.weight": (96, 3, 11, 11),
+        "backbone.features.15.running_var": (256,),
+        "rpn_head.cls.conv_kernel.0.weight": (256, 256, 3, 3),
+        "rpn_head.loc.head.3.weight": (20, 256, 1, 1),
+    },
+    "siamban_r50": {"head.box3.cls.head.3.weight": (2, 256, 1, 1), "head.loc_scale": (3,)},
+    "siamcar_r50": {"down.weight": (768, 256, 1, 1), "car_head.cls_logits.weight": (2, 256, 3, 3)},
+    "siamfc_alexnet": {"backbone.conv1.0.weight": (96, 3, 11, 11), "backbone.conv5.0.bias": (256,)},
+}
+# Template embedding lengths: [cls, loc] 5x5 kernels of 256 channels per level (RPN, BAN; 4x4 for AlexNet),
+# the three 7x7 neck maps (CAR), the 6x6 backbone map (SiamFC).
+EMBEDDING_DIMS = {
+    "siamrpnpp_r50": 3 * 2 * 256 * 5 * 5,
+    "siamrpnpp_r50_otb": 3 * 2 * 256 * 5 * 5,
+    "siamrpnpp_mobilenetv2": 3 * 2 * 256 * 5 * 5,
+    "siamban_r50": 3 * 2 * 256 * 5 * 5,
+    "siamrpn_alex": 2 * 256 * 4 * 4,
+    "siamcar_r50": 3 * 256 * 7 * 7,
+    "siamfc_alexnet": 256 * 6 * 6,
+}
+
+# --- fixtures --------------------------------------------------------------------------------------------
+
+
+class Tracker(NamedTuple):
+    config: TrackerConfig
+    network: SiameseNetwork
+
+
+class StreamsRun(NamedTuple):
+    """Fp32 eager stage results for `BATCH` different streams, from float crops holding integer values:
+    all rows in one call (`batch_*`) and each row in its own call (`single_*`)."""
+
+    crop_z: Tensor  # uint8 [BATCH,3,Z,Z]
+    box_prior: Tensor  # float32 [BATCH,2]
+    crop_x: Tensor  # uint8 [BATCH,3,X,X], X = SMALL_SEARCH_SIDE
+    batch_embedding: Tensor
+    batch_outputs: tuple[Tensor, ...]
+    single_embeddings: list[Tensor]
+    single_outputs: list[tuple[Tensor, ...]]
+
+
+def randomise_normalisation(network: nn.Module, generator: torch.Generator) -> None:
+    """Non-trivial normalisation statistics and affine terms, and non-uniform level weights."""
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2, generator=generator)
+                module.running_var.uniform_(0.5, 2.0, generator=generator)
+            if isinstance(module, nn.BatchNorm2d | nn.GroupNorm):
+                module.weight.uniform_(0.5, 1.5, generator=generator)
+                module.bias.uniform_(-0.2, 0.2, generator=generator)
+        for name, parameter in network.named_parameters():
+            if name.endswith(("cls_weight", "loc_weight")):
+                parameter.uniform_(0.5, 1.5, generator=generator)
+            if name.endswith("loc_scale"):  # small enough that exp(loc * loc_scale) stays well scaled
+                parameter.uniform_(0.01, 0.03, generator=generator)
+
+
+def crops(generator: torch.Generator, batch: int, side: int) -> Tensor:
+    return torch.randint(0, 256, (batch, 3, side, side), generator=generator, dtype=torch.uint8)
+
+
+def box_priors(generator: torch.Generator, batch: int) -> Tensor:
+    return torch.rand(batch, 2, generator=generator) * 60 + 20
+
+
+def assert_close_relative(actual: Tensor, expected: Tensor, tolerance: float) -> None:
+    """Every element within `tolerance` times the largest magnitude of `expected`."""
+    assert actual.shape == expected.shape
+    scale = float(expected.abs().max())
+    torch.testing.assert_close(actual, expected, rtol=tolerance, atol=tolerance * scale)
+
+
+@pytest.fixture(scope="module", params=list_trackers())
+def tracker(request: pytest.FixtureRequest) -> Tracker:
+    config = get_config(request.param)
+    torch.manual_seed(0)
+    network = build_network(config)
+    randomise_normalisation(network, torch.Generator().manual_seed(1))
+    return Tracker(config, network)
+
+
+@pytest.fixture(scope="module")
+def streams_run(tracker: Tracker) -> StreamsRun:
+    generator = torch.Generator().manual_seed(2)
+    crop_z = crops(generator, BATCH, tracker.config.crop.exemplar_size).float()
+    crop_x = crops(generator, BATCH, SMALL_SEARCH_SIDE).float()
+    box_prior = box_priors(generator, BATCH)
+    template, search = TemplateStage(tracker.network), SearchStage(tracker.network)
+    with torch.inference_mode():
+        batch_embedding = template(crop_z, box_prior)
+        batch_outputs = search(batch_embedding, crop_x)
+        single_embeddings = [
+            template(crop_z[row : row + 1], box_prior[row : row + 1]) for row in range(BATCH)
+        ]
+        single_outputs = [search(single_embeddings[row], crop_x[row : row + 1]) for row in range(BATCH)]
+    return StreamsRun(
+        crop_z.to(torch.uint8),
+        box_prior,
+        crop_x.to(torch.uint8),
+        batch_embedding,
+        batch_outputs,
+        single_embeddings,
+        single_outputs,
+    )
+
+
+# --- tests -----------------------------------------------------------------------------------------------
+
+
+def test_state_dict_has_the_reference_layout(tracker: Tracker) -> None:
+    state = {
+        key: tuple(value.shape)
+        for key, value in tracker.network.state_dict().items()
+        if not key.endswith("num_batches_tracked")  # optional in the reference checkpoints
+    }
+    expected = reference_layout(tracker.config)
+    assert sorted(set(state) - set(expected)) == []
+    assert sorted(set(expected) - set(state)) == []
+    assert {key: shape for key, shape in state.items() if shape != expected[key]} == {}
+    for key, shape in REFERENCE_ANCHORS.get(tracker.config.name, {}).items():
+        assert state[key] == shape, key
+
+
+def test_stages_return_contract_shapes_at_the_tracker_crop_sizes(tracker: Tracker) -> None:
+    config, network = tracker
+    generator = torch.Generator().manual_seed(3)
+    with torch.inference_mode():
+        embedding = TemplateStage(network)(
+            crops(generator, 1, config.crop.exemplar_size), box_priors(generator, 1)
+        )
+        outputs = SearchStage(network)(embedding, crops(generator, 1, config.crop.instance_size))
+    assert embedding.dtype == torch.float32
+    assert embedding.shape == (1, network.embedding_dim)
+    if config.name in EMBEDDING_DIMS:
+        assert network.embedding_dim == EMBEDDING_DIMS[config.name]
+    score = config.crop.score_size
+    anchors = config.head.anchor_num
+    expected_channels = {
+        "siamrpn": {"cls": 2 * anchors, "loc": 4 * anchors},
+        "siamban": {"cls": 2, "loc": 4},
+        "siamcar": {"cls": 2, "loc": 4, "cen": 1},
+        "siamfc": {"response": 1},
+    }[config.family]
+    assert network.search_output_names == tuple(expected_channels)
+    assert [tuple(output.shape) for output in outputs] == [
+        (1, c, score, score) for c in expected_channels.values()
+    ]
+    for output in outputs:
+        assert output.dtype == torch.float32
+        assert torch.isfinite(output).all()
+
+
+def test_score_sizes_of_the_reference_configs() -> None:
+    assert get_config("siamrpnpp_r50").crop.score_size == 25
+    assert get_config("siamrpnpp_mobilenetv2").crop.score_size == 25
+    assert get_config("siamrpn_alex").crop.score_size == 21
+    assert get_config("siamfc_alexnet").crop.score_size == 17
+
+
+def test_batch_of_streams_equals_single_calls(streams_run: StreamsRun) -> None:
+    run = streams_run
+    # Different templates per row: a row correlated with another row's template would not match its call.
+    assert not torch.allclose(run.single_embeddings[0], run.single_embeddings[1])
+    for row in range(BATCH):
+        assert_close_relative(run.batch_embedding[row], run.single_embeddings[row][0], 1e-5)
+        for batched, single in zip(run.batch_outputs, run.single_outputs[row], strict=True):
+            assert_close_relative(batched[row], single[0], 1e-5)
+
+
+def test_uint8_crops_equal_the_same_float_crops(tracker: Tracker, streams_run: StreamsRun) -> None:
+    run = streams_run
+    with torch.inference_mode():
+        embedding = TemplateStage(tracker.network)(run.crop_z[:1], run.box_prior[:1])
+        outputs = SearchStage(tracker.network)(embedding, run.crop_x[:1])
+    assert_close_relative(embedding, run.single_embeddings[0], 1e-6)
+    for from_uint8, from_float in zip(outputs, run.single_outputs[0], strict=True):
+        assert_close_relative(from_uint8, from_float, 1e-6)
+
+
+def test_scripted_stages_equal_eager(tracker: Tracker, streams_run: StreamsRun) -> None:
+    run = streams_run
+    template, search = script_stages(tracker.network)
+    with torch.inference_mode():
+        embedding = template(run.crop_z[:2], run.box_prior[:2])
+        outputs = search(embedding, run.crop_x[:2])
+    assert isinstance(outputs, tuple)
+    # Freezing folds batch norms into the convolutions, which moves results by a few ulps.
+    assert_close_relative(embedding, run.batch_embedding[:2], 1e-4)
+    for scripted, eager in zip(outputs, run.batch_outputs, strict=True):
+        assert_close_relative(scripted, eager[:2], 1e-4)
+
+
+def test_bf16_stages_are_close_to_fp32(tracker: Tracker, streams_run: StreamsRun) -> None:
+    if not NATIVE_BF16 and tracker.config.backbone.kind not in CHEAP_BACKBONES:
+        pytest.skip("bf16 is emulated on this CPU: too slow for this backbone")
+    run = streams_run
+    with torch.inference_mode():
+        embedding = TemplateStage(tracker.network, Precision.BF16)(run.crop_z[:1], run.box_prior[:1])
+        outputs = SearchStage(tracker.network, Precision.BF16)(embedding, run.crop_x[:1])
+    assert embedding.dtype == torch.float32
+    assert_close_relative(embedding, run.single_embeddings[0], 0.05)
+    for reduced, full in zip(outputs, run.single_outputs[0], strict=True):
+        assert reduced.dtype == torch.float32
+        assert torch.isfinite(reduced).all()
+        assert float((reduced - full).norm() / full.norm()) < 0.05
+    assert all(p.dtype == torch.float32 for p in tracker.network.parameters()), "the network was converted"
+
+
+def test_depthwise_correlation_pairs_each_row_with_its_own_template() -> None:
+    generator = torch.Generator().manual_seed(4)
+    search = torch.randn(3, 4, 9, 9, generator=generator)
+    kernel = torch.randn(3, 4, 3, 3, generator=generator)
+    response = xcorr_depthwise(search, kernel)
+    assert response.shape == (3, 4, 7, 7)
+    for row in range(3):
+        expected = nn.functional.conv2d(search[row : row + 1], kernel[row].unsqueeze(1), groups=4)
+        torch.testing.assert_close(response[row : row + 1], expected)
+
+
+def test_full_correlation_sums_channels_per_row() -> None:
+    generator = torch.Generator().manual_seed(5)
+    search = torch.randn(3, 4, 9, 9, generator=generator)
+    kernel = torch.randn(3, 4, 3, 3, generator=generator)
+    response = xcorr_full(search, kernel)
+    assert response.shape == (3, 1, 7, 7)
+    for row in range(3):
+        expected = nn.functional.conv2d(search[row : row + 1], kernel[row : row + 1])
+        torch.testing.assert_close(response[row : row + 1], expected)
+
+
+def test_neck_crops_the_centre_7x7_of_template_maps_only() -> None:
+    layer = AdjustLayer(8, 4, center_size=7).eval()
+    template_map = torch.randn(1, 8, 15, 15)
+    search_map = torch.randn(1, 8, 21, 21)
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(template_map), layer.downsample(template_map)[:, :, 4:11, 4:11])
+        assert layer(search_map).shape == (1, 4, 21, 21)

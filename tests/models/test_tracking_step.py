@@ -1,0 +1,159 @@
+"""The step API (Contract 3): shapes, hand-checked geometry, validation errors, the offline tracker."""
+
+import math
+
+import numpy as np
+import pytest
+
+from siamstream.registry import get_config, list_trackers
+from siamstream.tracking.geometry import crop_patch
+from siamstream.tracking.offline import OfflineTracker
+from siamstream.tracking.state import TrackStatus
+from siamstream.tracking.step import finish_search, init_track, prepare_search
+from siamstream.tracking.validation import expected_output_shapes
+
+RPN = get_config("siamrpnpp_r50")
+BOX = (100.0, 120.0, 60.0, 40.0)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return np.random.default_rng(0).integers(0, 256, size=(240, 320, 3), dtype=np.uint8)
+
+
+def neutral_outputs(config, crops):
+    """Head outputs that carry no information: zero logits/deltas, 32 px distances, flat responses."""
+    shapes = expected_output_shapes(config, crops)
+    outputs = [np.zeros(shape, np.float32) for shape in shapes]
+    if config.family in ("siamban", "siamcar"):
+        outputs[1][:] = 32
+    return tuple(outputs)
+
+
+def test_init_track_state_and_template(frame):
+    state, request = init_track(RPN, frame, BOX)
+    assert (state.cx, state.cy, state.w, state.h) == (129.5, 139.5, 60.0, 40.0)
+    assert (state.image_width, state.image_height, state.frame_index) == (320, 240, 0)
+    np.testing.assert_allclose(state.channel_average, frame.mean(axis=(0, 1)))
+    assert request.crop.shape == (1, 3, 127, 127) and request.crop.dtype == np.uint8
+    # s_z = round(sqrt(110 * 90)) = 99
+    expected = crop_patch(frame, (129.5, 139.5), 127, 99, state.channel_average)
+    np.testing.assert_array_equal(request.crop[0], expected.transpose(2, 0, 1))
+    assert request.box_prior.dtype == np.float32
+    np.testing.assert_allclose(request.box_prior, [[60 * 127 / 99, 40 * 127 / 99]], rtol=1e-6)
+
+
+def test_prepare_search(frame):
+    state, _ = init_track(RPN, frame, BOX)
+    request = prepare_search(RPN, state, frame)
+    assert request.crops.shape == (1, 3, 255, 255) and request.frame_index == 1
+    assert request.scale_z == pytest.approx(127 / math.sqrt(9900))
+
+
+def test_neutral_outputs_keep_the_target_centred(frame):
+    state, _ = init_track(RPN, frame, BOX)
+    request = prepare_search(RPN, state, frame)
+    new_state, result = finish_search(RPN, state, request, neutral_outputs(RPN, 1))
+    assert (new_state.cx, new_state.cy) == (129.5, 139.5)
+    assert result.frame_index == 1 and new_state.frame_index == 1
+    assert result.score == pytest.approx(0.5) and result.status is TrackStatus.UNCERTAIN
+    assert result.bbox == (129.5 - new_state.w / 2, 139.5 - new_state.h / 2, new_state.w, new_state.h)
+
+
+def test_siamfc_searches_three_scales(frame):
+    config = get_config("siamfc_alexnet")
+    state, template = init_track(config, frame, BOX)
+    assert template.crop.shape == (1, 3, 127, 127)
+    assert (state.cx, state.cy) == (128.5, 138.5)  # siamfc-pytorch centre: x - 1 + (w - 1) / 2
+    assert state.search_size == pytest.approx(math.sqrt(9900) * 255 / 127, rel=1e-6)
+    search = prepare_search(config, state, frame)
+    assert search.crops.shape == (3, 3, 255, 255)
+
+
+@pytest.mark.parametrize(
+    ("box", "message"),
+    [
+        ((10, 10, 0, 5), "width and height"),
+        ((10, 10, 5, -1), "width and height"),
+        ((10, math.nan, 5, 5), "finite"),
+        ((10, 10, math.inf, 5), "finite"),
+        ((320, 10, 5, 5), "overlap"),
+        ((-5, 10, 5, 5), "overlap"),
+        ((10, 10, 5), r"\[x, y, w, h\]"),
+    ],
+)
+def test_bad_boxes(frame, box, message):
+    with pytest.raises(ValueError, match=message):
+        init_track(RPN, frame, box)
+
+
+@pytest.mark.parametrize(
+    ("bad_frame", "message"),
+    [
+        (np.zeros((10, 10), np.uint8), "HxWx3"),
+        (np.zeros((10, 10, 4), np.uint8), "HxWx3"),
+        (np.zeros((10, 10, 3), np.float32), "uint8"),
+        ([[0, 0, 0]], "numpy array"),
+    ],
+)
+def test_bad_frames(bad_frame, message):
+    with pytest.raises(ValueError, match=message):
+        init_track(RPN, bad_frame, (1, 1, 5, 5))
+
+
+def test_frame_size_must_not_change(frame):
+    state, _ = init_track(RPN, frame, BOX)
+    with pytest.raises(ValueError, match="320x240"):
+        prepare_search(RPN, state, frame[:200])
+
+
+def test_bad_outputs_and_stale_requests(frame):
+    state, _ = init_track(RPN, frame, BOX)
+    request = prepare_search(RPN, state, frame)
+    cls, loc = neutral_outputs(RPN, 1)
+    with pytest.raises(ValueError, match="2 outputs"):
+        finish_search(RPN, state, request, (cls,))
+    with pytest.raises(ValueError, match="must be"):
+        finish_search(RPN, state, request, (cls[:, :4], loc))
+    with pytest.raises(ValueError, match="non-finite"):
+        finish_search(RPN, state, request, (cls, np.full_like(loc, np.nan)))
+    next_state, _ = finish_search(RPN, state, request, (cls, loc))
+    with pytest.raises(ValueError, match="frame 1"):
+        finish_search(RPN, next_state, request, (cls, loc))
+    with pytest.raises(ValueError, match="family"):
+        finish_search(get_config("siamban_r50"), state, request, (cls, loc))
+
+
+class FakeRunner:
+    """Stands in for the two TorchScript stages: records what it gets, answers neutral outputs."""
+
+    def __init__(self, config):
+        self.config = config
+        self.search_batches = []
+
+    def template(self, crop_z, box_prior):
+        assert crop_z.dtype == np.uint8 and box_prior.shape == (1, 2)
+        return np.arange(8, dtype=np.float32)[None]
+
+    def search(self, template_embedding, crop_x):
+        self.search_batches.append(template_embedding)
+        return neutral_outputs(self.config, crop_x.shape[0])
+
+
+@pytest.mark.parametrize("name", list_trackers())
+def test_offline_tracker_runs_every_registered_tracker(frame, name):
+    config = get_config(name)
+    runner = FakeRunner(config)
+    results = OfflineTracker(config, runner).track_sequence([frame] * 3, BOX)
+    assert [r.frame_index for r in results] == [0, 1, 2]
+    assert results[0].bbox == BOX and results[0].score is None
+    for result in results[1:]:
+        assert all(math.isfinite(v) for v in result.bbox) and 0 <= result.score <= 1
+    crops = 3 if config.family == "siamfc" else 1
+    for embedding in runner.search_batches:
+        np.testing.assert_array_equal(embedding, np.tile(np.arange(8, dtype=np.float32), (crops, 1)))
+
+
+def test_track_before_init_fails(frame):
+    with pytest.raises(RuntimeError, match="before init"):
+        OfflineTracker(RPN, FakeRunner(RPN)).track(frame)

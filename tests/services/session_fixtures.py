@@ -1,0 +1,137 @@
+"""Helpers for the session service tests: a real siamrpn_alex package, synthetic frames, a loopback server.
+
+Imported by `test_session_*.py` (pytest puts this directory on sys.path). The package holds the real
+siamrpn_alex network with seeded random weights: the boxes mean nothing, but they are deterministic, so
+the service must reproduce the offline tracker's boxes exactly.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import grpc
+import numpy as np
+import torch
+from grpc import aio
+
+from siamstream.nn.network import build_network
+from siamstream.package import export_package
+from siamstream.registry import get_config
+from siamstream.v1 import tracking_pb2 as pb
+from siamstream.v1 import tracking_pb2_grpc as pb_grpc
+from siamstream_services.inference.embedded import EmbeddedBackend
+from siamstream_services.session.catalog import load_catalog
+from siamstream_services.session.metrics import ServiceMetrics
+from siamstream_services.session.server import TrackingServer
+from siamstream_services.settings import ServiceSettings
+from siamstream_services.store import MemorySessionStore
+
+TRACKER = "siamrpn_alex"
+API_KEY_A = "test-key-alpha-0123456789"
+API_KEY_B = "test-key-bravo-0123456789"
+FRAME_WIDTH = 320
+FRAME_HEIGHT = 240
+TARGET_SIDE = 40
+STEP_PX = 5
+INIT_BOX = (100.0, 90.0, float(TARGET_SIDE), float(TARGET_SIDE))
+
+
+def export_test_package(package_dir: Path) -> Path:
+    """Export siamrpn_alex with seeded random weights into `package_dir/siamrpn_alex`."""
+    torch.manual_seed(0)
+    config = get_config(TRACKER)
+    network = build_network(config).eval()
+    return export_package(network, config, package_dir / TRACKER).root
+
+
+def moving_target_frames(
+    count: int, width: int = FRAME_WIDTH, height: int = FRAME_HEIGHT
+) -> list[np.ndarray]:
+    """BGR frames of a textured square moving right and down by STEP_PX per frame over a fixed background."""
+    rng = np.random.default_rng(7)
+    background = cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), (7, 7), 0)
+    target = rng.integers(0, 256, (TARGET_SIDE, TARGET_SIDE, 3), dtype=np.uint8)
+    frames = []
+    for index in range(count):
+        frame = background.copy()
+        x, y = int(INIT_BOX[0]) + STEP_PX * index, int(INIT_BOX[1]) + STEP_PX * index
+        frame[y : y + TARGET_SIDE, x : x + TARGET_SIDE] = target
+        frames.append(frame)
+    return frames
+
+
+def encode(frame: np.ndarray, extension: str = ".png") -> bytes:
+    ok, data = cv2.imencode(extension, frame)
+    assert ok
+    return data.tobytes()
+
+
+def png_frame(frame: np.ndarray, number: int | None = None) -> pb.Frame:
+    return pb.Frame(encoded=encode(frame), client_frame_number=number)
+
+
+def box_message(box: tuple[float, float, float, float]) -> pb.Box:
+    x, y, w, h = box
+    return pb.Box(x=x, y=y, width=w, height=h)
+
+
+def auth(key: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {key}"),)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Service:
+    """A running service and a client channel to it."""
+
+    server: TrackingServer
+    store: MemorySessionStore
+    channel: aio.Channel
+    stub: pb_grpc.TrackingServiceStub
+    port: int
+
+
+@asynccontextmanager
+async def running_service(package_dir: Path, **settings: object) -> AsyncIterator[Service]:
+    """The service on a free loopback port over a memory store and the embedded backend; drained on exit."""
+    values: dict[str, object] = {
+        "package_dir": package_dir,
+        "api_keys": [API_KEY_A, API_KEY_B],
+        "metrics_port": 0,
+        "drain_grace_s": 1.0,
+    }
+    values.update(settings)
+    config = ServiceSettings(**values)
+    catalog = load_catalog(config.package_dir, config.tracker_packages)
+    metrics = ServiceMetrics()
+    backend = EmbeddedBackend(
+        catalog.packages, max_wait_ms=config.batch_max_wait_ms, on_batch=metrics.observe_batch
+    )
+    store = MemorySessionStore(config.session_idle_ttl_s)
+    server = TrackingServer(config, store, backend, catalog.trackers, metrics)
+    port = await server.start("127.0.0.1:0")
+    channel = aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield Service(server, store, channel, pb_grpc.TrackingServiceStub(channel), port)
+    finally:
+        await channel.close()
+        await server.drain(grace_s=0.5)
+
+
+async def status_of(call: object) -> tuple[grpc.StatusCode, str]:
+    """The status code and details of an awaited call that is expected to fail."""
+    try:
+        await call  # type: ignore[misc]
+    except aio.AioRpcError as error:
+        return error.code(), error.details() or ""
+    raise AssertionError("the call succeeded")

@@ -1,0 +1,189 @@
+"""Triton backend against a REAL tritonserver (nvidia-pytriton's binary, python-backend CPU form).
+
+The server runs the CPU test form of the generated repository on free loopback ports and is stopped by
+pid. Skipped only when the binary is not installed (scripts/install_triton.sh installs it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc.aio as grpcclient
+
+from siamstream.package import TrackerPackage
+from siamstream_services.inference.backend import BackendUnavailable, UnknownTracker
+from siamstream_services.inference.embedded import EmbeddedBackend
+from siamstream_services.inference.triton import TritonBackend
+from siamstream_services.inference.triton_repository import (
+    BatchingSettings,
+    RepositoryForm,
+    write_model_repository,
+)
+from siamstream_services.inference.triton_server import TritonServer
+from tests.services.triton_fixtures import (
+    make_triton_server,
+    sample_inputs,
+    triton_missing_reason,
+    write_test_package,
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(triton_missing_reason() is not None, reason=str(triton_missing_reason())),
+]
+
+# A long queue delay makes the batching assertion deterministic on a loaded 2-core machine.
+BATCHING = BatchingSettings(
+    max_batch_size=8, preferred_batch_sizes=(4, 8), max_queue_delay_microseconds=20_000
+)
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> TrackerPackage:
+    return write_test_package(tmp_path_factory.mktemp("package") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def repository(package: TrackerPackage, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("repository")
+    write_model_repository([package], root, form=RepositoryForm.CPU_TEST, batching=BATCHING)
+    return root
+
+
+def start_server(repository: Path, work_dir: Path) -> Iterator[TritonServer]:
+    server = make_triton_server(repository, work_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert not list(Path("/dev/shm").glob(f"{server.shm_region_prefix}*"))
+
+
+@pytest.fixture(scope="module")
+def server(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    yield from start_server(repository, tmp_path_factory.mktemp("triton"))
+
+
+async def embedded_outputs(package: TrackerPackage, rows: int, seed: int):
+    backend = EmbeddedBackend([package], max_wait_ms=0.0)
+    x = sample_inputs(rows, seed)
+    embedding = await backend.template("tiny", x["crop_z"], x["box_prior"])
+    outputs = await backend.search("tiny", x["template_embedding"], x["crop_x"])
+    await backend.close()
+    return x, embedding, outputs
+
+
+def assert_outputs_equal(actual: tuple[np.ndarray, ...], expected: tuple[np.ndarray, ...]) -> None:
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected, strict=True):
+        assert a.dtype == np.float32 and a.shape == e.shape
+        np.testing.assert_allclose(a, e, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shared_memory", [False, True], ids=["grpc", "shm"])
+async def test_triton_equals_embedded(
+    server: TritonServer, package: TrackerPackage, shared_memory: bool
+) -> None:
+    x, embedding, outputs = await embedded_outputs(package, rows=3, seed=5)
+    backend = TritonBackend(server.grpc_url, shared_memory=shared_memory)
+    try:
+        assert await backend.ready()
+        assert_outputs_equal((await backend.template("tiny", x["crop_z"], x["box_prior"]),), (embedding,))
+        for _ in range(2):  # the second call reuses the registered regions
+            assert_outputs_equal(await backend.search("tiny", x["template_embedding"], x["crop_x"]), outputs)
+    finally:
+        await backend.close()
+
+
+async def test_shared_memory_regions_are_reused_and_released(server: TritonServer) -> None:
+    backend = TritonBackend(server.grpc_url, shared_memory=True)
+    x = sample_inputs(rows=1, seed=0)
+    for _ in range(3):
+        await backend.search("tiny", x["template_embedding"], x["crop_x"])
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        regions = await client.get_system_shared_memory_status(as_json=True)
+        assert len(regions.get("regions", {})) == 1
+        await backend.close()
+        assert not (await client.get_system_shared_memory_status(as_json=True)).get("regions")
+    finally:
+        await client.close()
+    assert not list(Path("/dev/shm").glob("siamstream_*"))
+
+
+async def test_dynamic_batching_answers_8_concurrent_requests(
+    server: TritonServer, package: TrackerPackage
+) -> None:
+    calls = [sample_inputs(rows=1, seed=100 + i) for i in range(8)]
+    embedded = EmbeddedBackend([package], max_wait_ms=0.0)
+    expected = [await embedded.search("tiny", c["template_embedding"], c["crop_x"]) for c in calls]
+    await embedded.close()
+
+    backend = TritonBackend(server.grpc_url)
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        before = (await client.get_inference_statistics("tiny_search")).model_stats[0]
+        answers = await asyncio.gather(
+            *(backend.search("tiny", c["template_embedding"], c["crop_x"]) for c in calls)
+        )
+        after = (await client.get_inference_statistics("tiny_search")).model_stats[0]
+    finally:
+        await client.close()
+        await backend.close()
+    for answer, reference in zip(answers, expected, strict=True):
+        assert_outputs_equal(answer, reference)
+    assert after.inference_count - before.inference_count == 8
+    assert after.execution_count - before.execution_count < 8  # requests were batched together
+
+
+async def test_unknown_tracker(server: TritonServer) -> None:
+    backend = TritonBackend(server.grpc_url)
+    x = sample_inputs(rows=1, seed=0)
+    try:
+        with pytest.raises(UnknownTracker):
+            await backend.search("nope", x["template_embedding"], x["crop_x"])
+    finally:
+        await backend.close()
+
+
+async def test_dead_server_is_unavailable_fast_and_the_backend_recovers(
+    repository: Path, package: TrackerPackage, tmp_path: Path
+) -> None:
+    x, _, expected = await embedded_outputs(package, rows=2, seed=9)
+    for server in start_server(repository, tmp_path):
+        backends = [TritonBackend(server.grpc_url, shared_memory=shm) for shm in (False, True)]
+        try:
+            for backend in backends:
+                assert_outputs_equal(
+                    await backend.search("tiny", x["template_embedding"], x["crop_x"]), expected
+                )
+            server.kill()
+            assert not list(Path("/dev/shm").glob(f"{server.shm_region_prefix}*"))
+            for backend in backends:
+                started = time.monotonic()
+                with pytest.raises(BackendUnavailable):
+                    await backend.search("tiny", x["template_embedding"], x["crop_x"])
+                assert time.monotonic() - started < 2.0
+                assert not await backend.ready()
+            server.start()  # same ports
+            for backend in backends:
+                assert await backend.ready()
+                assert_outputs_equal(
+                    await backend.search("tiny", x["template_embedding"], x["crop_x"]), expected
+                )
+            # A restart the backends never saw fail: the shm backend must register its regions again.
+            server.stop()
+            server.start()
+            for backend in backends:
+                assert_outputs_equal(
+                    await backend.search("tiny", x["template_embedding"], x["crop_x"]), expected
+                )
+        finally:
+            for backend in backends:
+                await backend.close()

@@ -1,0 +1,110 @@
+"""Frame decoding at the service boundary: formats, truncation, limits, raw pixel layouts."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from siamstream_services.session.errors import InvalidArgument, ResourceExhausted
+from siamstream_services.session.frames import EncodedImage, FrameLimits, PixelFormat, RawImage, decode_frame
+from tests.services.session_fixtures import encode
+
+LIMITS = FrameLimits(max_bytes=4_000_000, max_pixels=640 * 480)
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    """A 120x160 frame with smooth content, so lossy codecs stay close to it."""
+    ys, xs = np.mgrid[0:120, 0:160]
+    return np.dstack([xs * 1.5, ys * 2.0, (xs + ys) * 0.9]).astype(np.uint8)
+
+
+@pytest.mark.parametrize("extension", [".png", ".jpg", ".webp"])
+def test_encoded_formats_decode_to_bgr(frame: np.ndarray, extension: str) -> None:
+    decoded = decode_frame(EncodedImage(encode(frame, extension)), LIMITS)
+    assert decoded.shape == (120, 160, 3) and decoded.dtype == np.uint8
+    assert np.abs(decoded.astype(int) - frame.astype(int)).mean() < 3.0
+
+
+def test_png_is_lossless(frame: np.ndarray) -> None:
+    np.testing.assert_array_equal(decode_frame(EncodedImage(encode(frame)), LIMITS), frame)
+
+
+def test_grayscale_jpeg_becomes_three_channels(frame: np.ndarray) -> None:
+    decoded = decode_frame(EncodedImage(encode(frame[:, :, 0], ".jpg")), LIMITS)
+    assert decoded.shape == (120, 160, 3)
+
+
+@pytest.mark.parametrize("extension", [".png", ".jpg", ".webp"])
+@pytest.mark.parametrize("keep", [0.5, 0.98])
+def test_truncated_files_are_invalid(frame: np.ndarray, extension: str, keep: float) -> None:
+    data = encode(frame, extension)
+    with pytest.raises(InvalidArgument, match="truncated"):
+        decode_frame(EncodedImage(data[: int(len(data) * keep)]), LIMITS)
+
+
+def test_jpeg_padded_with_zeros_after_its_end_decodes(frame: np.ndarray) -> None:
+    assert decode_frame(EncodedImage(encode(frame, ".jpg") + b"\0" * 16), LIMITS).shape == (120, 160, 3)
+
+
+def test_corrupt_jpeg_body_is_invalid(frame: np.ndarray) -> None:
+    data = bytearray(encode(frame, ".jpg"))
+    start = data.index(b"\xff\xda")  # start of scan: garble the header that precedes it
+    data[2:start] = b"\x00" * (start - 2)
+    with pytest.raises(InvalidArgument):
+        decode_frame(EncodedImage(bytes(data)), LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [(b"", "empty"), (b"GIF89a\x01\x00\x01\x00", "not a JPEG, PNG or WebP"), (b"\x00" * 64, "not a JPEG")],
+)
+def test_empty_and_unknown_payloads_are_invalid(payload: bytes, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        decode_frame(EncodedImage(payload), LIMITS)
+
+
+def test_too_many_bytes_is_resource_exhausted(frame: np.ndarray) -> None:
+    data = encode(frame)
+    with pytest.raises(ResourceExhausted, match=f"{len(data)} bytes"):
+        decode_frame(EncodedImage(data), FrameLimits(max_bytes=len(data) - 1, max_pixels=LIMITS.max_pixels))
+
+
+@pytest.mark.parametrize("extension", [".png", ".jpg", ".webp"])
+def test_too_many_pixels_is_refused_before_decoding(extension: str) -> None:
+    # A flat 2000x2000 image compresses to a few kB: the header check must refuse it, not the decoder.
+    data = encode(np.zeros((2000, 2000, 3), np.uint8), extension)
+    assert len(data) < LIMITS.max_bytes
+    with pytest.raises(ResourceExhausted, match="2000x2000"):
+        decode_frame(EncodedImage(data), LIMITS)
+
+
+def test_raw_formats_convert_to_bgr(frame: np.ndarray) -> None:
+    bgr = decode_frame(RawImage(frame.tobytes(), 160, 120, PixelFormat.BGR8), LIMITS)
+    rgb = decode_frame(RawImage(frame[:, :, ::-1].tobytes(), 160, 120, PixelFormat.RGB8), LIMITS)
+    gray = decode_frame(RawImage(frame[:, :, 0].tobytes(), 160, 120, PixelFormat.GRAY8), LIMITS)
+    np.testing.assert_array_equal(bgr, frame)
+    np.testing.assert_array_equal(rgb, frame)
+    np.testing.assert_array_equal(gray, np.repeat(frame[:, :, :1], 3, axis=2))
+    assert bgr.flags.writeable
+
+
+@pytest.mark.parametrize(
+    ("image", "error", "message"),
+    [
+        (RawImage(b"\0" * 100, 10, 10, PixelFormat.BGR8), InvalidArgument, "needs 300 bytes, got 100"),
+        (RawImage(b"\0" * 300, 10, 10, None), InvalidArgument, "no pixel format"),
+        (RawImage(b"\0" * 3, 0, 1, PixelFormat.BGR8), InvalidArgument, "at least 1"),
+        (RawImage(b"\0" * 3, 1000, 1000, PixelFormat.BGR8), ResourceExhausted, "1000x1000"),
+    ],
+)
+def test_bad_raw_frames(image: RawImage, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        decode_frame(image, LIMITS)
+
+
+def test_decoded_png_matches_cv2(frame: np.ndarray) -> None:
+    data = encode(frame)
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(decode_frame(EncodedImage(data), LIMITS), expected)
