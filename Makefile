@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@
 
-# Real servers for the integration tests: Debian redis-server, and Triton from PyPI nvidia-pytriton
-# in its own environment (it needs numpy<2; see deploy/triton/requirements.txt).
+# Real servers and checkers for the tests: Debian redis-server, Triton from PyPI nvidia-pytriton in its
+# own environment (it needs numpy<2; see deploy/triton/requirements.txt), promtool and kubectl.
 test-servers:
 	bash scripts/install_redis.sh
 	bash scripts/install_triton.sh
+	bash scripts/install_deploy_tools.sh
 
 test: venv test-servers
 	$(BIN)/ruff check .

@@ -1,0 +1,105 @@
+"""The Dockerfile: hadolint-clean, installs exactly the project's pins, and its health check works.
+
+No Docker engine runs here, so the image is not built; what can be checked without one is checked on
+the file itself, and the session target's HEALTHCHECK command is run against a real service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import sys
+import tomllib
+from pathlib import Path
+
+from tests.deploy.dockerfile import DOCKERFILE, global_args, stages
+from tests.deploy.tools import ROOT, TOOL_TIMEOUT_S, require_tool, run_tool
+from tests.services.session_fixtures import export_test_package, free_port, running_service
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def pinned(requirement_prefix: str) -> str:
+    dependency = next(d for d in PYPROJECT["project"]["dependencies"] if d.startswith(requirement_prefix))
+    return dependency.split("==")[1]
+
+
+def test_hadolint_finds_nothing() -> None:
+    hadolint = require_tool("hadolint")
+    result = run_tool([hadolint, "--no-color", "--failure-threshold", "style", str(DOCKERFILE)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_targets_and_base_image() -> None:
+    assert list(stages()) == ["builder", "runtime", "session", "ingest"]
+    base = global_args()["PYTHON_IMAGE"]
+    match = re.fullmatch(r"python:(\d+)\.(\d+)\.(\d+)-slim-bookworm", base)
+    assert match, f"base image {base!r} is not pinned to a patch release"
+    # The image's Python is the one the project requires.
+    assert f">={match[1]}.{match[2]}," in PYPROJECT["project"]["requires-python"]
+
+
+def test_builder_installs_the_pinned_cpu_torch_under_the_constraints() -> None:
+    args = global_args()
+    assert args["TORCH_VERSION"] == pinned("torch==")
+    assert args["TORCH_VARIANT"] == "cpu"
+    assert args["TORCH_INDEX_URL"].endswith("/whl/cpu")
+    runs = " ".join(arguments for instruction, arguments in stages()["builder"] if instruction == "RUN")
+    assert "--constraint constraints.txt" in runs
+    assert '"torch==${TORCH_VERSION}+${TORCH_VARIANT}"' in runs
+    assert "--constraint /tmp/torch-variant.txt ." in runs
+
+
+def test_runtime_installs_this_version_offline_as_a_user() -> None:
+    runtime = stages()["runtime"]
+    runs = " ".join(arguments for instruction, arguments in runtime if instruction == "RUN")
+    assert "--no-index --find-links /wheels" in runs
+    assert f"siamstream=={PYPROJECT['project']['version']}" in runs
+    user = next(arguments for instruction, arguments in runtime if instruction == "USER")
+    assert user.split(":")[0].isdigit() and int(user.split(":")[0]) != 0
+
+
+def test_copied_paths_exist_and_reach_the_build_context() -> None:
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    included = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    sources = []
+    for instruction, arguments in stages()["builder"]:
+        if instruction == "COPY" and "--from" not in arguments:
+            sources += shlex.split(arguments)[:-1]
+    assert sources
+    for source in sources:
+        assert (ROOT / source).exists(), source
+        assert source.rstrip("/") in included, f"{source} is excluded by .dockerignore"
+    assert "*" in ignore
+
+
+def healthcheck_argv(stage: str) -> list[str]:
+    check = next(arguments for instruction, arguments in stages()[stage] if instruction == "HEALTHCHECK")
+    argv = json.loads(check.split("CMD", 1)[1])
+    assert argv[0] == "python"
+    return [sys.executable, *argv[1:]]
+
+
+async def run_check(argv: list[str], env: dict[str, str]) -> int:
+    process = await asyncio.create_subprocess_exec(*argv, env={**os.environ, **env})
+    return await asyncio.wait_for(process.wait(), TOOL_TIMEOUT_S)
+
+
+async def test_session_healthcheck_passes_on_a_serving_service_and_fails_without_one(tmp_path: Path) -> None:
+    argv = healthcheck_argv("session")
+    export_test_package(tmp_path / "packages")
+    async with running_service(tmp_path / "packages") as service:
+        address = {"SIAMSTREAM_LISTEN_ADDRESS": f"0.0.0.0:{service.port}"}
+        assert await run_check(argv, address) == 0
+    nothing_there = {"SIAMSTREAM_LISTEN_ADDRESS": f"0.0.0.0:{free_port()}"}
+    assert await run_check(argv, nothing_there) != 0
+
+
+def test_session_image_serves_on_all_interfaces() -> None:
+    session = stages()["session"]
+    env = " ".join(arguments for instruction, arguments in session if instruction == "ENV")
+    assert "SIAMSTREAM_LISTEN_ADDRESS=0.0.0.0:50051" in env
+    assert ("CMD", '["serve"]') in session and ("CMD", '["ingest"]') in stages()["ingest"]
