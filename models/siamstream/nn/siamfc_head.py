@@ -13,4 +13,5 @@ class SiamFCHead(nn.Module):
         self.out_scale = out_scale
 
     def forward(self, template_feature: Tensor, search_feature: Tensor) -> Tensor:
-        return xcorr_full(search_feature, template_feature) * self.out_scale
+        # The raw correlation sums C*k*k = 9216 products, which overflows fp16 (max 65504): use float32.
+        return xcorr_full(search_feature.float(), template_feature.float()) * self.out_scale

@@ -20,13 +20,16 @@ PRECISION_DTYPES = {
 
 
 def _inference_copy(network: SiameseNetwork, precision: Precision) -> SiameseNetwork:
-    """A frozen-weight eval copy of `network` in `precision`; the caller's network is left untouched."""
+    """An eval-mode, gradient-free copy of `network` in `precision`; the caller's network is untouched."""
     inference = copy.deepcopy(network).to(PRECISION_DTYPES[precision]).eval()
     return inference.requires_grad_(False)
 
 
 class TemplateStage(nn.Module):
-    """`forward(crop_z [B,3,Z,Z] uint8/float, box_prior [B,2]) -> template embedding float32 [B,D]`."""
+    """`forward(crop_z [B,3,Z,Z] uint8/float, box_prior [B,2]) -> template embedding float32 [B,D]`.
+
+    Crops are BGR, 0..255; `box_prior` is the target (w, h) in template-crop pixels.
+    """
 
     def __init__(self, network: SiameseNetwork, precision: Precision = Precision.FP32):
         super().__init__()
@@ -43,7 +46,9 @@ class TemplateStage(nn.Module):
 class SearchStage(nn.Module):
     """`forward(template_embedding float [B,D], crop_x [B,3,X,X] uint8/float) -> tuple of float32 maps`.
 
-    The outputs are the network's `search_output_names`, one row per stream.
+    Crops are BGR, 0..255; row b of `crop_x` is searched with row b of `template_embedding` (a stream
+    searching several crops, like SiamFC's scales, repeats its embedding). The outputs are the network's
+    `search_output_names`, one row per crop.
     """
 
     def __init__(self, network: SiameseNetwork, precision: Precision = Precision.FP32):
@@ -63,7 +68,12 @@ class SearchStage(nn.Module):
 def script_stages(
     network: SiameseNetwork, precision: Precision = Precision.FP32
 ) -> tuple[torch.jit.ScriptModule, torch.jit.ScriptModule]:
-    """TorchScript (template, search) stages of `network`, frozen for inference."""
+    """TorchScript (template, search) stages of `network`, frozen for inference.
+
+    Freezing inlines the weights (each file keeps only those its stage uses) and folds batch norms into
+    the convolutions (results move by about 1e-6 relative). `optimize_for_inference` is not applied: on
+    CPU it bakes MKLDNN-only constants into the graph, and the same files must also run on CUDA/Triton.
+    """
     template = torch.jit.freeze(torch.jit.script(TemplateStage(network, precision)))
     search = torch.jit.freeze(torch.jit.script(SearchStage(network, precision)))
     return template, search
