@@ -50,7 +50,9 @@ def test_imported_package_runs_like_the_eager_network(tmp_path: Path) -> None:
     embedding = runner.template(crop_z, box_prior)
     cls, loc = runner.search(embedding, crop_x)
     with torch.inference_mode():
-        eager_embedding = network.template_embedding(torch.from_numpy(crop_z).float(), torch.from_numpy(box_prior))
+        eager_embedding = network.template_embedding(
+            torch.from_numpy(crop_z).float(), torch.from_numpy(box_prior)
+        )
         eager_cls, eager_loc = network.search_outputs(eager_embedding, torch.from_numpy(crop_x).float())
     np.testing.assert_allclose(embedding, eager_embedding.numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(cls, eager_cls.numpy(), rtol=1e-4, atol=1e-3)
@@ -62,9 +64,19 @@ def test_cli_reports_a_mismatched_checkpoint_without_a_traceback(tmp_path: Path)
     weights = tmp_path / "wrong.pth"
     torch.save(reference_state_dict("siamban_r50"), weights)
     completed = subprocess.run(
-        [*SIAMSTREAM, "import-checkpoint", "--tracker", "siamrpn_alex", "--weights", str(weights),
-         "--out", str(tmp_path / "package")],
-        capture_output=True, text=True, timeout=300,
+        [
+            *SIAMSTREAM,
+            "import-checkpoint",
+            "--tracker",
+            "siamrpn_alex",
+            "--weights",
+            str(weights),
+            "--out",
+            str(tmp_path / "package"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 2
     assert "weights do not fit tracker 'siamrpn_alex'" in completed.stderr
@@ -78,7 +90,9 @@ def test_unknown_tracker_names_the_known_ones(tmp_path: Path) -> None:
     weights = tmp_path / "siamrpn_alex.pth"
     completed = subprocess.run(
         [*SIAMSTREAM, "import-checkpoint", "--tracker", "nope", "--weights", str(weights), "--out", "x"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert completed.returncode == 2 and "unknown tracker 'nope'" in completed.stderr
     assert "siamrpnpp_r50" in completed.stderr
@@ -87,7 +101,7 @@ def test_unknown_tracker_names_the_known_ones(tmp_path: Path) -> None:
 def test_incomplete_package_is_refused(tmp_path: Path) -> None:
     assert import_checkpoint("siamrpn_alex", tmp_path).returncode == 0
     (tmp_path / "package" / "search.pt").unlink()
-    with pytest.raises(PackageError, match="search.pt is missing"):
+    with pytest.raises(PackageError, match=r"search\.pt is missing"):
         read_package(tmp_path / "package")
-    with pytest.raises(PackageError, match="package.json is missing"):
+    with pytest.raises(PackageError, match=r"package\.json is missing"):
         read_package(tmp_path)

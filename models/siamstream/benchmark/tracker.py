@@ -81,7 +81,10 @@ def batch_speedups(
     rows = []
     for size in sizes:
         # N different templates: the target box shifted a little for each stream.
-        templates = [init_track(config, frames[0], (box[0] + 2 * i, box[1] + i, box[2], box[3]))[1] for i in range(size)]
+        templates = [
+            init_track(config, frames[0], (box[0] + 2 * i, box[1] + i, box[2], box[3]))[1]
+            for i in range(size)
+        ]
         embeddings = np.concatenate([runner.template(t.crop, t.box_prior) for t in templates])
         crops = np.repeat(crop_x, size, axis=0)
         repeats = 3 if size < 16 else 2
@@ -90,7 +93,9 @@ def batch_speedups(
             lambda e=embeddings, c=crops: [runner.search(e[i : i + 1], c[i : i + 1]) for i in range(len(e))],
             repeats,
         )
-        rows.append({"templates": size, "batched_ms": batched, "single_ms": single, "speedup": single / batched})
+        rows.append(
+            {"templates": size, "batched_ms": batched, "single_ms": single, "speedup": single / batched}
+        )
     return rows
 
 
@@ -99,7 +104,9 @@ def eager_search_ms(network: SiameseNetwork, runner: TorchScriptRunner, frames, 
     state, request = init_track(config, frames[0], box)
     crops = torch.from_numpy(prepare_search(config, state, frames[1]).crops).float()
     with torch.inference_mode():
-        embedding = network.template_embedding(torch.from_numpy(request.crop).float(), torch.from_numpy(request.box_prior))
+        embedding = network.template_embedding(
+            torch.from_numpy(request.crop).float(), torch.from_numpy(request.box_prior)
+        )
         embedding = embedding.repeat(crops.shape[0], 1)
         return median_ms(lambda: network.search_outputs(embedding, crops), repeats=5)
 
@@ -109,9 +116,18 @@ def max_box_difference(a: list[TrackResult], b: list[TrackResult]) -> float:
 
 
 def run(
-    config: TrackerConfig, frame_count: int, package_dir: Path | None, batch_sizes: tuple[int, ...] = (1, 4, 16)
+    config: TrackerConfig,
+    frame_count: int,
+    package_dir: Path | None,
+    bf16_frames: int = 0,
+    batch_sizes: tuple[int, ...] = (1, 4, 16),
 ) -> dict:
-    """All figures of the tracker benchmark as one JSON-ready dict (times in ms)."""
+    """All figures of the tracker benchmark as one JSON-ready dict (times in ms).
+
+    `bf16_frames` > 0 also tracks that many frames with a bf16 package of the same weights. Without
+    native bf16 (AVX512-BF16/AMX; see `cpu_capability`) PyTorch emulates it 10-100x slower than fp32,
+    so it is opt-in.
+    """
     sequence = generate_sequence(SequenceSpec(name="bench", length=frame_count + 1, seed=0))
     frames = [sequence.frame(i) for i in range(len(sequence))]
     box = tuple(float(v) for v in sequence.init_box)
@@ -122,15 +138,15 @@ def run(
             packages[Precision.FP32] = read_package(package_dir)
         else:
             packages[Precision.FP32] = export_package(network, config, Path(scratch) / "fp32")
-            packages[Precision.BF16] = export_package(network, config, Path(scratch) / "bf16", Precision.BF16)
         runner = TorchScriptRunner(packages[Precision.FP32])
-        state, request = init_track(config, frames[0], box)
+        _, request = init_track(config, frames[0], box)
         template_ms = median_ms(lambda: runner.template(request.crop, request.box_prior), repeats=5)
         steps = time_steps(config, runner, frames, box)
         report = {
             "tracker": config.name,
             "frames": frame_count,
             "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "template_ms": template_ms,
             "crop_ms": steps.crop_ms,
             "search_ms": steps.search_ms,
@@ -141,17 +157,28 @@ def run(
         }
         if package_dir is None:
             report["eager_search_ms"] = eager_search_ms(network, runner, frames, box, config)
-            bf16 = time_steps(config, TorchScriptRunner(packages[Precision.BF16]), frames, box)
+        if bf16_frames > 0:
+            if package_dir is not None:
+                raise ValueError("bf16 comparison needs the benchmark's own package (no --package)")
+            packages[Precision.BF16] = export_package(network, config, Path(scratch) / "bf16", Precision.BF16)
+            fp32 = time_steps(config, runner, frames[: bf16_frames + 1], box)
+            bf16 = time_steps(
+                config, TorchScriptRunner(packages[Precision.BF16]), frames[: bf16_frames + 1], box
+            )
             report["bf16"] = {
+                "frames": bf16_frames,
                 "search_ms": bf16.search_ms,
-                "speedup": steps.search_ms / bf16.search_ms,
-                "max_box_diff_px": max_box_difference(steps.results, bf16.results),
+                "speedup": fp32.search_ms / bf16.search_ms,
+                "max_box_diff_px": max_box_difference(fp32.results, bf16.results),
             }
     return report
 
 
 def print_report(report: dict) -> None:
-    print(f"tracker {report['tracker']}: {report['frames']} frames, {report['threads']} torch threads")
+    print(
+        f"tracker {report['tracker']}: {report['frames']} frames, {report['threads']} torch threads, "
+        f"CPU capability {report['cpu_capability']}"
+    )
     for key in ("template_ms", "crop_ms", "search_ms", "post_ms", "step_ms"):
         print(f"  {key:14s} {report[key]:9.2f}")
     print(f"  overhead       {report['overhead_pct']:8.2f} % of the step")
@@ -166,6 +193,7 @@ def print_report(report: dict) -> None:
     if "bf16" in report:
         bf16 = report["bf16"]
         print(
-            f"  bf16 search    {bf16['search_ms']:9.2f}  ({bf16['speedup']:.2f}x fp32), "
+            f"  bf16 search    {bf16['search_ms']:9.2f}  ({bf16['speedup']:.2f}x fp32 "
+            f"over {bf16['frames']} frames), "
             f"max box difference {bf16['max_box_diff_px']:.3f} px"
         )

@@ -17,12 +17,19 @@ from siamstream.tracking.offline import OfflineTracker
 
 def add_parser(root: argparse._SubParsersAction) -> None:
     parser = root.add_parser("eval", help="one-pass evaluation: success AUC, precision, plots")
-    parser.add_argument("--package", required=True, action="append", type=existing_path,
-                        help="tracker package directory (repeat to compare trackers)")
+    parser.add_argument(
+        "--package",
+        required=True,
+        action="append",
+        type=existing_path,
+        help="tracker package directory (repeat to compare trackers)",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", type=existing_path, help="dataset root (OTB, LaSOT or GOT-10k layout)")
     source.add_argument("--synthetic", type=int, metavar="N", help="generate N synthetic sequences instead")
-    parser.add_argument("--layout", choices=["otb", "lasot", "got10k"], help="dataset layout (default: detect)")
+    parser.add_argument(
+        "--layout", choices=["otb", "lasot", "got10k"], help="dataset layout (default: detect)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic suite")
     parser.add_argument("--out", required=True, type=Path, help="folder for results, reports and plots")
     parser.add_argument("--device", default="cpu", help="torch device of the models")
@@ -48,7 +55,9 @@ def run_eval(args: argparse.Namespace) -> int:
         results_dir = args.out / "results" / name
         results_dir.mkdir(parents=True, exist_ok=True)
 
-        def track_fn(sequence: TrackingSequence, tracker: OfflineTracker = tracker, folder: Path = results_dir):
+        def track_fn(
+            sequence: TrackingSequence, tracker: OfflineTracker = tracker, folder: Path = results_dir
+        ):
             boxes = track_boxes(tracker, sequence)
             write_boxes(folder / f"{sequence.name}.txt", boxes)
             return boxes
