@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 # Real servers and checkers for the tests: Debian redis-server, Triton from PyPI nvidia-pytriton in its
-# own environment (it needs numpy<2; see deploy/triton/requirements.txt), promtool and kubectl.
+# own environment (it needs numpy<2; see deploy/triton/requirements.txt), the GStreamer RTSP test
+# server, promtool and kubectl.
 test-servers:
 	bash scripts/install_redis.sh
 	bash scripts/install_triton.sh
+	bash scripts/install_rtsp.sh
 	bash scripts/install_deploy_tools.sh
 
 test: venv test-servers

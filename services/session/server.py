@@ -23,6 +23,8 @@ from siamstream.v1 import tracking_pb2, tracking_pb2_grpc
 from siamstream_services.inference.backend import InferenceBackend
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.inference.triton import TritonBackend
+from siamstream_services.ingest.api import CameraApi
+from siamstream_services.ingest.directory import CameraDirectory
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import SessionStore, StoreUnavailable, open_store
 
@@ -31,7 +33,7 @@ from .catalog import load_catalog
 from .interceptors import AuthInterceptor, ObservabilityInterceptor
 from .metrics import MetricsServer, ServiceMetrics
 from .servicer import TrackingServicer
-from .sessions import ServedTracker, SessionManager
+from .sessions import INFERENCE_TIMEOUT_S, ServedTracker, SessionManager
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class TrackingServer:
         backend: InferenceBackend,
         trackers: dict[str, ServedTracker],
         metrics: ServiceMetrics,
+        cameras: CameraDirectory | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -75,7 +78,10 @@ class TrackingServer:
                 ("grpc.max_send_message_length", max_message),
             ],
         )
-        tracking_pb2_grpc.add_TrackingServiceServicer_to_server(TrackingServicer(self.manager), self._server)
+        camera_api = CameraApi(cameras, self.manager) if cameras is not None else None
+        tracking_pb2_grpc.add_TrackingServiceServicer_to_server(
+            TrackingServicer(self.manager, camera_api), self._server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
@@ -166,7 +172,11 @@ def open_backend(
             max_wait_ms=settings.batch_max_wait_ms,
             on_batch=metrics.observe_batch,
         )
-    return TritonBackend(settings.inference_backend.removeprefix("triton://"))
+    # Triton gets the same bound on a model call as the service puts on inference; the backend's own
+    # 1 s default failed healthy but loaded servers (a first call on a busy host takes over a second).
+    return TritonBackend(
+        settings.inference_backend.removeprefix("triton://"), request_timeout_s=INFERENCE_TIMEOUT_S
+    )
 
 
 def open_server(settings: ServiceSettings) -> TrackingServer:

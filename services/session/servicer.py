@@ -21,10 +21,11 @@ from grpc import aio
 
 from siamstream.v1 import tracking_pb2 as pb
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc
+from siamstream_services.ingest.api import CameraApi
 
 from .auth import current_owner
 from .convert import box_xywh, frame_input, result_message, session_message, track_options
-from .errors import InvalidArgument, ServiceError
+from .errors import FailedPrecondition, InvalidArgument, ServiceError
 from .sessions import SessionManager
 from .state import FrameOutcome
 
@@ -38,8 +39,9 @@ T = TypeVar("T")
 class TrackingServicer(pb_grpc.TrackingServiceServicer):
     """Maps the tracking API onto a `SessionManager`."""
 
-    def __init__(self, manager: SessionManager) -> None:
+    def __init__(self, manager: SessionManager, cameras: CameraApi | None = None) -> None:
         self._manager = manager
+        self._cameras = cameras
 
     async def StartTrack(
         self, request: pb.StartTrackRequest, context: aio.ServicerContext
@@ -95,6 +97,40 @@ class TrackingServicer(pb_grpc.TrackingServiceServicer):
             yield pb.TrackResponse(session_id=session_id, result=_result(outcome, request.frame))
         if session_id:
             await _answer(context, self._manager.stop(current_owner.get(), session_id), session_id)
+
+    async def AttachCamera(
+        self, request: pb.AttachCameraRequest, context: aio.ServicerContext
+    ) -> pb.AttachCameraResponse:
+        cameras = await self._camera_api(context)
+        return await _answer(context, cameras.attach(current_owner.get(), request))
+
+    async def DetachCamera(
+        self, request: pb.DetachCameraRequest, context: aio.ServicerContext
+    ) -> pb.DetachCameraResponse:
+        cameras = await self._camera_api(context)
+        return await _answer(context, cameras.detach(current_owner.get(), request))
+
+    async def ListCameras(
+        self, request: pb.ListCamerasRequest, context: aio.ServicerContext
+    ) -> pb.ListCamerasResponse:
+        cameras = await self._camera_api(context)
+        return await _answer(context, cameras.list(current_owner.get()))
+
+    async def WatchTrack(
+        self, request: pb.WatchTrackRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[pb.CameraTrackResult]:
+        cameras = await self._camera_api(context)
+        results = cameras.watch(current_owner.get(), request)
+        while True:
+            result = await _answer(context, anext(results, None))
+            if result is None:
+                return
+            yield result
+
+    async def _camera_api(self, context: aio.ServicerContext) -> CameraApi:
+        if self._cameras is None:
+            await _abort(context, FailedPrecondition("cameras need a Redis store (store_url redis://...)"))
+        return self._cameras
 
     async def _start(self, request: pb.StartTrackRequest) -> FrameOutcome:
         return await self._manager.start(

@@ -92,6 +92,10 @@ def test_service_methods_and_streaming() -> None:
         "GetTrack": (False, False),
         "ListTracks": (False, False),
         "Track": (True, True),
+        "AttachCamera": (False, False),
+        "DetachCamera": (False, False),
+        "ListCameras": (False, False),
+        "WatchTrack": (False, True),
     }
     assert hasattr(tracking_pb2_grpc, "TrackingServiceServicer")
     assert hasattr(tracking_pb2_grpc, "add_TrackingServiceServicer_to_server")

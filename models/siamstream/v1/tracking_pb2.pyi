@@ -10,6 +10,15 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CameraState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CAMERA_STATE_UNSPECIFIED: _ClassVar[CameraState]
+    CAMERA_STATE_CONNECTING: _ClassVar[CameraState]
+    CAMERA_STATE_STREAMING: _ClassVar[CameraState]
+    CAMERA_STATE_STALE: _ClassVar[CameraState]
+    CAMERA_STATE_RECONNECTING: _ClassVar[CameraState]
+    CAMERA_STATE_STOPPED: _ClassVar[CameraState]
+
 class PixelFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PIXEL_FORMAT_UNSPECIFIED: _ClassVar[PixelFormat]
@@ -23,6 +32,12 @@ class TrackStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRACK_STATUS_TRACKING: _ClassVar[TrackStatus]
     TRACK_STATUS_UNCERTAIN: _ClassVar[TrackStatus]
     TRACK_STATUS_LOST: _ClassVar[TrackStatus]
+CAMERA_STATE_UNSPECIFIED: CameraState
+CAMERA_STATE_CONNECTING: CameraState
+CAMERA_STATE_STREAMING: CameraState
+CAMERA_STATE_STALE: CameraState
+CAMERA_STATE_RECONNECTING: CameraState
+CAMERA_STATE_STOPPED: CameraState
 PIXEL_FORMAT_UNSPECIFIED: PixelFormat
 PIXEL_FORMAT_BGR8: PixelFormat
 PIXEL_FORMAT_RGB8: PixelFormat
@@ -31,6 +46,100 @@ TRACK_STATUS_UNSPECIFIED: TrackStatus
 TRACK_STATUS_TRACKING: TrackStatus
 TRACK_STATUS_UNCERTAIN: TrackStatus
 TRACK_STATUS_LOST: TrackStatus
+
+class AttachCameraRequest(_message.Message):
+    __slots__ = ("camera_id", "url", "box", "tracker", "options", "box_time")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    TRACKER_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    BOX_TIME_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    url: str
+    box: Box
+    tracker: str
+    options: TrackerOptions
+    box_time: _timestamp_pb2.Timestamp
+    def __init__(self, camera_id: _Optional[str] = ..., url: _Optional[str] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., tracker: _Optional[str] = ..., options: _Optional[_Union[TrackerOptions, _Mapping]] = ..., box_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AttachCameraResponse(_message.Message):
+    __slots__ = ("camera_id", "target_id")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ID_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    target_id: str
+    def __init__(self, camera_id: _Optional[str] = ..., target_id: _Optional[str] = ...) -> None: ...
+
+class DetachCameraRequest(_message.Message):
+    __slots__ = ("camera_id", "target_id")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ID_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    target_id: str
+    def __init__(self, camera_id: _Optional[str] = ..., target_id: _Optional[str] = ...) -> None: ...
+
+class DetachCameraResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListCamerasRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CameraTarget(_message.Message):
+    __slots__ = ("target_id", "tracker", "session_id")
+    TARGET_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACKER_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    target_id: str
+    tracker: str
+    session_id: str
+    def __init__(self, target_id: _Optional[str] = ..., tracker: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class Camera(_message.Message):
+    __slots__ = ("camera_id", "url", "state", "worker_id", "reconnects", "last_frame_time", "targets")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECONNECTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_FRAME_TIME_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    url: str
+    state: CameraState
+    worker_id: str
+    reconnects: int
+    last_frame_time: _timestamp_pb2.Timestamp
+    targets: _containers.RepeatedCompositeFieldContainer[CameraTarget]
+    def __init__(self, camera_id: _Optional[str] = ..., url: _Optional[str] = ..., state: _Optional[_Union[CameraState, str]] = ..., worker_id: _Optional[str] = ..., reconnects: _Optional[int] = ..., last_frame_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., targets: _Optional[_Iterable[_Union[CameraTarget, _Mapping]]] = ...) -> None: ...
+
+class ListCamerasResponse(_message.Message):
+    __slots__ = ("cameras",)
+    CAMERAS_FIELD_NUMBER: _ClassVar[int]
+    cameras: _containers.RepeatedCompositeFieldContainer[Camera]
+    def __init__(self, cameras: _Optional[_Iterable[_Union[Camera, _Mapping]]] = ...) -> None: ...
+
+class WatchTrackRequest(_message.Message):
+    __slots__ = ("camera_id", "target_id")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ID_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    target_id: str
+    def __init__(self, camera_id: _Optional[str] = ..., target_id: _Optional[str] = ...) -> None: ...
+
+class CameraTrackResult(_message.Message):
+    __slots__ = ("camera_id", "target_id", "session_id", "result")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    target_id: str
+    session_id: str
+    result: TrackResult
+    def __init__(self, camera_id: _Optional[str] = ..., target_id: _Optional[str] = ..., session_id: _Optional[str] = ..., result: _Optional[_Union[TrackResult, _Mapping]] = ...) -> None: ...
 
 class RawImage(_message.Message):
     __slots__ = ("data", "width", "height", "pixel_format")

@@ -68,6 +68,26 @@ class TrackingServiceStub:
                 request_serializer=siamstream_dot_v1_dot_tracking__pb2.TrackRequest.SerializeToString,
                 response_deserializer=siamstream_dot_v1_dot_tracking__pb2.TrackResponse.FromString,
                 _registered_method=True)
+        self.AttachCamera = channel.unary_unary(
+                '/siamstream.v1.TrackingService/AttachCamera',
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.AttachCameraRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.AttachCameraResponse.FromString,
+                _registered_method=True)
+        self.DetachCamera = channel.unary_unary(
+                '/siamstream.v1.TrackingService/DetachCamera',
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.DetachCameraRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.DetachCameraResponse.FromString,
+                _registered_method=True)
+        self.ListCameras = channel.unary_unary(
+                '/siamstream.v1.TrackingService/ListCameras',
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.ListCamerasRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.ListCamerasResponse.FromString,
+                _registered_method=True)
+        self.WatchTrack = channel.unary_stream(
+                '/siamstream.v1.TrackingService/WatchTrack',
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.WatchTrackRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.CameraTrackResult.FromString,
+                _registered_method=True)
 
 
 class TrackingServiceServicer:
@@ -124,6 +144,41 @@ class TrackingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AttachCamera(self, request, context):
+        """Attaches a target on an RTSP camera and returns its target id. The first attach of a `camera_id`
+        registers the camera; later attaches naming the same id (and the same URL) add targets that share
+        the camera's one decoder, each tracked in its own session. An ingest worker claims the camera and
+        starts the target's session on the first frame it reads after the attach, or, when `box_time` is
+        set, on the recent frame received nearest that time (then catches up through the frames after it).
+        The service needs a Redis store for cameras; without one these calls are FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DetachCamera(self, request, context):
+        """Detaches one target of a camera, or the whole camera when `target_id` is empty; the camera is
+        released when its last target goes. The targets' sessions are stopped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCameras(self, request, context):
+        """Lists the caller's cameras with their connection state and targets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchTrack(self, request, context):
+        """Streams the results of one camera target as the ingest worker produces them, from the next result
+        on. The stream ends with OK when the target is detached.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrackingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +211,26 @@ def add_TrackingServiceServicer_to_server(servicer, server):
                     servicer.Track,
                     request_deserializer=siamstream_dot_v1_dot_tracking__pb2.TrackRequest.FromString,
                     response_serializer=siamstream_dot_v1_dot_tracking__pb2.TrackResponse.SerializeToString,
+            ),
+            'AttachCamera': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttachCamera,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.AttachCameraRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.AttachCameraResponse.SerializeToString,
+            ),
+            'DetachCamera': grpc.unary_unary_rpc_method_handler(
+                    servicer.DetachCamera,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.DetachCameraRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.DetachCameraResponse.SerializeToString,
+            ),
+            'ListCameras': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCameras,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.ListCamerasRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.ListCamerasResponse.SerializeToString,
+            ),
+            'WatchTrack': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTrack,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.WatchTrackRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.CameraTrackResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -324,6 +399,114 @@ class TrackingService:
             '/siamstream.v1.TrackingService/Track',
             siamstream_dot_v1_dot_tracking__pb2.TrackRequest.SerializeToString,
             siamstream_dot_v1_dot_tracking__pb2.TrackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachCamera(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siamstream.v1.TrackingService/AttachCamera',
+            siamstream_dot_v1_dot_tracking__pb2.AttachCameraRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.AttachCameraResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DetachCamera(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siamstream.v1.TrackingService/DetachCamera',
+            siamstream_dot_v1_dot_tracking__pb2.DetachCameraRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.DetachCameraResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCameras(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siamstream.v1.TrackingService/ListCameras',
+            siamstream_dot_v1_dot_tracking__pb2.ListCamerasRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.ListCamerasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTrack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/siamstream.v1.TrackingService/WatchTrack',
+            siamstream_dot_v1_dot_tracking__pb2.WatchTrackRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.CameraTrackResult.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,227 @@
+"""One camera on one worker: its reader thread, its targets' sessions, its watchdog.
+
+Every frame goes through `SessionManager.push`, the very path of PushFrame, once per target; the targets
+of a camera share the camera's one reader. A target's session starts on the frame its box refers to (see
+`anchor_frame`), then catches up through the recent frames after it, then follows the newest frames.
+Results go to the camera's Redis stream as `CameraTrackResult` messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from siamstream.v1 import tracking_pb2 as pb
+from siamstream_services.session.convert import result_message
+from siamstream_services.session.errors import InvalidArgument, NotFound, ServiceError
+from siamstream_services.session.frames import PixelFormat, RawImage
+from siamstream_services.session.options import TrackOptions
+from siamstream_services.session.sessions import FrameInput, SessionManager
+from siamstream_services.session.state import FrameOutcome
+
+from .capture import CameraFrame, FrameReader, ReaderTimeouts
+from .config import IngestSettings
+from .directory import CameraDirectory, CameraSpec, CameraStatus, TargetSpec
+from .health import BackoffPolicy, CameraState, observed_state
+from .metrics import IngestMetrics
+
+log = logging.getLogger(__name__)
+
+
+def anchor_frame(history: Sequence[CameraFrame], target: TargetSpec) -> CameraFrame | None:
+    """The frame `target`'s box is on, among `history` (oldest first); None while it has not arrived.
+
+    Nearest mode: the frame received nearest `anchor_unix`. Otherwise: the first frame received at or
+    after `anchor_unix`.
+    """
+    if not history:
+        return None
+    if target.nearest:
+        return min(history, key=lambda frame: abs(frame.received_unix - target.anchor_unix))
+    return next((frame for frame in history if frame.received_unix >= target.anchor_unix), None)
+
+
+def frame_input(frame: CameraFrame) -> FrameInput:
+    """The camera frame as a raw BGR frame of the session API."""
+    height, width = frame.image.shape[:2]
+    return FrameInput(RawImage(frame.image.tobytes(), width, height, PixelFormat.BGR8))
+
+
+def backoff_policy(settings: IngestSettings) -> BackoffPolicy:
+    return BackoffPolicy(
+        settings.backoff_initial_s,
+        settings.backoff_multiplier,
+        settings.backoff_max_s,
+        settings.backoff_jitter,
+    )
+
+
+class CameraRunner:
+    """Reads one camera and tracks its targets until `stop()`; `update()` brings in attaches and detaches."""
+
+    def __init__(
+        self,
+        spec: CameraSpec,
+        sessions: dict[str, str],
+        manager: SessionManager,
+        directory: CameraDirectory,
+        metrics: IngestMetrics,
+        worker_id: str,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        settings = directory.settings
+        self.camera_id = spec.camera_id
+        self._owner = spec.owner
+        self._targets = dict(spec.targets)
+        self._sessions = {tid: sid for tid, sid in sessions.items() if tid in self._targets}
+        self._last_box: dict[str, tuple[float, float, float, float]] = {}
+        self._manager = manager
+        self._directory = directory
+        self._metrics = metrics
+        self._worker_id = worker_id
+        self._settings = settings
+        self._monotonic = monotonic
+        self._frame_ready = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._reader = FrameReader(
+            spec.url,
+            ReaderTimeouts(settings.open_timeout_ms, settings.read_timeout_ms),
+            backoff_policy(settings),
+            settings.history_frames,
+            on_frame=self._signal_frame,
+            monotonic=monotonic,
+            name=spec.camera_id,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._reader.start()
+        self._tasks = [
+            self._loop.create_task(self._track_loop(), name=f"track-{self.camera_id}"),
+            self._loop.create_task(self._watchdog_loop(), name=f"watchdog-{self.camera_id}"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop tracking and reading; the sessions stay in the store for whoever takes the camera over."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.to_thread(self._reader.stop)
+        self._metrics.forget(self.camera_id)
+
+    def update(self, spec: CameraSpec, sessions: dict[str, str]) -> None:
+        """Adopt the camera's current targets; a detached target is dropped before its next frame."""
+        self._targets = dict(spec.targets)
+        for target_id, session_id in sessions.items():
+            if target_id in self._targets:
+                self._sessions.setdefault(target_id, session_id)
+        for target_id in list(self._sessions):
+            if target_id not in self._targets:
+                del self._sessions[target_id]
+                self._last_box.pop(target_id, None)
+
+    @property
+    def reader(self) -> FrameReader:
+        return self._reader
+
+    def observed_state(self) -> CameraState:
+        return observed_state(self._reader.health, self._monotonic(), self._settings.stale_after_s)
+
+    def _signal_frame(self) -> None:  # reader thread
+        self._loop.call_soon_threadsafe(self._frame_ready.set)
+
+    async def _track_loop(self) -> None:
+        while True:
+            await self._frame_ready.wait()
+            self._frame_ready.clear()
+            frame = self._reader.take_latest()
+            if frame is None:
+                continue
+            await asyncio.gather(*(self._track_target(tid, frame) for tid in list(self._targets)))
+            self._metrics.frames.labels(self.camera_id).inc()
+
+    async def _track_target(self, target_id: str, frame: CameraFrame) -> None:
+        target = self._targets.get(target_id)
+        if target is None:
+            return
+        try:
+            session_id = self._sessions.get(target_id)
+            if session_id is None:
+                await self._start_target(target, frame)
+                return
+            try:
+                outcome = await self._manager.push(self._owner, session_id, frame_input(frame))
+            except (NotFound, InvalidArgument) as error:
+                # The session expired (a long outage) or the camera changed resolution: start again
+                # from the last box this worker saw, on this frame.
+                box = self._last_box.get(target_id)
+                if box is None:
+                    raise
+                log.warning("camera %s target %s: %s; restarting it", self.camera_id, target_id, error)
+                await self._start_session(target, frame, box)
+                return
+            await self._publish(target_id, frame, outcome)
+        except ServiceError as error:
+            log.warning(
+                "camera %s target %s: frame %d refused: %s",
+                self.camera_id,
+                target_id,
+                frame.sequence,
+                error.message,
+            )
+
+    async def _start_target(self, target: TargetSpec, newest: CameraFrame) -> None:
+        history = self._reader.history()
+        anchor = anchor_frame(history, target)
+        if anchor is None:
+            return
+        await self._start_session(target, anchor, target.box)
+        # Catch up through the frames between the anchor and the newest one, in order.
+        session_id = self._sessions[target.target_id]
+        for frame in history:
+            if anchor.sequence < frame.sequence <= newest.sequence:
+                outcome = await self._manager.push(self._owner, session_id, frame_input(frame))
+                await self._publish(target.target_id, frame, outcome)
+
+    async def _start_session(
+        self, target: TargetSpec, frame: CameraFrame, box: tuple[float, float, float, float]
+    ) -> None:
+        options = TrackOptions.model_validate_json(target.options_json)
+        outcome = await self._manager.start(self._owner, target.tracker, frame_input(frame), box, options)
+        self._sessions[target.target_id] = outcome.session_id
+        await self._directory.set_session(self.camera_id, target.target_id, outcome.session_id)
+        await self._publish(target.target_id, frame, outcome)
+
+    async def _publish(self, target_id: str, frame: CameraFrame, outcome: FrameOutcome) -> None:
+        self._last_box[target_id] = outcome.result.bbox
+        result = result_message(outcome.result, frame.sequence, outcome.timings, None)
+        result.capture_time.FromNanoseconds(round(frame.received_unix * 1e9))
+        message = pb.CameraTrackResult(
+            camera_id=self.camera_id, target_id=target_id, session_id=outcome.session_id, result=result
+        )
+        await self._directory.publish(self.camera_id, target_id, message.SerializeToString())
+
+    async def _watchdog_loop(self) -> None:
+        # Four looks per staleness bound: a hung camera is reported within 1.25 bounds.
+        interval = min(1.0, max(0.05, self._settings.stale_after_s / 4))
+        while True:
+            await self.report()
+            await asyncio.sleep(interval)
+
+    async def report(self) -> None:
+        """Export the camera's state to the metrics and to its status record."""
+        health = self._reader.health
+        now = self._monotonic()
+        state = observed_state(health, now, self._settings.stale_after_s)
+        age = None if health.last_frame_at is None else now - health.last_frame_at
+        self._metrics.report(self.camera_id, state, health.reconnects, self._reader.dropped_frames, age)
+        last_frame_unix = None if age is None else time.time() - age
+        status = CameraStatus(state.value, self._worker_id, health.reconnects, last_frame_unix)
+        with contextlib.suppress(Exception):  # a status report is best effort; Redis may be down briefly
+            await self._directory.report_status(self.camera_id, status)

@@ -1,0 +1,136 @@
+"""Pure logic of camera ingestion on an injected clock: backoff, states, staleness, leases, anchors."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from siamstream_services.ingest.capture import CameraFrame, FrameReader, ReaderTimeouts
+from siamstream_services.ingest.directory import TargetSpec
+from siamstream_services.ingest.health import (
+    BackoffPolicy,
+    CameraHealth,
+    CameraState,
+    backoff_delay,
+    connecting,
+    connection_failed,
+    frame_received,
+    lease_expired,
+    observed_state,
+)
+from siamstream_services.ingest.runner import anchor_frame
+
+POLICY = BackoffPolicy(initial_s=0.5, multiplier=2.0, max_s=4.0, jitter=0.5)
+
+
+def test_backoff_grows_geometrically_caps_and_jitter_only_shortens() -> None:
+    assert [backoff_delay(POLICY, n, 0.0) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert backoff_delay(POLICY, 3, 0.999) == pytest.approx(2.0 * (1 - 0.5 * 0.999))
+    assert backoff_delay(POLICY, 50, 0.0) == 4.0
+    with pytest.raises(ValueError, match="at least 1"):
+        backoff_delay(POLICY, 0, 0.0)
+
+
+def test_states_through_connect_stream_loss_and_reconnect() -> None:
+    health = connecting(CameraHealth(), now=0.0)
+    assert health.state is CameraState.CONNECTING and health.connections == 1 and health.reconnects == 0
+    health = frame_received(health, now=0.3)
+    assert health.state is CameraState.STREAMING and health.last_frame_at == 0.3
+    health = connection_failed(health, now=5.0, policy=POLICY, unit_random=0.0)
+    assert health.state is CameraState.RECONNECTING and health.retry_at == 5.5 and health.failures == 1
+    health = connecting(health, now=5.5)
+    assert health.state is CameraState.RECONNECTING and health.reconnects == 1
+    health = connection_failed(health, now=6.0, policy=POLICY, unit_random=0.0)
+    assert health.retry_at == 7.0  # the second consecutive failure waits twice as long
+    health = frame_received(connecting(health, now=7.0), now=7.2)
+    assert health.state is CameraState.STREAMING and health.failures == 0 and health.reconnects == 2
+
+
+def test_streaming_camera_without_frames_is_stale_after_the_bound() -> None:
+    health = frame_received(connecting(CameraHealth(), 0.0), now=10.0)
+    assert observed_state(health, now=11.9, stale_after_s=2.0) is CameraState.STREAMING
+    assert observed_state(health, now=12.1, stale_after_s=2.0) is CameraState.STALE
+    lost = connection_failed(health, now=13.0, policy=POLICY, unit_random=0.0)
+    assert observed_state(lost, now=20.0, stale_after_s=2.0) is CameraState.RECONNECTING
+
+
+def test_lease_counts_as_expired_a_margin_before_its_ttl() -> None:
+    assert not lease_expired(renewed_at=10.0, now=11.0, ttl_s=1.5, margin_s=0.1)
+    assert lease_expired(renewed_at=10.0, now=11.45, ttl_s=1.5, margin_s=0.1)
+    assert lease_expired(renewed_at=None, now=0.0, ttl_s=1.5, margin_s=0.1)
+
+
+def _frame(sequence: int, received_unix: float) -> CameraFrame:
+    return CameraFrame(sequence, np.zeros((2, 2, 3), np.uint8), received_unix, received_unix)
+
+
+def _target(anchor_unix: float, nearest: bool) -> TargetSpec:
+    return TargetSpec(target_id="t", tracker="x", box=(1, 1, 1, 1), anchor_unix=anchor_unix, nearest=nearest)
+
+
+def test_anchor_is_first_frame_after_attach_or_nearest_to_box_time() -> None:
+    history = [_frame(1, 100.00), _frame(2, 100.04), _frame(3, 100.08)]
+    assert anchor_frame(history, _target(100.03, nearest=False)).sequence == 2
+    assert anchor_frame(history, _target(100.09, nearest=False)) is None  # not received yet
+    assert anchor_frame(history, _target(100.07, nearest=True)).sequence == 3
+    assert anchor_frame(history, _target(50.0, nearest=True)).sequence == 1
+    assert anchor_frame([], _target(50.0, nearest=True)) is None
+
+
+class ScriptedCapture:
+    """A capture that yields `frames` frames, then fails (a lost stream); `opened` False refuses to open."""
+
+    def __init__(self, frames: int, opened: bool = True, gate: threading.Event | None = None) -> None:
+        self.frames, self.opened, self.gate, self.released = frames, opened, gate, False
+
+    def isOpened(self) -> bool:
+        return self.opened
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.gate is not None:
+            self.gate.wait(2.0)
+        if self.frames == 0:
+            return False, None
+        self.frames -= 1
+        return True, np.full((2, 2, 3), self.frames, np.uint8)
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_reader_keeps_the_latest_frame_counts_drops_and_reopens_a_new_capture() -> None:
+    captures = [ScriptedCapture(5), ScriptedCapture(0, opened=False), ScriptedCapture(3)]
+    opened: list[ScriptedCapture] = []
+    done = threading.Event()
+
+    def open_capture(url: str, open_ms: int, read_ms: int) -> ScriptedCapture:
+        capture = captures.pop(0) if captures else ScriptedCapture(0, opened=False)
+        opened.append(capture)
+        if not captures:
+            done.set()
+        return capture
+
+    clock = iter(float(t) for t in range(10_000))
+    reader = FrameReader(
+        "rtsp://camera",
+        ReaderTimeouts(open_ms=100, read_ms=100),
+        BackoffPolicy(initial_s=0.001, multiplier=1.0, max_s=0.001, jitter=0.0),
+        history_frames=4,
+        open_capture=open_capture,
+        monotonic=lambda: next(clock),
+        unit_random=lambda: 0.0,
+    )
+    reader.start()
+    assert done.wait(5.0)
+    assert reader.stop()
+
+    assert len(opened) >= 3 and all(capture.released for capture in opened)
+    latest = reader.take_latest()
+    assert latest is not None and latest.sequence == 8  # 5 + 3 frames, only the newest kept
+    assert reader.take_latest() is None  # taken once
+    assert reader.dropped_frames == 7  # every frame but the one taken was replaced untaken
+    assert [frame.sequence for frame in reader.history()] == [5, 6, 7, 8]
+    assert reader.health.reconnects == len(opened) - 1
+    assert reader.health.state is CameraState.STOPPED
