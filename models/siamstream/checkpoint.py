@@ -66,7 +66,10 @@ def read_checkpoint(path: Path) -> Checkpoint:
     if not_tensors:
         raise CheckpointError(f"checkpoint {path} has entries that are not tensors: {_listing(not_tensors)}")
     return Checkpoint(
-        state_dict=state_dict, sha256=file_sha256(path), tracker=tracker, config=dict(config) if config else None
+        state_dict=state_dict,
+        sha256=file_sha256(path),
+        tracker=tracker,
+        config=dict(config) if config else None,
     )
 
 

@@ -68,7 +68,9 @@ def test_weights_of_another_tracker_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "siamban.pth"
     torch.save(reference_state_dict("siamban_r50"), path)
     with pytest.raises(CheckpointError, match="weights do not fit tracker 'siamrpnpp_r50'"):
-        load_weights(build_network(get_config("siamrpnpp_r50")), read_checkpoint(path).state_dict, "siamrpnpp_r50")
+        load_weights(
+            build_network(get_config("siamrpnpp_r50")), read_checkpoint(path).state_dict, "siamrpnpp_r50"
+        )
 
 
 def test_corrupt_and_foreign_files_fail_clearly(tmp_path: Path) -> None:
