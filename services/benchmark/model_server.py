@@ -1,0 +1,49 @@
+"""The inference backend a service benchmark runs on: in-process TorchScript, or a Triton server it starts."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from siamstream.package import TrackerPackage
+from siamstream_services.inference.triton_repository import RepositoryForm, write_model_repository
+from siamstream_services.inference.triton_server import TritonServer, find_triton_install
+
+BACKENDS = ("embedded", "triton")
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def model_server(backend: str, package: TrackerPackage, work_dir: Path, triton_venv: Path) -> Iterator[str]:
+    """Yield the service's `inference_backend` setting for `backend` (`embedded` or `triton`).
+
+    For `triton`: write the CPU test form of the model repository for `package` under `work_dir`, start
+    nvidia-pytriton's tritonserver from `triton_venv` on free loopback ports, and stop it on exit.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "embedded":
+        yield "embedded"
+        return
+    # Resolved: the launcher symlinks the stub into work_dir, and a relative target would dangle there.
+    install = find_triton_install(triton_venv.resolve())
+    repository = work_dir / "triton-models"
+    write_model_repository([package], repository, form=RepositoryForm.CPU_TEST)
+    server = TritonServer(
+        install,
+        repository,
+        work_dir=work_dir / "triton",
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+    )
+    with server:
+        yield f"triton://{server.grpc_url}"

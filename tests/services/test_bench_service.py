@@ -1,0 +1,36 @@
+"""`siamstream bench service`: one JSON object with the documented keys (no timing assertions)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from siamstream.cli.main import build_parser
+from siamstream_services.benchmark.cli import parse_stream_counts
+
+
+def test_bench_service_prints_the_documented_json(capsys: pytest.CaptureFixture[str]) -> None:
+    arguments = ["bench", "service", "--tracker", "siamrpn_alex", "--backend", "embedded"]
+    args = build_parser().parse_args([*arguments, "--streams", "1,2", "--frames", "5", "--json"])
+    assert args.run(args) == 0
+
+    report = json.loads(capsys.readouterr().out)
+    assert {"search_forward_ms_p50", "service_overhead_ms", "runs"} <= set(report)
+    assert report["tracker"] == "siamrpn_alex" and report["backend"] == "embedded" and report["frames"] == 5
+    assert report["search_forward_ms_p50"] > 0
+    assert [run["streams"] for run in report["runs"]] == [1, 2]
+    for run in report["runs"]:
+        assert set(run) == {"streams", "push_p50_ms", "push_p99_ms", "frames_per_s"}
+        assert 0 < run["push_p50_ms"] <= run["push_p99_ms"]
+        assert run["frames_per_s"] > 0
+    one_stream = report["runs"][0]["push_p50_ms"]
+    assert report["service_overhead_ms"] == pytest.approx(one_stream - report["search_forward_ms_p50"])
+
+
+def test_stream_counts_parse_and_refuse_nonsense() -> None:
+    assert parse_stream_counts("1,4,16") == [1, 4, 16]
+    for text in ("0,4", "one", "1,,2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_stream_counts(text)

@@ -1,0 +1,186 @@
+"""`TrackingClient` against the real service over loopback gRPC (memory store, embedded siamrpn_alex)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from siamstream.package import read_package
+from siamstream.runner import TorchScriptRunner
+from siamstream.tracking.offline import OfflineTracker
+from siamstream.tracking.state import TrackStatus
+from siamstream_services.client import ImageFormat, TrackingClient, encode_frame
+from tests.services.session_fixtures import (
+    API_KEY_A,
+    API_KEY_B,
+    INIT_BOX,
+    TRACKER,
+    Service,
+    export_test_package,
+    moving_target_frames,
+    running_service,
+)
+from tests.services.test_session_tls import pki  # noqa: F401  (the CA and certificates fixture)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+FRAMES = 5
+JPEG_QUALITY = 80
+
+
+@pytest.fixture(scope="module")
+def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("packages")
+    export_test_package(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    return moving_target_frames(FRAMES)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def service(package_dir: Path):
+    async with running_service(package_dir) as running:
+        yield running
+
+
+def client_of(service: Service, key: str | None = API_KEY_A, **options: object) -> TrackingClient:
+    return TrackingClient(f"127.0.0.1:{service.port}", api_key=key, **options)
+
+
+def offline_boxes(package_dir: Path, frames: list[np.ndarray]) -> list[tuple[float, ...]]:
+    """The offline tracker's boxes on `frames`, rounded to float32 as the API carries them."""
+    package = read_package(package_dir / TRACKER)
+    results = OfflineTracker(package.config, TorchScriptRunner(package)).track_sequence(frames, INIT_BOX)
+    return [tuple(np.float32(result.bbox).tolist()) for result in results]
+
+
+@pytest.mark.parametrize("image_format", [ImageFormat.PNG, ImageFormat.JPEG])
+async def test_track_stream_gives_the_offline_trackers_boxes(
+    service: Service, package_dir: Path, frames: list[np.ndarray], image_format: ImageFormat
+) -> None:
+    if image_format is ImageFormat.JPEG:
+        # The service sees the decoded JPEG, so the offline tracker gets exactly those pixels.
+        expected_frames = [
+            cv2.imdecode(
+                np.frombuffer(encode_frame(f, jpeg_quality=JPEG_QUALITY), np.uint8), cv2.IMREAD_COLOR
+            )
+            for f in frames
+        ]
+        assert not np.array_equal(expected_frames[1], frames[1])  # lossy: the test would notice a mix-up
+    else:
+        expected_frames = frames
+    expected = offline_boxes(package_dir, expected_frames)
+
+    async with client_of(service, image_format=image_format, jpeg_quality=JPEG_QUALITY) as client:
+        answers = [answer async for answer in client.track_stream(frames, INIT_BOX, TRACKER)]
+        sessions = await client.list()
+
+    assert [answer.result.box for answer in answers] == expected
+    assert [answer.result.frame_index for answer in answers] == list(range(FRAMES))
+    assert [answer.result.client_frame_number for answer in answers] == list(range(FRAMES))
+    assert all(answer.frame is frame for answer, frame in zip(answers, frames, strict=True))
+    assert len({answer.session_id for answer in answers}) == 1
+    assert answers[0].result.track_result().score is None  # the start frame has no score, as offline
+    for answer in answers[1:]:
+        assert 0.0 <= answer.result.score <= 1.0
+        assert answer.result.round_trip_ms > 0 and answer.result.server_ms["inference_ms"] > 0
+        assert answer.result.server_ms["total_ms"] <= answer.result.round_trip_ms
+    assert answers[0].session_id not in [session.session_id for session in sessions]  # stopped on close
+
+
+async def test_track_stream_keeps_at_most_max_in_flight_frames_ahead(
+    service: Service, frames: list[np.ndarray]
+) -> None:
+    pulled = 0
+
+    def source() -> Iterator[np.ndarray]:
+        nonlocal pulled
+        for frame in frames[:4]:
+            pulled += 1
+            yield frame
+
+    ahead = []
+    async with client_of(service) as client:
+        async for answer in client.track_stream(source(), INIT_BOX, TRACKER, max_in_flight=1):
+            # Frames read but not yet answered: the one answered now, plus one waiting for its slot.
+            ahead.append(pulled - answer.result.frame_index)
+    assert max(ahead) <= 2 and len(ahead) == 4
+
+
+async def test_track_stream_raises_the_frame_sources_error(
+    service: Service, frames: list[np.ndarray]
+) -> None:
+    def broken_source() -> Iterator[np.ndarray]:
+        yield frames[0]
+        raise ValueError("camera unplugged")
+
+    answers = []
+    async with client_of(service) as client:
+        with pytest.raises(ValueError, match="camera unplugged"):
+            async for answer in client.track_stream(broken_source(), INIT_BOX, TRACKER, max_in_flight=1):
+                answers.append(answer)
+    assert [answer.result.frame_index for answer in answers] == [0]
+
+
+async def test_unary_calls_start_push_get_list_stop(service: Service, frames: list[np.ndarray]) -> None:
+    async with client_of(service, key=API_KEY_B) as client:
+        started = await client.start(
+            frames[0], INIT_BOX, TRACKER, options={"penalty_k": 0.2}, client_frame_number=7
+        )
+        assert started.result.box == INIT_BOX and started.result.status is TrackStatus.TRACKING
+        pushed = await client.push(started.session_id, encode_frame(frames[1]), client_frame_number=8)
+        assert pushed.frame_index == 1 and pushed.client_frame_number == 8
+        got = await client.get(started.session_id)
+        assert got.frame_count == 2 and got.tracker == TRACKER
+        assert got.last_result.box == pushed.box and got.last_result.server_ms == {}
+        assert got.options["penalty_k"] == pytest.approx(0.2)
+        assert [session.session_id for session in await client.list(page_size=1)] == [started.session_id]
+        stopped = await client.stop(started.session_id)
+        assert stopped.frame_count == 2
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await client.get(started.session_id)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as stale:
+            await client.push(started.session_id, frames[2])
+        assert stale.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_calls_without_the_api_key_are_unauthenticated(service: Service) -> None:
+    async with client_of(service, key=None) as client:
+        for call in (client.check_access, client.list):
+            with pytest.raises(grpc.aio.AioRpcError) as failure:
+                await call()
+            assert failure.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    async with client_of(service) as client:
+        await client.check_access()
+
+
+async def test_client_speaks_mutual_tls(pki: Path, package_dir: Path, frames: list[np.ndarray]) -> None:  # noqa: F811
+    tls = {
+        "tls_cert_file": pki / "server.pem",
+        "tls_key_file": pki / "server.key",
+        "tls_client_ca_file": pki / "ca.pem",
+    }
+    async with running_service(package_dir, **tls) as service:
+        client = client_of(
+            service,
+            root_certificates=(pki / "ca.pem").read_bytes(),
+            certificate_chain=(pki / "client.pem").read_bytes(),
+            private_key=(pki / "client.key").read_bytes(),
+        )
+        async with client:
+            started = await client.start(frames[0], INIT_BOX, TRACKER)
+            assert [session.session_id for session in await client.list()] == [started.session_id]
+        async with client_of(service, root_certificates=(pki / "ca.pem").read_bytes()) as anonymous:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await anonymous.list()
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
