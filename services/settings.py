@@ -4,7 +4,8 @@ Values come from, highest priority first: keyword arguments, `SIAMSTREAM_*` envi
 an optional config file (`.json`, `.toml` or `.env`) named by `config_file` / `SIAMSTREAM_CONFIG_FILE`.
 Unknown keys are rejected in every source, so a misspelt variable fails at start-up instead of being
 silently ignored. Lists (`api_keys`, `tracker_packages`) are given as JSON in environment variables:
-`SIAMSTREAM_API_KEYS='["key-one...", "key-two..."]'`.
+`SIAMSTREAM_API_KEYS='["key-one...", "key-two..."]'`. The `SIAMSTREAM_INGEST_*` namespace belongs to camera
+ingestion's own settings (`siamstream_services.ingest.config.IngestSettings`), which checks it in turn.
 """
 
 from __future__ import annotations
@@ -26,23 +27,32 @@ from pydantic_settings import (
 )
 
 ENV_PREFIX = "SIAMSTREAM_"
+# The ingest worker reads both settings classes from one environment: each class checks only its own names.
+INGEST_ENV_PREFIX = f"{ENV_PREFIX}INGEST_"
 
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})$")
 
 
-class _StrictEnvSource(EnvSettingsSource):
-    """The environment source, plus every unknown `SIAMSTREAM_*` variable so that `extra="forbid"` rejects it.
+class StrictEnvSource(EnvSettingsSource):
+    """The environment source, plus every unknown variable under the settings' prefix, so that
+    `extra="forbid"` rejects it.
 
     pydantic-settings 2.16 looks up only the names of known fields in `os.environ` and silently drops the
     rest (a misspelt `SIAMSTREAM_LISTEN_ADRESS` would be ignored), although its dotenv source rejects them.
+    Variables under one of `foreign_prefixes` belong to another settings class and are left to it.
     """
+
+    def __init__(self, settings_cls: type[BaseSettings], foreign_prefixes: tuple[str, ...] = ()) -> None:
+        super().__init__(settings_cls)
+        self._foreign_prefixes = tuple(self._apply_case_sensitive(p) for p in foreign_prefixes)
 
     def __call__(self) -> dict[str, Any]:
         data = super().__call__()
         prefix = self._apply_case_sensitive(self.env_prefix)
         known = {f"{prefix}{self._apply_case_sensitive(name)}" for name in self.settings_cls.model_fields}
         for env_name, value in self.env_vars.items():
-            if env_name.startswith(prefix) and env_name not in known:
+            foreign = env_name.startswith(self._foreign_prefixes)
+            if env_name.startswith(prefix) and env_name not in known and not foreign:
                 data[env_name] = value
         return data
 
@@ -157,7 +167,7 @@ class ServiceSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Keyword arguments, then the strict environment, then `_env_file`, then the config file."""
-        env = _StrictEnvSource(settings_cls)
+        env = StrictEnvSource(settings_cls, foreign_prefixes=(INGEST_ENV_PREFIX,))
         config_file = init_settings().get("config_file") or env().get("config_file")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env, dotenv_settings]
         if config_file:

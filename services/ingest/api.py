@@ -5,6 +5,7 @@ The gRPC front end only talks to Redis: ingest workers (in this process or other
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import re
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from redis.exceptions import RedisError
 
 from siamstream.v1 import tracking_pb2 as pb
 from siamstream_services.session.convert import track_options
@@ -57,6 +59,12 @@ class CameraApi:
     def __init__(self, directory: CameraDirectory, manager: SessionManager) -> None:
         self._directory = directory
         self._manager = manager
+        self._closing = asyncio.Event()
+
+    def close(self) -> None:
+        """End every WatchTrack stream cleanly (OK) within one watch block, for a draining replica; the
+        watchers reconnect to another replica."""
+        self._closing.set()
 
     async def attach(self, owner: str, request: pb.AttachCameraRequest) -> pb.AttachCameraResponse:
         if not CAMERA_ID.match(request.camera_id):
@@ -129,8 +137,14 @@ class CameraApi:
         spec = await self._directory.camera(request.camera_id)
         if spec is None or spec.owner != owner or request.target_id not in spec.targets:
             raise NotFound(f"camera {request.camera_id!r} target {request.target_id!r} not found")
-        async for payload in self._directory.watch(request.camera_id, request.target_id):
-            yield pb.CameraTrackResult.FromString(payload)
+        try:
+            async for payload in self._directory.watch(request.camera_id, request.target_id, self._closing):
+                yield pb.CameraTrackResult.FromString(payload)
+        except RedisError:
+            # A draining replica closes its Redis client once the grace period is over, possibly under a
+            # read still blocked: that ends the stream like the drain itself, not as a failure.
+            if not self._closing.is_set():
+                raise
 
 
 def _refusal(refused: AttachRefused, camera_id: str) -> ServiceError:

@@ -7,14 +7,22 @@ cameras move within `lease_ttl_ms` plus one `claim_interval_s`.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from ipaddress import IPv4Address
+
+from pydantic import Field, IPvAnyAddress, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from siamstream_services.settings import INGEST_ENV_PREFIX, StrictEnvSource
 
 
 class IngestSettings(BaseSettings):
-    """Settings of one ingest worker and of the camera API."""
+    """Settings of one ingest worker and of the camera API.
 
-    model_config = SettingsConfigDict(env_prefix="SIAMSTREAM_INGEST_", extra="forbid", frozen=True)
+    Unknown `SIAMSTREAM_INGEST_*` variables are rejected, as `ServiceSettings` rejects the other unknown
+    `SIAMSTREAM_*` ones; the worker reads both.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=INGEST_ENV_PREFIX, extra="forbid", frozen=True)
 
     # Opening an RTSP stream on a LAN takes ~0.3 s (DESCRIBE, SETUP, PLAY, first keyframe); 5 s rides
     # over a slow camera without leaving a dead one blocking the reader for long.
@@ -45,6 +53,23 @@ class IngestSettings(BaseSettings):
     # About a minute of results at 30 fps per camera: enough for a watcher that reconnects.
     results_maxlen: int = Field(default=2000, ge=10, le=1_000_000, description="Results kept per camera.")
     key_prefix: str = Field(default="siamstream:v1:", description="Prefix of every Redis key.")
+    # Every interface: the worker's one endpoint is the read-only /metrics, which the kubelet's probes and
+    # Prometheus reach on the pod's address (its port is the shared SIAMSTREAM_METRICS_PORT).
+    metrics_host: IPvAnyAddress = Field(
+        default=IPv4Address("0.0.0.0"), description="Address the worker's /metrics endpoint binds."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The default sources, with the environment checked for unknown names."""
+        return init_settings, StrictEnvSource(settings_cls), dotenv_settings, file_secret_settings
 
     @model_validator(mode="after")
     def _renewal_fits_in_lease(self) -> IngestSettings:

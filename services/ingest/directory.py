@@ -4,6 +4,8 @@ Layout (every key under the settings' prefix):
 - `cameras`: set of camera ids;
 - `camera:<id>`: hash with `url`, `owner` and one `target:<target id>` field per target (a `TargetSpec`);
 - `camera-sessions:<id>`: hash target id -> session id, written by the worker that starts the sessions;
+- `camera-boxes:<id>`: hash target id -> last published box (JSON `[x, y, w, h]`), so a worker taking the
+  camera over restarts a target whose session expired where it was last seen;
 - `camera-status:<id>`: hash written by the worker holding the camera (state, worker, reconnects, last
   frame time), expiring three leases after its last report;
 - `camera-results:<id>`: stream of serialized `CameraTrackResult`s, trimmed to about `results_maxlen`.
@@ -12,6 +14,8 @@ Attach and detach are Lua scripts, so a camera is never half-registered and the 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -38,20 +42,34 @@ redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 return 1
 """
 
-# KEYS: camera hash, camera set, sessions hash, status hash. ARGV: owner, target field ('' = all), camera id.
-# Returns 1 detached, 0 no such camera or target (or another owner's).
+# KEYS: camera hash, camera set, sessions hash, status hash, boxes hash. ARGV: owner, target id ('' = all),
+# camera id, target field. Returns 1 detached, 0 no such camera or target (or another owner's).
 _DETACH = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 if ARGV[2] ~= '' then
-  if redis.call('HDEL', KEYS[1], ARGV[2]) == 0 then return 0 end
+  if redis.call('HDEL', KEYS[1], ARGV[4]) == 0 then return 0 end
+  redis.call('HDEL', KEYS[3], ARGV[2])
+  redis.call('HDEL', KEYS[5], ARGV[2])
   if redis.call('HLEN', KEYS[1]) > 2 then return 1 end
 end
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
 redis.call('SREM', KEYS[2], ARGV[3])
 return 1
 """
 
 TARGET_FIELD_PREFIX = "target:"
+# A watcher notices a detach or a draining replica within this; it is also the idle XREAD rate per watcher.
+WATCH_BLOCK_MS = 1000
+# Bounds every other command; above WATCH_BLOCK_MS so that a blocking XREAD is never cut short.
+SOCKET_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 0.5
+
+Box = tuple[float, float, float, float]
+
+
+def is_redis_url(url: str) -> bool:
+    """Whether a settings `store_url` names Redis, where the cameras and the leases live."""
+    return url.startswith(("redis://", "rediss://"))
 
 
 class TargetSpec(BaseModel):
@@ -65,7 +83,7 @@ class TargetSpec(BaseModel):
 
     target_id: str = Field(description="Server-assigned id.")
     tracker: str = Field(description="Registered tracker name.")
-    box: tuple[float, float, float, float] = Field(description="xywh in image pixels.")
+    box: Box = Field(description="xywh in image pixels.")
     options_json: str = Field(default="{}", description="The TrackOptions overrides, as JSON.")
     anchor_unix: float = Field(description="Wall-clock seconds the box refers to.")
     nearest: bool = Field(default=False, description="Frame nearest anchor_unix rather than first after.")
@@ -114,6 +132,21 @@ class CameraDirectory:
         self._attach = client.register_script(_ATTACH)
         self._detach = client.register_script(_DETACH)
 
+    @classmethod
+    def from_url(cls, url: str, settings: IngestSettings) -> CameraDirectory:
+        """A directory on its own client of the Redis at `url` (`redis://` or `rediss://`); close it with
+        `aclose()`."""
+        client = Redis.from_url(
+            url,
+            decode_responses=False,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+        )
+        return cls(client, settings)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
     @property
     def client(self) -> Redis:
         return self._redis
@@ -144,17 +177,17 @@ class CameraDirectory:
     async def detach(self, owner: str, camera_id: str, target_id: str) -> dict[str, str] | None:
         """Remove a target (`target_id` '': the camera); return the sessions to stop, None when absent."""
         sessions = await self.sessions(camera_id)
-        field = TARGET_FIELD_PREFIX + target_id if target_id else ""
         keys = [
             self._key("camera", camera_id),
             self._key("cameras"),
             self._key("camera-sessions", camera_id),
             self._key("camera-status", camera_id),
+            self._key("camera-boxes", camera_id),
         ]
-        if await self._detach(keys, [owner, field, camera_id]) != 1:
+        field = TARGET_FIELD_PREFIX + target_id
+        if await self._detach(keys, [owner, target_id, camera_id, field]) != 1:
             return None
         if target_id:
-            await self._redis.hdel(self._key("camera-sessions", camera_id), target_id)
             return {target_id: sessions[target_id]} if target_id in sessions else {}
         return sessions
 
@@ -210,26 +243,40 @@ class CameraDirectory:
             last_frame_unix=float(last) if last else None,
         )
 
-    async def publish(self, camera_id: str, target_id: str, payload: bytes) -> None:
-        """Append one serialized result to the camera's stream, trimming it to about `results_maxlen`."""
-        await self._redis.xadd(
-            self._key("camera-results", camera_id),
-            {"target": target_id, "result": payload},
-            maxlen=self.settings.results_maxlen,
-            approximate=True,
-        )
+    async def publish(self, camera_id: str, target_id: str, payload: bytes, box: Box) -> None:
+        """Append one serialized result to the camera's stream (trimmed to about `results_maxlen`) and
+        record its `box` (xywh, image pixels) as the target's last one, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(
+                self._key("camera-results", camera_id),
+                {"target": target_id, "result": payload},
+                maxlen=self.settings.results_maxlen,
+                approximate=True,
+            )
+            pipe.hset(self._key("camera-boxes", camera_id), target_id, json.dumps(list(box)))
+            await pipe.execute()
 
-    async def watch(self, camera_id: str, target_id: str, block_ms: int = 1000) -> AsyncIterator[bytes]:
-        """The target's serialized results from now on; ends once the target is detached.
+    async def last_box(self, camera_id: str, target_id: str) -> Box | None:
+        """The target's last published box (xywh, image pixels), by whichever worker; None before any."""
+        stored = await self._redis.hget(self._key("camera-boxes", camera_id), target_id)
+        if stored is None:
+            return None
+        x, y, w, h = json.loads(stored)
+        return float(x), float(y), float(w), float(h)
 
-        Each XREAD blocks at most `block_ms`; between reads the target's presence is checked, so a detach
-        ends the stream within about `block_ms`.
+    async def watch(
+        self, camera_id: str, target_id: str, stop: asyncio.Event, block_ms: int = WATCH_BLOCK_MS
+    ) -> AsyncIterator[bytes]:
+        """The target's serialized results from now on; ends once the target is detached or `stop` is set.
+
+        Each XREAD blocks at most `block_ms`; between reads the target's presence and `stop` are checked,
+        so a detach or a stop ends the stream within about `block_ms`, with no command cut off midway.
         """
         stream = self._key("camera-results", camera_id)
         camera = self._key("camera", camera_id)
         field = TARGET_FIELD_PREFIX + target_id
         last_id = b"$"
-        while await self._redis.hexists(camera, field):
+        while not stop.is_set() and await self._redis.hexists(camera, field):
             answer = await self._redis.xread({stream: last_id}, count=100, block=block_ms)
             for _, entries in answer:
                 for entry_id, fields in entries:

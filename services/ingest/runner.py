@@ -24,7 +24,7 @@ from siamstream_services.session.state import FrameOutcome
 
 from .capture import CameraFrame, FrameReader, ReaderTimeouts
 from .config import IngestSettings
-from .directory import CameraDirectory, CameraSpec, CameraStatus, TargetSpec
+from .directory import Box, CameraDirectory, CameraSpec, CameraStatus, TargetSpec
 from .health import BackoffPolicy, CameraState, observed_state
 from .metrics import IngestMetrics
 
@@ -78,7 +78,6 @@ class CameraRunner:
         self._owner = spec.owner
         self._targets = dict(spec.targets)
         self._sessions = {tid: sid for tid, sid in sessions.items() if tid in self._targets}
-        self._last_box: dict[str, tuple[float, float, float, float]] = {}
         self._manager = manager
         self._directory = directory
         self._metrics = metrics
@@ -124,7 +123,6 @@ class CameraRunner:
         for target_id in list(self._sessions):
             if target_id not in self._targets:
                 del self._sessions[target_id]
-                self._last_box.pop(target_id, None)
 
     @property
     def reader(self) -> FrameReader:
@@ -158,9 +156,9 @@ class CameraRunner:
             try:
                 outcome = await self._manager.push(self._owner, session_id, frame_input(frame))
             except (NotFound, InvalidArgument) as error:
-                # The session expired (a long outage) or the camera changed resolution: start again
-                # from the last box this worker saw, on this frame.
-                box = self._last_box.get(target_id)
+                # The session expired (a long outage) or the camera changed resolution: start again on
+                # this frame from the last box published, by this worker or the one it took over from.
+                box = await self._directory.last_box(self.camera_id, target_id)
                 if box is None:
                     raise
                 log.warning("camera %s target %s: %s; restarting it", self.camera_id, target_id, error)
@@ -189,9 +187,7 @@ class CameraRunner:
                 outcome = await self._manager.push(self._owner, session_id, frame_input(frame))
                 await self._publish(target.target_id, frame, outcome)
 
-    async def _start_session(
-        self, target: TargetSpec, frame: CameraFrame, box: tuple[float, float, float, float]
-    ) -> None:
+    async def _start_session(self, target: TargetSpec, frame: CameraFrame, box: Box) -> None:
         options = TrackOptions.model_validate_json(target.options_json)
         outcome = await self._manager.start(self._owner, target.tracker, frame_input(frame), box, options)
         self._sessions[target.target_id] = outcome.session_id
@@ -199,13 +195,14 @@ class CameraRunner:
         await self._publish(target.target_id, frame, outcome)
 
     async def _publish(self, target_id: str, frame: CameraFrame, outcome: FrameOutcome) -> None:
-        self._last_box[target_id] = outcome.result.bbox
         result = result_message(outcome.result, frame.sequence, outcome.timings, None)
         result.capture_time.FromNanoseconds(round(frame.received_unix * 1e9))
         message = pb.CameraTrackResult(
             camera_id=self.camera_id, target_id=target_id, session_id=outcome.session_id, result=result
         )
-        await self._directory.publish(self.camera_id, target_id, message.SerializeToString())
+        await self._directory.publish(
+            self.camera_id, target_id, message.SerializeToString(), outcome.result.bbox
+        )
 
     async def _watchdog_loop(self) -> None:
         # Four looks per staleness bound: a hung camera is reported within 1.25 bounds.

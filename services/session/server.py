@@ -1,9 +1,9 @@
 """Building, running and draining the session service process.
 
 `TrackingServer` wires one `SessionManager` into a grpc.aio server with health checking, reflection,
-the interceptors, optional TLS/mTLS and the metrics endpoint. `serve` runs it until SIGTERM or SIGINT and
-then drains: health turns NOT_SERVING, no new call is accepted, calls in flight get the grace period, and
-the backend and store are closed last.
+the interceptors, optional TLS/mTLS, the metrics endpoint and, over a Redis store, the camera API.
+`serve` runs it until SIGTERM or SIGINT and then drains: health turns NOT_SERVING, WatchTrack streams end,
+no new call is accepted, calls in flight get the grace period, and the backend and stores are closed last.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from siamstream_services.inference.backend import InferenceBackend
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.inference.triton import TritonBackend
 from siamstream_services.ingest.api import CameraApi
-from siamstream_services.ingest.directory import CameraDirectory
+from siamstream_services.ingest.config import IngestSettings
+from siamstream_services.ingest.directory import CameraDirectory, is_redis_url
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import SessionStore, StoreUnavailable, open_store
 
@@ -48,7 +49,10 @@ HEALTH_PROBE_SESSION = "siamstream-health-probe"
 
 
 class TrackingServer:
-    """The session service on one address: start it, then `drain` it once."""
+    """The session service on one address: start it, then `drain` it once.
+
+    `cameras`, when given, serves the camera RPCs; like the store and the backend, it is closed by `drain`.
+    """
 
     def __init__(
         self,
@@ -64,6 +68,7 @@ class TrackingServer:
         self.manager = SessionManager(store, backend, trackers, settings, metrics=metrics)
         self._store = store
         self._backend = backend
+        self._cameras = cameras
         self._health = health.aio.HealthServicer()
         self._health_task: asyncio.Task[None] | None = None
         self._metrics_server: MetricsServer | None = None
@@ -78,9 +83,9 @@ class TrackingServer:
                 ("grpc.max_send_message_length", max_message),
             ],
         )
-        camera_api = CameraApi(cameras, self.manager) if cameras is not None else None
+        self._camera_api = CameraApi(cameras, self.manager) if cameras is not None else None
         tracking_pb2_grpc.add_TrackingServiceServicer_to_server(
-            TrackingServicer(self.manager, camera_api), self._server
+            TrackingServicer(self.manager, self._camera_api), self._server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
@@ -112,9 +117,14 @@ class TrackingServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
         await self._health.enter_graceful_shutdown()
+        if self._camera_api is not None:
+            # Open-ended streams: they would hold the whole grace period, then be cut off mid-read.
+            self._camera_api.close()
         await self._server.stop(grace)
         await self._backend.close()
         await self._store.aclose()
+        if self._cameras is not None:
+            await self._cameras.aclose()
         if self._metrics_server is not None:
             self._metrics_server.stop()
         log.info("drained")
@@ -179,13 +189,20 @@ def open_backend(
     )
 
 
-def open_server(settings: ServiceSettings) -> TrackingServer:
-    """A server over the packages, store and backend that `settings` name."""
+def open_server(settings: ServiceSettings, camera_settings: IngestSettings | None = None) -> TrackingServer:
+    """A server over the packages, store and backend that `settings` name.
+
+    Over a Redis store it also serves the camera API, on the camera directory that the ingest workers read
+    (`camera_settings`, default: the `SIAMSTREAM_INGEST_*` environment, must name the workers' key prefix).
+    """
     catalog = load_catalog(settings.package_dir, settings.tracker_packages)
     metrics = ServiceMetrics()
     backend = open_backend(settings, catalog.packages, metrics)
     store = open_store(settings.store_url, settings.session_idle_ttl_s)
-    return TrackingServer(settings, store, backend, catalog.trackers, metrics)
+    cameras = None
+    if is_redis_url(settings.store_url):
+        cameras = CameraDirectory.from_url(settings.store_url, camera_settings or IngestSettings())
+    return TrackingServer(settings, store, backend, catalog.trackers, metrics, cameras=cameras)
 
 
 async def serve(settings: ServiceSettings) -> None:

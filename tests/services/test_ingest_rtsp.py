@@ -128,8 +128,7 @@ async def deployment(
         for name in list(running.workers):
             await running.kill_worker(name)
         await channel.close()
-        await server.drain(grace_s=0.5)
-        await directory.client.aclose()
+        await server.drain(grace_s=0.5)  # closes the directory's client too
 
 
 async def wait_for(predicate, timeout_s: float, interval_s: float = 0.05) -> float:
@@ -264,3 +263,47 @@ async def test_dead_workers_camera_is_taken_over_within_the_lease(
         print(f"takeover {taken_s:.2f} s, first result after {time.monotonic() - died:.2f} s")
         assert result.result.frame_index > 2  # the new worker continues the same session
         assert await second.leases.holder("cam-d") == "w2"
+
+
+async def test_takeover_after_the_session_expired_restarts_from_the_last_published_box(
+    package_dir: Path, redis_server: RedisServer, camera: RtspCamera
+) -> None:
+    async with deployment(package_dir, redis_server.url, ingest_settings()) as running:
+        target_id = await attach(running, camera, "cam-e")
+        watch = running.stub.WatchTrack(pb.WatchTrackRequest(camera_id="cam-e", target_id=target_id))
+        await asyncio.sleep(0.3)  # the watch is reading the results stream before the first result exists
+        running.start_worker("w1")
+        async with asyncio.timeout(20):
+            first = [result async for result in _take(watch, 4)]
+        await running.kill_worker("w1")
+        last_box = await running.directory.last_box("cam-e", target_id)
+        # The camera's session expires while no worker reads it.
+        await running.stub.StopTrack(pb.StopTrackRequest(session_id=first[0].session_id))
+        running.start_worker("w2")
+        async with asyncio.timeout(20):
+            restarted = [r async for r in _take(watch, 1, lambda r: r.session_id != first[0].session_id)]
+        watch.cancel()
+
+        await running.stub.DetachCamera(pb.DetachCameraRequest(camera_id="cam-e"))
+        assert await running.directory.last_box("cam-e", target_id) is None  # detach removes it
+
+    assert last_box is not None and last_box != (BOX.x, BOX.y, BOX.width, BOX.height)
+    # A new session, started on w2's frame from w1's last box (not from the attached box).
+    result = restarted[0].result
+    assert result.frame_index == 0
+    assert (result.box.x, result.box.y, result.box.width, result.box.height) == tuple(
+        np.float32(last_box).tolist()
+    )
+
+
+async def _take(
+    results: AsyncIterator[pb.CameraTrackResult], count: int, keep=lambda result: True
+) -> AsyncIterator[pb.CameraTrackResult]:
+    """The first `count` results that `keep` accepts."""
+    taken = 0
+    async for result in results:
+        if keep(result):
+            yield result
+            taken += 1
+            if taken == count:
+                return
