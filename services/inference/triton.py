@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
 import tritonclient.utils.shared_memory as shm
+from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
@@ -29,6 +30,16 @@ from .triton_repository import search_model_name, template_model_name
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED"}
 _NOT_FOUND = "StatusCode.NOT_FOUND"
 _UNKNOWN_REGION = "Unable to find shared memory region"
+# gRPC shares one subchannel among the channels to an address and backs off reconnecting it (1 s growing
+# to 120 s), so a channel opened after Triton came back reported the stale "Connection refused" for
+# seconds. A local pool gives each new channel its own first attempt; the cap bounds the wait on a kept
+# one. tritonclient's keepalive options are gRPC's defaults, so the message limits are all it needs.
+_CHANNEL_ARGS = [
+    ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+    ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
 
 
 @dataclass(frozen=True)
@@ -224,7 +235,7 @@ class TritonBackend:
 
     def _connect(self) -> grpcclient.InferenceServerClient:
         if self._client is None:
-            self._client = grpcclient.InferenceServerClient(self._url)
+            self._client = grpcclient.InferenceServerClient(self._url, channel_args=_CHANNEL_ARGS)
         return self._client
 
     async def _disconnect(self, client: grpcclient.InferenceServerClient) -> None:

@@ -132,7 +132,13 @@ async def test_dynamic_batching_answers_8_concurrent_requests(
         answers = await asyncio.gather(
             *(backend.search("tiny", c["template_embedding"], c["crop_x"]) for c in calls)
         )
-        after = (await client.get_inference_statistics("tiny_search")).model_stats[0]
+        # Triton updates its statistics just after answering: read again, for a bounded time.
+        deadline = time.monotonic() + 5.0
+        while True:
+            after = (await client.get_inference_statistics("tiny_search")).model_stats[0]
+            if after.inference_count - before.inference_count >= 8 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
     finally:
         await client.close()
         await backend.close()

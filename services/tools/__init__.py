@@ -1,0 +1,1 @@
+"""Operator tools of the services: commands that prepare what the running processes serve."""

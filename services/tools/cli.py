@@ -1,0 +1,74 @@
+"""`siamstream triton-repository`: a Triton model repository from tracker packages.
+
+Registered in the `siamstream.commands` group. It wraps `write_model_repository`, so the repository an
+operator deploys and the one the tests serve come from the same generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from siamstream.cli.main import CommandGroups
+
+# Command-line spelling of each repository form (`RepositoryForm` values use an underscore).
+FORMS = {"production": "production", "cpu-test": "cpu_test"}
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def add_commands(groups: CommandGroups) -> None:
+    parser = groups.root.add_parser(
+        "triton-repository",
+        help="write a Triton model repository from tracker packages",
+        description=(
+            "Each package gives two models, <tracker>_template and <tracker>_search. The production form "
+            "runs TorchScript on GPU in the official Triton image; cpu-test runs the same model.pt through "
+            "the python backend (nvidia-pytriton's tritonserver, tests and development)."
+        ),
+    )
+    parser.add_argument(
+        "--package", required=True, action="append", type=Path, help="tracker package directory (repeatable)"
+    )
+    parser.add_argument("--out", required=True, type=Path, help="model repository directory to write")
+    parser.add_argument("--form", required=True, choices=list(FORMS), help="repository form")
+    # Unset values keep the generator's defaults (BatchingSettings), so they are stated in one place.
+    parser.add_argument("--max-batch", type=positive_int, help="max_batch_size of every model")
+    parser.add_argument(
+        "--queue-delay-us", type=non_negative_int, help="dynamic batcher's max_queue_delay_microseconds"
+    )
+    parser.set_defaults(run=run_triton_repository)
+
+
+def run_triton_repository(args: argparse.Namespace) -> int:
+    # Deferred: torch and tritonclient load only when the command actually runs.
+    from siamstream.package import read_package
+    from siamstream_services.inference.triton_repository import (
+        BatchingSettings,
+        RepositoryForm,
+        write_model_repository,
+    )
+
+    packages = [read_package(path) for path in args.package]
+    trackers = [package.meta.tracker for package in packages]
+    if len(set(trackers)) != len(trackers):
+        raise ValueError(f"two packages hold the same tracker: {', '.join(trackers)}")
+    overrides = {"max_batch_size": args.max_batch, "max_queue_delay_microseconds": args.queue_delay_us}
+    batching = BatchingSettings(**{name: value for name, value in overrides.items() if value is not None})
+    names = write_model_repository(
+        packages, args.out, form=RepositoryForm(FORMS[args.form]), batching=batching
+    )
+    print(f"wrote {args.out} ({args.form}): {', '.join(names)}")
+    return 0
