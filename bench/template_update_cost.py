@@ -69,7 +69,8 @@ def measure(name: str, frames: int) -> None:
     warm_plain, warm_update = plain_ms[2:], update_ms[2:]  # first calls run the TorchScript optimiser
     overhead = (statistics.mean(warm_update) / statistics.mean(warm_plain) - 1) * 100
     print(
-        f"{name}: step {statistics.median(warm_plain):.1f} ms median / {statistics.mean(warm_plain):.1f} mean; "
+        f"{name}: step {statistics.median(warm_plain):.1f} ms median / "
+        f"{statistics.mean(warm_plain):.1f} mean; "
         f"with update every frame {statistics.median(warm_update):.1f} / {statistics.mean(warm_update):.1f}; "
         f"overhead {overhead:+.1f}% of the mean step; update stage alone "
         f"{statistics.median(stage_ms[2:]):.2f} ms median ({len(stage_ms)} updates)"

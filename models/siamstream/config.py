@@ -39,8 +39,13 @@ class Precision(StrEnum):
     FP16 = "fp16"  # CUDA only
 
 
+BackboneKind = Literal[
+    "resnet50_atrous", "mobilenetv2", "alexnet_legacy", "alexnet_siamfc", "dcfnet_resnet50"
+]
+
+
 class BackboneConfig(Strict):
-    kind: Literal["resnet50_atrous", "mobilenetv2", "alexnet_legacy", "alexnet_siamfc"] = Field(
+    kind: BackboneKind = Field(
         description="Backbone architecture; each has the state-dict key layout of its reference checkpoints."
     )
     used_layers: tuple[int, ...] = Field(description="Indices of the backbone stages whose outputs are used.")
@@ -56,7 +61,7 @@ class NeckConfig(Strict):
 
 
 class HeadConfig(Strict):
-    kind: Literal["rpn", "ban", "car", "siamfc"] = Field(description="Head architecture.")
+    kind: Literal["rpn", "ban", "car", "siamfc", "dcf", "can"] = Field(description="Head architecture.")
     in_channels: int = Field(default=256, description="Channels of each correlated level.")
     levels: int = Field(default=1, description="Number of feature levels fused by the head.")
     weighted: bool = Field(
@@ -64,6 +69,24 @@ class HeadConfig(Strict):
     )
     anchor_num: int = Field(default=5, description="Anchors per position (RPN only).")
     out_scale: float = Field(default=0.001, description="Response scale of the SiamFC cross-correlation.")
+    margin_supervision: bool = Field(
+        default=False,
+        description="Train with SiamMargin's margin loss on the correlation map (training only).",
+    )
+    correlation: Literal["xcorr", "acm"] = Field(
+        default="xcorr",
+        description="How template and search features meet: the family's (depth-wise) cross-correlation, or "
+        "the learned asymmetric convolution module with the box-size prior (ACM, CVPR 2021).",
+    )
+    channel_attention_kernel: int = Field(
+        default=5,
+        ge=1,
+        description="SiamCAN: odd size k of the 1-D convolution of the cross-channel attention. The paper "
+        "does not print k; 5 is ECA-Net's adaptive rule |(log2(C) + 1) / 2|_odd for C = 256 channels.",
+    )
+    spatial_attention_kernel: int = Field(
+        default=7, ge=1, description="SiamCAN: odd side of the self-spatial attention convolution (CBAM's 7)."
+    )
 
 
 class AnchorConfig(Strict):
@@ -95,6 +118,12 @@ class RPNHyper(Strict):
     lr: float = Field(description="Size smoothing rate, scaled by the penalised score of the best match.")
     min_size: float = Field(default=10.0, description="Smallest width/height in image pixels after clipping.")
     anchors: AnchorConfig | None = Field(default=None, description="Anchors (SiamRPN only).")
+    fast_motion_instance_size: int | None = Field(
+        default=None,
+        gt=0,
+        description="SiamBAN-ACM: search crop side used for good once the target moved, within one frame, "
+        "more than half the context size right or down (510, score map 56); None never switches.",
+    )
 
 
 class CARHyper(Strict):
@@ -173,4 +202,11 @@ class TrackerConfig(Strict):
     def _anchors_for_rpn(self) -> TrackerConfig:
         if self.head.kind == "rpn" and getattr(self.hyper, "anchors", None) is None:
             raise ValueError("an RPN head needs hyper.anchors")
+        return self
+
+    @model_validator(mode="after")
+    def _template_update_needs_a_feature_map(self) -> TrackerConfig:
+        # The ACM template is a vector per level and branch, not a map a search region can be blended into.
+        if self.template_update.enabled and self.head.correlation == "acm":
+            raise ValueError("the template update needs a feature-map template; ACM templates are vectors")
         return self

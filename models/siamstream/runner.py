@@ -9,7 +9,8 @@ from siamstream.package import TrackerPackage
 
 
 class TorchScriptRunner:
-    """Runs `template.pt` and `search.pt` of one package; implements the offline `StageRunner`.
+    """Runs `template.pt`, `search.pt` and, in update-capable packages, `update.pt` of one package;
+    implements the offline `StageRunner` (and `TemplateUpdater` when the package has `update.pt`).
 
     Inputs and outputs are numpy arrays in the shapes of contract 1 (docs/architecture.md); the crops
     stay uint8 until the model converts them.
@@ -20,6 +21,9 @@ class TorchScriptRunner:
         self.device = torch.device(device)
         self._template = torch.jit.load(str(package.template_path), map_location=self.device).eval()
         self._search = torch.jit.load(str(package.search_path), map_location=self.device).eval()
+        self._update = None
+        if package.meta.template_update:
+            self._update = torch.jit.load(str(package.update_path), map_location=self.device).eval()
 
     def template(self, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
         """Template embedding float32[B,D] of uint8 crops [B,3,Z,Z] and target sizes [B,2] (crop px)."""
@@ -32,6 +36,22 @@ class TorchScriptRunner:
         with torch.inference_mode():
             outputs = self._search(self._tensor(template_embedding), self._tensor(crop_x))
         return tuple(output.cpu().numpy() for output in outputs)
+
+    def update(
+        self, template_embedding: np.ndarray, search_features: np.ndarray, roi: np.ndarray, rate: np.ndarray
+    ) -> np.ndarray:
+        """New template embeddings float32[B,D]: `rate` [B] blends in the candidate RoI-Aligned from the
+        search features [B,L*C,F,F] over `roi` [B,4] (x1, y1, x2, y2, search-crop px from the crop centre)."""
+        if self._update is None:
+            raise ValueError(f"package {self.package.root} has no template update stage")
+        with torch.inference_mode():
+            embedding = self._update(
+                self._tensor(template_embedding),
+                self._tensor(search_features),
+                self._tensor(roi),
+                self._tensor(rate),
+            )
+        return embedding.cpu().numpy()
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)

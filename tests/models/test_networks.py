@@ -115,7 +115,22 @@ def alexnet_siamfc_layout() -> Layout:
     return layout | conv("backbone.conv5.0", 256, 192, 3, bias=True)
 
 
+def dcfnet_resnet50_layout() -> Layout:
+    # DCFNet (this library's layout; the paper publishes no weights): ResNet-50's conv1 and blocks 2-3
+    # (`layer1`, `layer2` as in pysot), two more 3x3 convs after conv1, three 3x3 convs to 256 channels,
+    # and the batch norm of each correlation-fusion.
+    layout = conv("backbone.conv1", 64, 3, 7) | batch_norm("backbone.bn1", 64)
+    layout |= conv("backbone.conv2", 64, 64, 3) | batch_norm("backbone.bn2", 64)
+    layout |= conv("backbone.conv3", 64, 64, 3) | batch_norm("backbone.bn3", 64)
+    blocks_2_3 = ("backbone.layer1.", "backbone.layer2.")
+    layout |= {key: shape for key, shape in resnet50_atrous_layout().items() if key.startswith(blocks_2_3)}
+    for index, in_channels in ((4, 512), (5, 256), (6, 256)):
+        layout |= conv(f"backbone.conv{index}", 256, in_channels, 3) | batch_norm(f"backbone.bn{index}", 256)
+    return layout | batch_norm("backbone.fusion1.bn", 64) | batch_norm("backbone.fusion2.bn", 512)
+
+
 BACKBONE_LAYOUTS = {
+    "dcfnet_resnet50": dcfnet_resnet50_layout,
     "resnet50_atrous": resnet50_atrous_layout,
     "mobilenetv2": mobilenetv2_layout,
     "alexnet_legacy": alexnet_legacy_layout,
@@ -171,8 +186,71 @@ def car_head_layout() -> Layout:
     return layout | {"down.weight": (768, 256, 1, 1), "down.bias": (256,)}
 
 
+def dcf_head_layout() -> Layout:
+    # SiamCAR's towers, cls_logits and bbox_pred; no centerness branch, and one level so no `down`.
+    return {
+        key: shape
+        for key, shape in car_head_layout().items()
+        if not key.startswith(("car_head.centerness", "down."))
+    }
+
+
+def can_head_layout(config: TrackerConfig) -> Layout:
+    # SiamBAN's depth-wise blocks per level, the 1-D channel-attention conv (k = 5) per level, a 7x7
+    # spatial-attention conv per branch, one set of level weights (alpha) and SiamBAN's loc scales.
+    levels = config.head.levels
+    layout: Layout = {}
+    for level in range(2, 2 + levels):
+        prefix = f"head.box{level}"
+        layout[f"{prefix}.channel_attention.conv.weight"] = (1, 1, 5)
+        for branch, out_channels in (("cls", 2), ("loc", 4)):
+            layout |= depthwise_xcorr_layout(f"{prefix}.{branch}", out_channels)
+            layout[f"{prefix}.{branch}.spatial_attention.conv.weight"] = (1, 2, 7, 7)
+    return layout | {"head.level_weight": (levels,), "head.loc_scale": (levels,)}
+
+
+def acm_branch_layout(prefix: str, out_channels: int, kernel_side: int = 5, adjust: bool = True) -> Layout:
+    """One ACM branch as SiamBAN-ACM's `DepthwiseXCorr` stores it (`conv_kernel` / `conv_search` only
+    when the branch adjusts its inputs: SiamFC-ACM works on the backbone maps as they are)."""
+    layout: Layout = {}
+    if adjust:
+        for side in ("conv_kernel", "conv_search"):
+            layout |= conv(f"{prefix}.{side}.0", 256, 256, 3) | batch_norm(f"{prefix}.{side}.1", 256)
+    layout |= conv(f"{prefix}.xorr_kernel", 256, 256, kernel_side, bias=True)
+    layout |= conv(f"{prefix}.xorr_search", 256, 256, kernel_side)
+    layout |= {f"{prefix}.xorr_bbox.0.weight": (32, 2), f"{prefix}.xorr_bbox.0.bias": (32,)}
+    layout |= batch_norm(f"{prefix}.xorr_bbox.1", 32)
+    layout |= {f"{prefix}.xorr_bbox.3.weight": (32, 32), f"{prefix}.xorr_bbox.3.bias": (32,)}
+    layout |= batch_norm(f"{prefix}.xorr_bbox.4", 32) | {f"{prefix}.xorr_bbox.6.weight": (256, 32)}
+    layout |= batch_norm(f"{prefix}.xorr_activate.0", 256)
+    layout |= conv(f"{prefix}.xorr_activate.2", 256, 256, 3, bias=True)
+    layout |= batch_norm(f"{prefix}.xorr_activate.3", 256)
+    layout |= conv(f"{prefix}.head.0", 256, 256, 3, bias=True) | batch_norm(f"{prefix}.head.1", 256)
+    return layout | conv(f"{prefix}.head.3", out_channels, 256, 3, bias=True)
+
+
+def acm_head_layout(config: TrackerConfig) -> Layout:
+    # SiamFC-ACM: one branch on the 6x6 AlexNet map. SiamRPN++-ACM / SiamBAN-ACM: the depth-wise heads'
+    # levels and fusion weights with ACM branches (SiamBAN-ACM's released layout).
+    if config.head.kind == "siamfc":
+        return acm_branch_layout("head", 1, kernel_side=6, adjust=False)
+    head, level_name = ("rpn_head", "rpn") if config.head.kind == "rpn" else ("head", "box")
+    anchors = config.head.anchor_num
+    cls_out, loc_out = (2 * anchors, 4 * anchors) if head == "rpn_head" else (2, 4)
+    levels = config.head.levels
+    layout: Layout = {}
+    for level in range(2, 2 + levels):
+        layout |= acm_branch_layout(f"{head}.{level_name}{level}.cls", cls_out)
+        layout |= acm_branch_layout(f"{head}.{level_name}{level}.loc", loc_out)
+    if config.head.weighted:
+        layout |= {f"{head}.cls_weight": (levels,), f"{head}.loc_weight": (levels,)}
+    return layout | ({"head.loc_scale": (levels,)} if head == "head" else {})
+
+
 def head_layout(config: TrackerConfig) -> Layout:
     anchors = config.head.anchor_num
+    if config.head.correlation == "acm":
+        return acm_head_layout(config)
     if config.head.kind == "rpn":
         return box_head_layout("rpn_head", "rpn", config, 2 * anchors, 4 * anchors)
     if config.head.kind == "ban":
@@ -181,6 +259,10 @@ def head_layout(config: TrackerConfig) -> Layout:
         return car_head_layout()
     if config.head.kind == "siamfc":
         return {}  # siamfc-pytorch's head has no parameters
+    if config.head.kind == "dcf":
+        return dcf_head_layout()
+    if config.head.kind == "can":
+        return can_head_layout(config)
     pytest.fail(f"no reference layout for head kind {config.head.kind!r}: add one to this table")
 
 
@@ -220,6 +302,29 @@ REFERENCE_ANCHORS: dict[str, Layout] = {
     "siamban_r50": {"head.box3.cls.head.3.weight": (2, 256, 1, 1), "head.loc_scale": (3,)},
     "siamcar_r50": {"down.weight": (768, 256, 1, 1), "car_head.cls_logits.weight": (2, 256, 3, 3)},
     "siamfc_alexnet": {"backbone.conv1.0.weight": (96, 3, 11, 11), "backbone.conv5.0.bias": (256,)},
+    "dcfnet_r50": {
+        "backbone.conv1.weight": (64, 3, 7, 7),
+        "backbone.layer2.0.downsample.0.weight": (512, 256, 3, 3),
+        "backbone.conv4.weight": (256, 512, 3, 3),
+        "backbone.fusion2.bn.weight": (512,),
+        "car_head.bbox_pred.weight": (4, 256, 3, 3),
+    },
+    "siamban_acm_r50": {
+        "head.box2.cls.xorr_kernel.weight": (256, 256, 5, 5),
+        "head.box2.cls.xorr_kernel.bias": (256,),
+        "head.box3.loc.xorr_search.weight": (256, 256, 5, 5),
+        "head.box4.cls.xorr_bbox.0.weight": (32, 2),
+        "head.box4.cls.xorr_bbox.6.weight": (256, 32),
+        "head.box2.loc.xorr_activate.2.weight": (256, 256, 3, 3),
+        "head.box3.loc.head.3.weight": (4, 256, 3, 3),
+        "head.loc_scale": (3,),
+    },
+    "siamcan_r50": {
+        "head.box2.channel_attention.conv.weight": (1, 1, 5),
+        "head.box4.loc.spatial_attention.conv.weight": (1, 2, 7, 7),
+        "head.box3.cls.head.3.weight": (2, 256, 1, 1),
+        "head.level_weight": (3,),
+    },
 }
 # Template embedding lengths: [cls, loc] 5x5 kernels of 256 channels per level (RPN, BAN; 4x4 for AlexNet),
 # the three 7x7 neck maps (CAR), the 6x6 backbone map (SiamFC).
@@ -231,6 +336,15 @@ EMBEDDING_DIMS = {
     "siamrpn_alex": 2 * 256 * 4 * 4,
     "siamcar_r50": 3 * 256 * 7 * 7,
     "siamfc_alexnet": 256 * 6 * 6,
+    # DCFNet: the template's stage-1 (64x31x31) and stage-2 (512x15x15) maps, the 7x7 kernel of its final map.
+    "dcfnet_r50": 64 * 31 * 31 + 512 * 15 * 15 + 256 * 7 * 7,
+    # SiamCAN: per level the [cls, loc] 5x5 kernels and the 256 channel-attention weights.
+    "siamcan_r50": 3 * (2 * 256 * 5 * 5 + 256),
+    # ACM: one 256-vector per level and branch (template term plus box-size term); one for SiamFC-ACM.
+    "siamban_acm_r50": 3 * 2 * 256,
+    "siamrpnpp_acm_r50": 3 * 2 * 256,
+    "siamfc_acm_alexnet": 256,
+    "siammargin_r50": 3 * 2 * 256 * 5 * 5,
 }
 
 # --- fixtures --------------------------------------------------------------------------------------------
@@ -265,7 +379,7 @@ def randomise_normalisation(network: nn.Module, generator: torch.Generator) -> N
                 module.weight.uniform_(0.5, 1.5, generator=generator)
                 module.bias.uniform_(-0.2, 0.2, generator=generator)
         for name, parameter in network.named_parameters():
-            if name.endswith(("cls_weight", "loc_weight")):
+            if name.endswith(("cls_weight", "loc_weight", "level_weight")):
                 parameter.uniform_(0.5, 1.5, generator=generator)
             if name.endswith("loc_scale"):  # small enough that exp(loc * loc_scale) stays well scaled
                 parameter.uniform_(0.01, 0.03, generator=generator)

@@ -1,4 +1,4 @@
-"""Library commands: `models`, `import-checkpoint`, `export`, `track`, `eval`, `bench tracker`."""
+"""Library commands: `models`, `import-checkpoint`, `export`, `track`, `train`, `eval`, `bench tracker`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from siamstream.config import Precision
 
 def add_commands(groups: CommandGroups) -> None:
     # Deferred imports keep `siamstream --help` fast (torch loads in about a second).
-    from siamstream.cli import benchmark, evaluate, packaging, track
+    from siamstream.cli import benchmark, evaluate, packaging, track, train
 
     models = groups.root.add_parser("models", help="list the registered trackers and their configs")
     models.add_argument("--json", action="store_true", help="print the full configs as JSON")
@@ -20,6 +20,7 @@ def add_commands(groups: CommandGroups) -> None:
 
     packaging.add_parsers(groups.root)
     track.add_parser(groups.root)
+    train.add_parser(groups.root)
     evaluate.add_parser(groups.root)
     benchmark.add_parser(groups.bench)
 

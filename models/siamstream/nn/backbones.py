@@ -8,8 +8,9 @@ from siamstream.config import BackboneConfig
 from siamstream.nn.alexnet import AlexNetLegacy, AlexNetSiamFC
 from siamstream.nn.mobilenet_v2 import MobileNetV2
 from siamstream.nn.resnet_atrous import ResNet50Atrous
+from siamstream.nn.staged_correlation import StagedCorrelationBackbone
 
-Backbone = ResNet50Atrous | MobileNetV2 | AlexNetLegacy | AlexNetSiamFC
+Backbone = ResNet50Atrous | MobileNetV2 | AlexNetLegacy | AlexNetSiamFC | StagedCorrelationBackbone
 
 
 def build_backbone(config: BackboneConfig) -> Backbone:
@@ -22,4 +23,6 @@ def build_backbone(config: BackboneConfig) -> Backbone:
         return AlexNetLegacy()
     if config.kind == "alexnet_siamfc":
         return AlexNetSiamFC()
+    if config.kind == "dcfnet_resnet50":
+        return StagedCorrelationBackbone()
     raise ValueError(f"unknown backbone kind {config.kind!r}")

@@ -7,7 +7,7 @@ TOWER_CONVS = 4
 GROUP_NORM_GROUPS = 32
 
 
-def _tower(channels: int) -> nn.Sequential:
+def car_tower(channels: int) -> nn.Sequential:
     """`TOWER_CONVS` x (3x3 conv with bias, GroupNorm(32), ReLU); keys `{0,1,3,4,6,7,9,10}`."""
     layers: list[nn.Module] = []
     for _ in range(TOWER_CONVS):
@@ -28,8 +28,8 @@ class CARHead(nn.Module):
 
     def __init__(self, channels: int, num_classes: int = 2):
         super().__init__()
-        self.cls_tower = _tower(channels)
-        self.bbox_tower = _tower(channels)
+        self.cls_tower = car_tower(channels)
+        self.bbox_tower = car_tower(channels)
         self.cls_logits = nn.Conv2d(channels, num_classes, 3, padding=1)
         self.bbox_pred = nn.Conv2d(channels, 4, 3, padding=1)
         self.centerness = nn.Conv2d(channels, 1, 3, padding=1)

@@ -5,6 +5,10 @@ every frame (Contract 1 in docs/architecture.md):
 - `template_embedding(crop_z, box_prior) -> [B, D]`: everything that depends only on the template,
   flattened to one float32 vector per stream;
 - `search_outputs(template_embedding, crop_x) -> tuple`: the head outputs, float32, one row per stream.
+Both go through the per-level feature maps (`features`), so that the template update
+(`nn.template_update`) can rebuild a template from search features and reuse the search's own features:
+`template_from_features(maps) -> [B, D]` (networks whose template is a feature map) and
+`head_outputs(template_embedding, search_maps) -> tuple`.
 Crops are BGR [B,3,S,S] with values 0..255 in the network's dtype. No per-stream state is kept on a module.
 """
 
@@ -35,6 +39,9 @@ class SiameseNetwork(nn.Module):
     """
 
     search_output_names: tuple[str, ...] = ()
+    # The template embedding is made of feature maps that a search region can be blended into (the
+    # template update); False for templates that also depend on the box prior (ACM).
+    feature_map_template: bool = True
 
     def __init__(
         self, backbone: Backbone, neck: Neck | None, piece_count: int, piece_channels: int, piece_side: int
@@ -74,6 +81,14 @@ class SiameseNetwork(nn.Module):
         """Head outputs for search crops [B,3,X,X], row b against row b of `template_embedding` [B,D]."""
         raise NotImplementedError
 
+    def template_from_features(self, template_features: list[Tensor]) -> Tensor:
+        """Embedding [B, embedding_dim] of per-level template maps [B,C,k,k] (feature-map templates only)."""
+        raise NotImplementedError
+
+    def head_outputs(self, template_embedding: Tensor, search_features: list[Tensor]) -> tuple[Tensor, ...]:
+        """`search_outputs` from the per-level search maps [B,C,H,W] instead of the crops."""
+        raise NotImplementedError
+
 
 class RPNNetwork(SiameseNetwork):
     """SiamRPN++ (pysot ModelBuilder: `backbone`, `neck`, `rpn_head`).
@@ -97,10 +112,18 @@ class RPNNetwork(SiameseNetwork):
         self.rpn_head = rpn_head
 
     def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
-        return flatten_pieces(self.rpn_head.template_kernels(self.features(crop_z)))
+        return self.template_from_features(self.features(crop_z))
+
+    def template_from_features(self, template_features: list[Tensor]) -> Tensor:
+        return flatten_pieces(self.rpn_head.template_kernels(template_features))
 
     def search_outputs(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor, Tensor]:
-        cls, loc = self.rpn_head(self.template_pieces(template_embedding), self.features(crop_x))
+        return self.head_outputs(template_embedding, self.features(crop_x))
+
+    def head_outputs(
+        self, template_embedding: Tensor, search_features: list[Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        cls, loc = self.rpn_head(self.template_pieces(template_embedding), search_features)
         return cls.float(), loc.float()
 
 
@@ -120,10 +143,18 @@ class BANNetwork(SiameseNetwork):
         self.head = head
 
     def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
-        return flatten_pieces(self.head.template_kernels(self.features(crop_z)))
+        return self.template_from_features(self.features(crop_z))
+
+    def template_from_features(self, template_features: list[Tensor]) -> Tensor:
+        return flatten_pieces(self.head.template_kernels(template_features))
 
     def search_outputs(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor, Tensor]:
-        cls, loc = self.head(self.template_pieces(template_embedding), self.features(crop_x))
+        return self.head_outputs(template_embedding, self.features(crop_x))
+
+    def head_outputs(
+        self, template_embedding: Tensor, search_features: list[Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        cls, loc = self.head(self.template_pieces(template_embedding), search_features)
         return cls.float(), loc.float()
 
 
@@ -151,11 +182,18 @@ class CARNetwork(SiameseNetwork):
         self.down = nn.ConvTranspose2d(levels * channels, channels, 1, 1)
 
     def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
-        return flatten_pieces(self.features(crop_z))
+        return self.template_from_features(self.features(crop_z))
+
+    def template_from_features(self, template_features: list[Tensor]) -> Tensor:
+        return flatten_pieces(template_features)
 
     def search_outputs(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.head_outputs(template_embedding, self.features(crop_x))
+
+    def head_outputs(
+        self, template_embedding: Tensor, searches: list[Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor]:
         templates = self.template_pieces(template_embedding)
-        searches = self.features(crop_x)
         responses = [xcorr_depthwise(searches[level], templates[level]) for level in range(len(searches))]
         cls, loc, cen = self.car_head(self.down(torch.cat(responses, 1)))
         return cls.float(), loc.float(), cen.float()
@@ -174,10 +212,16 @@ class FCNetwork(SiameseNetwork):
         self.head = head
 
     def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
-        return flatten_pieces(self.features(crop_z))
+        return self.template_from_features(self.features(crop_z))
+
+    def template_from_features(self, template_features: list[Tensor]) -> Tensor:
+        return flatten_pieces(template_features)
 
     def search_outputs(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor]:
-        response = self.head(self.template_pieces(template_embedding)[0], self.features(crop_x)[0])
+        return self.head_outputs(template_embedding, self.features(crop_x))
+
+    def head_outputs(self, template_embedding: Tensor, search_features: list[Tensor]) -> tuple[Tensor]:
+        response = self.head(self.template_pieces(template_embedding)[0], search_features[0])
         return (response.float(),)
 
 
@@ -196,6 +240,15 @@ def build_network(config: TrackerConfig) -> SiameseNetwork:
 
     Its `state_dict()` has the keys and shapes of the tracker's reference checkpoint.
     """
+    # Imported here: DCFNet and SiamCAN subclass `SiameseNetwork` from this module.
+    if config.head.kind == "dcf":
+        from siamstream.nn.dcfnet import build_dcfnet
+
+        return build_dcfnet(config)
+    if config.head.kind == "can":
+        from siamstream.nn.siamcan import build_siamcan
+
+        return build_siamcan(config)
     _check_levels(config)
     head = config.head
     backbone = build_backbone(config.backbone)
@@ -205,6 +258,11 @@ def build_network(config: TrackerConfig) -> SiameseNetwork:
         neck = Neck(config.neck.in_channels, config.neck.out_channels, config.neck.center_crop)
         template_side = neck.output_side(template_side)
     kernel_side = template_side - 2  # the unpadded 3x3 `conv_kernel` of the depth-wise heads
+    if head.correlation == "acm":
+        # Imported here: the ACM networks subclass `SiameseNetwork` from this module.
+        from siamstream.nn.acm_network import build_acm_network
+
+        return build_acm_network(config, backbone, neck, template_side).eval()
     network: SiameseNetwork
     if head.kind == "rpn":
         if head.levels == 1:

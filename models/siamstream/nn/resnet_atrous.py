@@ -47,7 +47,8 @@ class Bottleneck(nn.Module):
         return self.relu(out + residual)
 
 
-def _make_layer(in_channels: int, planes: int, blocks: int, stride: int, dilation: int) -> nn.Sequential:
+def make_layer(in_channels: int, planes: int, blocks: int, stride: int, dilation: int) -> nn.Sequential:
+    """`blocks` bottlenecks to `4 * planes` channels (pysot's `_make_layer`); the first one downsamples."""
     out_channels = planes * EXPANSION
     # The first block bridges from the previous layer's dilation, so it uses half of this layer's.
     first_dilation = max(dilation // 2, 1)
@@ -80,10 +81,10 @@ class ResNet50Atrous(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.layer1 = _make_layer(64, 64, BLOCKS_PER_LAYER[0], stride=1, dilation=1)
-        self.layer2 = _make_layer(256, 128, BLOCKS_PER_LAYER[1], stride=2, dilation=1)
-        self.layer3 = _make_layer(512, 256, BLOCKS_PER_LAYER[2], stride=1, dilation=2)
-        self.layer4 = _make_layer(1024, 512, BLOCKS_PER_LAYER[3], stride=1, dilation=4)
+        self.layer1 = make_layer(64, 64, BLOCKS_PER_LAYER[0], stride=1, dilation=1)
+        self.layer2 = make_layer(256, 128, BLOCKS_PER_LAYER[1], stride=2, dilation=1)
+        self.layer3 = make_layer(512, 256, BLOCKS_PER_LAYER[2], stride=1, dilation=2)
+        self.layer4 = make_layer(1024, 512, BLOCKS_PER_LAYER[3], stride=1, dilation=4)
 
     def forward(self, crop: Tensor) -> list[Tensor]:
         stem = self.relu(self.bn1(self.conv1(crop)))

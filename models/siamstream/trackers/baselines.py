@@ -9,8 +9,8 @@ from siamstream.config import (
     BackboneConfig,
     CARHyper,
     CropConfig,
-    FCHyper,
     Family,
+    FCHyper,
     HeadConfig,
     NeckConfig,
     RPNHyper,
@@ -43,7 +43,8 @@ def siamrpn_alex() -> TrackerConfig:
 def siamrpnpp_mobilenetv2() -> TrackerConfig:
     return TrackerConfig(
         name="siamrpnpp_mobilenetv2",
-        description="SiamRPN++ MobileNetV2 x1.4, three levels, mean fusion (pysot siamrpn_mobilev2_l234_dwxcorr)",
+        description="SiamRPN++ MobileNetV2 x1.4, three levels, mean fusion "
+        "(pysot siamrpn_mobilev2_l234_dwxcorr)",
         backbone=BackboneConfig(kind="mobilenetv2", used_layers=(3, 5, 7), width_mult=1.4),
         neck=NeckConfig(in_channels=(44, 134, 448)),
         head=HeadConfig(kind="rpn", levels=3, weighted=False),
@@ -73,7 +74,8 @@ def siamrpnpp_r50() -> TrackerConfig:
 def siamrpnpp_r50_otb() -> TrackerConfig:
     return TrackerConfig(
         name="siamrpnpp_r50_otb",
-        description="SiamRPN++ ResNet-50, unweighted l234 fusion, OTB hyperparameters (pysot siamrpn_r50_l234_dwxcorr_otb)",
+        description="SiamRPN++ ResNet-50, unweighted l234 fusion, OTB hyperparameters "
+        "(pysot siamrpn_r50_l234_dwxcorr_otb)",
         backbone=R50_LAYERS,
         neck=R50_NECK,
         head=HeadConfig(kind="rpn", levels=3, weighted=False),

@@ -10,6 +10,7 @@ import numpy as np
 from siamstream.config import TrackerConfig
 from siamstream.tracking.state import TrackerState, TrackResult, TrackStatus
 from siamstream.tracking.step import finish_search, init_track, prepare_search
+from siamstream.tracking.template_update import plan_template_update
 
 
 class StageRunner(Protocol):
@@ -21,6 +22,17 @@ class StageRunner(Protocol):
 
     def search(self, template_embedding: np.ndarray, crop_x: np.ndarray) -> tuple[np.ndarray, ...]:
         """float32 [B, D] embeddings and uint8 [B, 3, X, X] crops -> the family's head outputs [B, ...]."""
+        ...
+
+
+class TemplateUpdater(Protocol):
+    """The template update stage of an update-capable package (`update.pt`)."""
+
+    def update(
+        self, template_embedding: np.ndarray, search_features: np.ndarray, roi: np.ndarray, rate: np.ndarray
+    ) -> np.ndarray:
+        """float32 [B, D] embeddings, [B, L*C, F, F] search features, [B, 4] regions (search-crop px from
+        the crop centre) and [B] rates -> the blended float32 [B, D] embeddings."""
         ...
 
 
@@ -58,7 +70,20 @@ class OfflineTracker:
         # SiamFC's scale crops all search the one template: repeat its embedding row per crop.
         embedding = np.repeat(self._embedding, request.crops.shape[0], axis=0)
         outputs = self.runner.search(embedding, request.crops)
-        self._state, result = finish_search(self.config, self._state, request, outputs)
+        previous = self._state
+        state, result = finish_search(self.config, previous, request, outputs)
+        state, update = plan_template_update(self.config, previous, request, state, outputs)
+        if update is not None:
+            if not hasattr(self.runner, "update"):
+                raise ValueError(
+                    f"tracker {self.config.name!r} updates its template: the runner needs update()"
+                )
+            updater: TemplateUpdater = self.runner  # type: ignore[assignment]
+            self._embedding = np.asarray(
+                updater.update(self._embedding, update.search_features, update.roi, update.rate),
+                dtype=np.float32,
+            )
+        self._state = state
         return result
 
     def track_sequence(self, frames: Iterable[np.ndarray], init_box: Sequence[float]) -> list[TrackResult]:

@@ -76,4 +76,5 @@ def select_box(
         w=float(max(hyper.min_size, min(new_w, width))),
         h=float(max(hyper.min_size, min(new_h, height))),
         score=float(scores[best]),
+        shift=(float(offset[0]), float(offset[1])),
     )

@@ -49,6 +49,18 @@ class TrackerState(_Record):
     low_score_count: int = Field(
         default=0, ge=0, description="Consecutive frames, up to the last, scoring below `lost_below`."
     )
+    fast_motion: bool = Field(
+        default=False,
+        description="SiamBAN-ACM: the search crop switched for good to `fast_motion_instance_size`.",
+    )
+    template_updates: int = Field(default=0, ge=0, description="Online template updates applied since init.")
+    initial_template_weight: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of the init frame's template in the blended template embedding: the product of "
+        "(1 - rate) over the updates applied.",
+    )
 
 
 class TrackResult(_Record):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from siamstream.config import CARHyper, Family, FCHyper, RPNHyper, TrackerConfig
+from siamstream.tracking.acm import fast_motion_after, search_config
 from siamstream.tracking.anchors import ban_points, rpn_anchors
 from siamstream.tracking.car import car_update
 from siamstream.tracking.estimate import TargetEstimate
@@ -33,6 +34,7 @@ from siamstream.tracking.geometry import (
 from siamstream.tracking.rpn import decode_anchor_boxes, decode_point_boxes, foreground_scores, select_box
 from siamstream.tracking.siamfc import scale_factors, siamfc_update
 from siamstream.tracking.state import TrackerState, TrackResult, next_status
+from siamstream.tracking.template_update import split_search_outputs
 from siamstream.tracking.validation import (
     check_box,
     check_frame,
@@ -109,6 +111,7 @@ def init_track(
 def prepare_search(config: TrackerConfig, state: TrackerState, frame: np.ndarray) -> SearchRequest:
     """Search crops of `frame` around the state's target (image px -> crop px)."""
     _check_state(config, state)
+    config = search_config(config, state)
     frame = check_frame(frame)
     check_frame_size(frame, state.image_width, state.image_height)
     instance = config.crop.instance_size
@@ -132,13 +135,16 @@ def finish_search(
     config: TrackerConfig, state: TrackerState, request: SearchRequest, outputs: Sequence[np.ndarray]
 ) -> tuple[TrackerState, TrackResult]:
     """Turn the search outputs for `request` (Contract 1 layouts, one row per crop) into the next state
-    and the frame's result (box xywh in image px)."""
+    and the frame's result (box xywh in image px). An update-capable package's trailing search features
+    are ignored here (see `tracking.template_update`)."""
     _check_state(config, state)
+    config = search_config(config, state)
     if request.frame_index != state.frame_index + 1:
         raise ValueError(
             f"search request is for frame {request.frame_index} but the state is at frame {state.frame_index}"
         )
-    maps = check_outputs(config, outputs, request.crops.shape[0])
+    head_outputs, _ = split_search_outputs(config, outputs, request.crops.shape[0])
+    maps = check_outputs(config, head_outputs, request.crops.shape[0])
     image_size = (state.image_width, state.image_height)
     target = (state.cx, state.cy, state.w, state.h)
     hyper = config.hyper
@@ -165,6 +171,7 @@ def finish_search(
             "last_score": estimate.score,
             "status": status,
             "low_score_count": low_count,
+            "fast_motion": fast_motion_after(config, state, estimate),
         }
     )
     result = TrackResult(frame_index=request.frame_index, bbox=bbox, score=estimate.score, status=status)

@@ -1,0 +1,121 @@
+"""DCFNet's feature extractor: a trimmed ResNet-50 with staged depth-wise correlation and feature fusion.
+
+"Staged Depthwise Correlation and Feature Fusion for Siamese Object Tracking" (DCFNet): the search branch
+is correlated, depth-wise, with the template branch's map of the same stage at two points inside the
+backbone, and each response is resized back to the search map and added to it (the correlation-fusion
+module). Only the search branch is fused; the template branch is a plain backbone, so every template map
+the fusions need is computed once per target.
+
+Layout (the paper's "first three conv layers, blocks 2 and 3 of ResNet-50, last three conv layers"), sides
+for the 127 / 255 crops:
+- `conv1` 7x7 stride 2 unpadded (ResNet-50's first layer), `conv2` 3x3 stride 2 padded (in place of
+  ResNet's max pool, keeping the total stride 8 that the SiamCAR geometry assumes), `conv3` 3x3 padded:
+  64 channels, 31 / 63. Correlation-fusion 1 (`fusion1`).
+- `layer1`, `layer2`: ResNet-50's conv2_x and conv3_x with pysot's unpadded stride-2 conv: 512 channels,
+  15 / 31. Correlation-fusion 2 (`fusion2`).
+- `conv4..conv6`: 3x3 padded convolutions to 256 channels (BN + ReLU, the last without ReLU): 15 / 31.
+Crops are BGR [B,3,S,S], 0..255.
+"""
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from siamstream.nn.correlation import xcorr_depthwise
+from siamstream.nn.resnet_atrous import BLOCKS_PER_LAYER, make_layer
+
+STEM_CHANNELS = 64
+BLOCK3_CHANNELS = 512
+OUT_CHANNELS = 256
+# The backbone stages followed by a correlation-fusion: 1 after the first three conv layers, 2 after
+# block 3 (the paper's final "CF-double" model).
+FUSED_STAGES = (1, 2)
+
+
+class CorrelationFusion(nn.Module):
+    """Depth-wise correlation of a search map with the template map of the same stage, fused back.
+
+    `search` [B,C,H,W], `template` [B,C,h,w] with h <= H, w <= W, row b with row b. The response
+    [B,C,H-h+1,W-w+1] goes through a batch norm (`bn`, a learned per-channel scale and shift: a raw
+    correlation sums h*w products and would swamp the search features), is resized bilinearly
+    (align_corners=False) to HxW and added to `search`.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels)
+
+    def forward(self, search: Tensor, template: Tensor) -> Tensor:
+        response = self.bn(xcorr_depthwise(search, template))
+        resized = F.interpolate(
+            response, size=[search.size(2), search.size(3)], mode="bilinear", align_corners=False
+        )
+        return search + resized
+
+
+def _conv_bn(
+    in_channels: int, out_channels: int, kernel: int, stride: int, padding: int
+) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+    """A convolution without bias and its batch norm (separate keys `convN` / `bnN`, ResNet style)."""
+    convolution = nn.Conv2d(in_channels, out_channels, kernel, stride, padding, bias=False)
+    return convolution, nn.BatchNorm2d(out_channels)
+
+
+class StagedCorrelationBackbone(nn.Module):
+    """Keys `conv1..6`, `bn1..6`, `layer1`, `layer2`, `fusion1`, `fusion2` (see the module docstring).
+
+    `forward(crop)` is the plain (template) branch: its stage-1, stage-2 and final maps.
+    `fused(crop, templates)` is the search branch: the same layers with the two correlation-fusions
+    against the template's stage-1 and stage-2 maps; it returns the final search map.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = _conv_bn(3, STEM_CHANNELS, 7, stride=2, padding=0)
+        self.conv2, self.bn2 = _conv_bn(STEM_CHANNELS, STEM_CHANNELS, 3, stride=2, padding=1)
+        self.conv3, self.bn3 = _conv_bn(STEM_CHANNELS, STEM_CHANNELS, 3, stride=1, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = make_layer(STEM_CHANNELS, 64, BLOCKS_PER_LAYER[0], stride=1, dilation=1)
+        self.layer2 = make_layer(256, 128, BLOCKS_PER_LAYER[1], stride=2, dilation=1)
+        self.conv4, self.bn4 = _conv_bn(BLOCK3_CHANNELS, OUT_CHANNELS, 3, stride=1, padding=1)
+        self.conv5, self.bn5 = _conv_bn(OUT_CHANNELS, OUT_CHANNELS, 3, stride=1, padding=1)
+        self.conv6, self.bn6 = _conv_bn(OUT_CHANNELS, OUT_CHANNELS, 3, stride=1, padding=1)
+        self.fusion1 = CorrelationFusion(STEM_CHANNELS)
+        self.fusion2 = CorrelationFusion(BLOCK3_CHANNELS)
+
+    def stage1(self, crop: Tensor) -> Tensor:
+        """The first three conv layers: [B,64,s1,s1]."""
+        feature = self.relu(self.bn1(self.conv1(crop)))
+        feature = self.relu(self.bn2(self.conv2(feature)))
+        return self.relu(self.bn3(self.conv3(feature)))
+
+    def stage2(self, feature: Tensor) -> Tensor:
+        """ResNet-50 blocks 2 and 3: [B,512,s2,s2]."""
+        return self.layer2(self.layer1(feature))
+
+    def last_layers(self, feature: Tensor) -> Tensor:
+        """The last three conv layers: [B,256,s2,s2]."""
+        feature = self.relu(self.bn4(self.conv4(feature)))
+        feature = self.relu(self.bn5(self.conv5(feature)))
+        return self.bn6(self.conv6(feature))
+
+    def forward(self, crop: Tensor) -> list[Tensor]:
+        first = self.stage1(crop)
+        second = self.stage2(first)
+        return [first, second, self.last_layers(second)]
+
+    def fused(self, crop: Tensor, templates: list[Tensor]) -> Tensor:
+        """Final search map [B,256,s2,s2] of `crop`, fused with `templates` = the template's
+        [stage-1, stage-2] maps (row b with row b)."""
+        first = self.fusion1(self.stage1(crop), templates[0])
+        second = self.fusion2(self.stage2(first), templates[1])
+        return self.last_layers(second)
+
+    def output_side(self, input_side: int) -> int:
+        """Side of the final map for a square crop of `input_side` pixels."""
+        return self.output_sides(input_side)[1]
+
+    def output_sides(self, input_side: int) -> tuple[int, int]:
+        """Sides of the stage-1 and stage-2 (= final) maps for a square crop of `input_side` pixels."""
+        first = (input_side - 7) // 2 + 1  # conv1
+        first = (first - 1) // 2 + 1  # conv2: 3x3, stride 2, padding 1
+        return first, (first - 3) // 2 + 1  # the unpadded stride-2 3x3 of layer2

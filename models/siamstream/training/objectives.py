@@ -1,0 +1,336 @@
+"""Training objectives: label assignment plus losses for one head kind, found by name in a registry.
+
+An objective is built by a factory registered with `@register_objective(head_kind, name=...)`; the
+factory takes the tracker and training configs. The trainer uses three methods:
+- `labels(box, score_size, positive_pair, rng) -> dict[str, np.ndarray]`: the targets of one search crop
+  (`box` xyxy in crop px relative to the crop centre), run in the data-loader workers;
+- `outputs(network, template, search, box_prior) -> dict[str, Tensor]`: the network's head outputs by
+  name (`SiameseNetwork.search_output_names`), plus whatever the losses need besides;
+- `losses(outputs, labels) -> dict[str, Tensor]`: the named, weighted loss terms and their sum `total`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from siamstream.config import TrackerConfig
+from siamstream.nn.depthwise import DepthwiseXCorr
+from siamstream.nn.network import SiameseNetwork
+from siamstream.tracking.anchors import ban_points
+from siamstream.training.config import TrainingConfig
+from siamstream.training.labels import (
+    SampleCaps,
+    anchor_grid,
+    anchor_labels,
+    circle_ellipse_labels,
+    disk_labels,
+    ellipse_labels,
+    inside_box_labels,
+)
+from siamstream.training.losses import (
+    BOX_LOSSES,
+    balanced_bce,
+    cosine_correlation,
+    ltrb_to_xyxy,
+    margin_loss,
+    select_cross_entropy,
+    weighted_smooth_l1,
+)
+
+Labels = dict[str, np.ndarray]
+
+
+class Objective(Protocol):
+    head_kind: str
+
+    def labels(
+        self, box: np.ndarray, score_size: int, positive_pair: bool, rng: np.random.Generator
+    ) -> Labels: ...
+
+    def outputs(
+        self, network: SiameseNetwork, template: Tensor, search: Tensor, box_prior: Tensor
+    ) -> dict[str, Tensor]: ...
+
+    def losses(self, outputs: dict[str, Tensor], labels: dict[str, Tensor]) -> dict[str, Tensor]: ...
+
+
+ObjectiveFactory = Callable[[TrackerConfig, TrainingConfig], Objective]
+_OBJECTIVES: dict[str, tuple[str, ObjectiveFactory]] = {}
+
+
+def register_objective(
+    head_kind: str, name: str | None = None
+) -> Callable[[ObjectiveFactory], ObjectiveFactory]:
+    """Register an objective factory for networks whose head is `head_kind`, under `name` (default: the
+    head kind itself, which makes it that head's default objective)."""
+
+    def decorate(factory: ObjectiveFactory) -> ObjectiveFactory:
+        key = name or head_kind
+        if key in _OBJECTIVES:
+            raise ValueError(f"objective {key!r} is registered twice")
+        _OBJECTIVES[key] = (head_kind, factory)
+        return factory
+
+    return decorate
+
+
+def list_objectives() -> dict[str, str]:
+    """Registered objective names and the head kind each trains."""
+    return {name: head for name, (head, _) in sorted(_OBJECTIVES.items())}
+
+
+def build_objective(tracker: TrackerConfig, training: TrainingConfig) -> Objective:
+    """The objective named in `training.objective` (default: the tracker's head kind) for this tracker."""
+    name = training.objective or tracker.head.kind
+    if name not in _OBJECTIVES:
+        raise KeyError(f"unknown objective {name!r}; known: {', '.join(sorted(_OBJECTIVES))}")
+    head_kind, factory = _OBJECTIVES[name]
+    if head_kind != tracker.head.kind:
+        raise ValueError(
+            f"objective {name!r} trains {head_kind} heads, {tracker.name} has a {tracker.head.kind} head"
+        )
+    return factory(tracker, training)
+
+
+def named_outputs(
+    network: SiameseNetwork, template: Tensor, search: Tensor, box_prior: Tensor
+) -> dict[str, Tensor]:
+    """The head outputs of `network` for template/search crops [B,3,*,*] (0..255 BGR), by output name."""
+    embedding = network.template_embedding(template, box_prior)
+    return dict(zip(network.search_output_names, network.search_outputs(embedding, search), strict=True))
+
+
+def _caps(training: TrainingConfig) -> SampleCaps:
+    settings = training.labels
+    return SampleCaps(
+        positives=settings.positives,
+        negatives=settings.total - settings.positives,
+        negatives_in_negative_pair=settings.negatives_in_negative_pair,
+    )
+
+
+def _weighted(terms: dict[str, tuple[float, Tensor]]) -> dict[str, Tensor]:
+    losses = {name: value for name, (_, value) in terms.items()}
+    losses["total"] = sum((weight * value for weight, value in terms.values()), start=torch.zeros(()))
+    return losses
+
+
+class RPNObjective:
+    """SiamRPN++: anchor IoU labels, `select_cross_entropy` on cls, weighted smooth-L1 on the deltas."""
+
+    head_kind = "rpn"
+
+    def __init__(self, tracker: TrackerConfig, training: TrainingConfig):
+        anchors = tracker.hyper.anchors  # type: ignore[union-attr]
+        self.anchor_config = anchors
+        self.settings = training.labels
+        self.caps = _caps(training)
+        self.weights = training.loss
+
+    def labels(
+        self, box: np.ndarray, score_size: int, positive_pair: bool, rng: np.random.Generator
+    ) -> Labels:
+        anchors = anchor_grid(
+            self.anchor_config.stride, self.anchor_config.ratios, self.anchor_config.scales, score_size
+        )
+        result = anchor_labels(
+            box,
+            anchors,
+            score_size,
+            positive_pair,
+            rng,
+            self.settings.positive_iou,
+            self.settings.negative_iou,
+            self.caps,
+        )
+        return {"cls": result.cls, "delta": result.delta, "delta_weight": result.delta_weight}
+
+    def outputs(
+        self, network: SiameseNetwork, template: Tensor, search: Tensor, box_prior: Tensor
+    ) -> dict[str, Tensor]:
+        return named_outputs(network, template, search, box_prior)
+
+    def rpn_terms(
+        self, outputs: dict[str, Tensor], labels: dict[str, Tensor]
+    ) -> dict[str, tuple[float, Tensor]]:
+        cls, loc = outputs["cls"], outputs["loc"]
+        batch, _, size, _ = cls.shape
+        anchors = labels["cls"].size(1)
+        # [B, 2A, S, S] laid out [bg x A, fg x A] -> [B*A*S*S, 2]
+        logits = cls.reshape(batch, 2, anchors, size, size).permute(0, 2, 3, 4, 1).reshape(-1, 2)
+        cls_loss = select_cross_entropy(logits, labels["cls"].reshape(-1))
+        deltas = loc.reshape(batch, 4, anchors, size, size)
+        loc_loss = weighted_smooth_l1(
+            deltas, labels["delta"], labels["delta_weight"], self.weights.smooth_l1_beta
+        )
+        return {"cls": (self.weights.cls, cls_loss), "loc": (self.weights.loc, loc_loss)}
+
+    def losses(self, outputs: dict[str, Tensor], labels: dict[str, Tensor]) -> dict[str, Tensor]:
+        return _weighted(self.rpn_terms(outputs, labels))
+
+
+class RPNMarginObjective(RPNObjective):
+    """SiamMargin: the RPN objective plus `margin_loss` on the cosine similarity of every cls-branch
+    correlation (template kernel against each `conv_search` window), averaged over levels.
+
+    Cell labels are shared from the RPN labels: 1 where any anchor of the cell is a kept positive, 0
+    where none is positive, which is every other cell of the map.
+    """
+
+    def outputs(
+        self, network: SiameseNetwork, template: Tensor, search: Tensor, box_prior: Tensor
+    ) -> dict[str, Tensor]:
+        with _captured_cls_correlations(network) as captured:
+            outputs = named_outputs(network, template, search, box_prior)
+        cosines = [cosine_correlation(search_map, kernel) for kernel, search_map in captured]
+        if not cosines:
+            raise ValueError("the margin objective needs depth-wise cls branches (pysot RPN heads)")
+        outputs["cosine"] = torch.stack(cosines).mean(0)
+        return outputs
+
+    def losses(self, outputs: dict[str, Tensor], labels: dict[str, Tensor]) -> dict[str, Tensor]:
+        terms = self.rpn_terms(outputs, labels)
+        cell_labels = (labels["cls"] == 1).any(1).float()
+        loss = margin_loss(
+            outputs["cosine"].float(), cell_labels, self.weights.margin_value, self.weights.margin_scale
+        )
+        terms["margin"] = (self.weights.margin, loss)
+        return _weighted(terms)
+
+
+@contextmanager
+def _captured_cls_correlations(network: SiameseNetwork) -> Iterator[list[tuple[Tensor, Tensor]]]:
+    """Collect (kernel, conv_search output) of every cls-branch `DepthwiseXCorr` run inside the block."""
+    captured: list[tuple[Tensor, Tensor]] = []
+    handles = []
+    for name, module in network.named_modules():
+        if isinstance(module, DepthwiseXCorr) and name.rsplit(".", 1)[-1] == "cls":
+            kernels: list[Tensor] = []
+            handles.append(
+                module.register_forward_pre_hook(lambda _m, args, store=kernels: store.append(args[0]))
+            )
+            handles.append(
+                module.conv_search.register_forward_hook(
+                    lambda _m, _args, out, store=kernels: captured.append((store.pop(), out))
+                )
+            )
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class PointObjective:
+    """Anchor-free heads (BAN, CAR): cross-entropy on labelled cells, a box loss on the positives."""
+
+    head_kind = "ban"
+
+    def __init__(self, tracker: TrackerConfig, training: TrainingConfig):
+        self.stride = tracker.crop.stride
+        self.settings = training.labels
+        self.caps = _caps(training)
+        self.weights = training.loss
+        self.box_loss = BOX_LOSSES[training.loss.box_loss]
+
+    def labels(
+        self, box: np.ndarray, score_size: int, positive_pair: bool, rng: np.random.Generator
+    ) -> Labels:
+        assign = ellipse_labels if self.settings.point_shape == "ellipse" else circle_ellipse_labels
+        result = assign(box, self.stride, score_size, positive_pair, rng, self.caps)
+        return {"cls": result.cls, "ltrb": result.ltrb, "centerness": result.centerness}
+
+    def outputs(
+        self, network: SiameseNetwork, template: Tensor, search: Tensor, box_prior: Tensor
+    ) -> dict[str, Tensor]:
+        return named_outputs(network, template, search, box_prior)
+
+    def point_terms(
+        self, outputs: dict[str, Tensor], labels: dict[str, Tensor], box_weight: Tensor | None
+    ) -> dict[str, tuple[float, Tensor]]:
+        cls, loc = outputs["cls"], outputs["loc"]
+        size = cls.size(-1)
+        cls_loss = select_cross_entropy(cls.permute(0, 2, 3, 1).reshape(-1, 2), labels["cls"].reshape(-1))
+        positive = labels["cls"].reshape(-1) == 1
+        points = torch.tensor(ban_points(self.stride, size), device=loc.device).repeat(cls.size(0), 1)
+        predicted = loc.permute(0, 2, 3, 1).reshape(-1, 4)
+        target = labels["ltrb"].permute(0, 2, 3, 1).reshape(-1, 4)
+        weight = None if box_weight is None else box_weight.reshape(-1)[positive]
+        loc_loss = self.box_loss(
+            ltrb_to_xyxy(points[positive], predicted[positive]),
+            ltrb_to_xyxy(points[positive], target[positive]),
+            weight,
+        )
+        return {"cls": (self.weights.cls, cls_loss), "loc": (self.weights.loc, loc_loss)}
+
+    def losses(self, outputs: dict[str, Tensor], labels: dict[str, Tensor]) -> dict[str, Tensor]:
+        return _weighted(self.point_terms(outputs, labels, None))
+
+
+class CARObjective(PointObjective):
+    """SiamCAR: dense inside-box labels, box loss weighted by the centerness target, BCE on centerness.
+
+    With `loss.cen = 0` the centerness branch is not trained and the box loss is unweighted (DCFNet)."""
+
+    head_kind = "car"
+
+    def labels(
+        self, box: np.ndarray, score_size: int, positive_pair: bool, rng: np.random.Generator
+    ) -> Labels:
+        result = inside_box_labels(
+            box, self.stride, score_size, positive_pair, self.settings.car_central_fraction
+        )
+        return {"cls": result.cls, "ltrb": result.ltrb, "centerness": result.centerness}
+
+    def losses(self, outputs: dict[str, Tensor], labels: dict[str, Tensor]) -> dict[str, Tensor]:
+        use_centerness = self.weights.cen > 0
+        terms = self.point_terms(outputs, labels, labels["centerness"] if use_centerness else None)
+        if use_centerness:
+            positive = labels["cls"] == 1
+            logits = outputs["cen"][:, 0][positive].float()
+            cen_loss = (
+                torch.nn.functional.binary_cross_entropy_with_logits(logits, labels["centerness"][positive])
+                if logits.numel()
+                else logits.new_zeros(())
+            )
+            terms["cen"] = (self.weights.cen, cen_loss)
+        return _weighted(terms)
+
+
+class SiamFCObjective:
+    """SiamFC: disk labels and the balanced logistic loss on the response map."""
+
+    head_kind = "siamfc"
+
+    def __init__(self, tracker: TrackerConfig, training: TrainingConfig):
+        self.stride = tracker.crop.stride
+        self.radius = training.labels.siamfc_radius
+        self.weights = training.loss
+
+    def labels(
+        self, box: np.ndarray, score_size: int, positive_pair: bool, rng: np.random.Generator
+    ) -> Labels:
+        result = disk_labels(box, self.stride, score_size, positive_pair, self.radius)
+        return {"target": result.target, "weight": result.weight}
+
+    def outputs(
+        self, network: SiameseNetwork, template: Tensor, search: Tensor, box_prior: Tensor
+    ) -> dict[str, Tensor]:
+        return named_outputs(network, template, search, box_prior)
+
+    def losses(self, outputs: dict[str, Tensor], labels: dict[str, Tensor]) -> dict[str, Tensor]:
+        loss = balanced_bce(outputs["response"][:, 0], labels["target"], labels["weight"])
+        return _weighted({"cls": (self.weights.cls, loss)})
+
+
+register_objective("rpn")(RPNObjective)
+register_objective("rpn", name="rpn_margin")(RPNMarginObjective)
+register_objective("ban")(PointObjective)
+register_objective("car")(CARObjective)
+register_objective("siamfc")(SiamFCObjective)

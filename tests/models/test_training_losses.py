@@ -1,0 +1,134 @@
+"""Each loss against values computed by hand on tiny tensors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from siamstream.training.losses import (
+    balanced_bce,
+    cosine_correlation,
+    diou_loss,
+    giou_loss,
+    iou_loss,
+    ltrb_to_xyxy,
+    margin_loss,
+    select_cross_entropy,
+    weighted_smooth_l1,
+)
+
+
+def test_select_cross_entropy_averages_positive_and_negative_halves() -> None:
+    logits = torch.tensor([[0.0, 0.0], [0.0, math.log(3)], [5.0, -5.0]])
+    labels = torch.tensor([1, 0, -1])
+    # positive: -log(1/2); negative: -log(1/4); the ignored row does not count
+    assert float(select_cross_entropy(logits, labels)) == pytest.approx(0.5 * math.log(2) + 0.5 * math.log(4))
+    only_negatives = torch.tensor([0, 0, -1])
+    expected = 0.5 * (math.log(2) + math.log(4)) / 2
+    assert float(select_cross_entropy(logits, only_negatives)) == pytest.approx(expected)
+
+
+def test_balanced_bce_is_weighted_sum_per_sample() -> None:
+    logits = torch.zeros(2, 2, 2)
+    target = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]] * 2)
+    weight = torch.tensor([[[0.5, 1 / 6], [1 / 6, 1 / 6]]] * 2)
+    assert float(balanced_bce(logits, target, weight)) == pytest.approx(math.log(2))
+    logits[:, 0, 0] = 2.0  # positive cell: log(1 + e^-2)
+    expected = 0.5 * math.log(1 + math.exp(-2)) + 0.5 * math.log(2)
+    assert float(balanced_bce(logits, target, weight)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_weighted_smooth_l1_with_l1_and_quadratic_parts() -> None:
+    prediction = torch.tensor([1.0, 2.0, 3.0, 4.0]).reshape(1, 4, 1)
+    target = torch.zeros(1, 4, 1)
+    weight = torch.tensor([[0.5]])
+    assert float(weighted_smooth_l1(prediction, target, weight)) == pytest.approx(5.0)
+    # beta 2: 1 -> 0.5*1/2 = 0.25; 2 -> 2 - 1 = 1; 3 -> 2; 4 -> 3; sum 6.25, x 0.5
+    assert float(weighted_smooth_l1(prediction, target, weight, beta=2.0)) == pytest.approx(3.125)
+
+
+PREDICTED = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+TARGET = torch.tensor([[1.0, 1.0, 3.0, 3.0]])
+
+
+def test_iou_giou_diou_losses() -> None:
+    # intersection 1, union 7, enclosing box 3x3 (area 9, diagonal^2 18), centre gap^2 2
+    assert float(iou_loss(PREDICTED, TARGET)) == pytest.approx(6 / 7, rel=1e-6)
+    assert float(giou_loss(PREDICTED, TARGET)) == pytest.approx(6 / 7 + 2 / 9, rel=1e-6)
+    assert float(diou_loss(PREDICTED, TARGET)) == pytest.approx(6 / 7 + 2 / 18, rel=1e-6)
+    assert float(diou_loss(TARGET, TARGET)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_box_losses_separate_disjoint_boxes_and_weight() -> None:
+    far = torch.tensor([[10.0, 0.0, 12.0, 2.0]])
+    assert float(iou_loss(PREDICTED, far)) == pytest.approx(1.0)
+    # GIoU: enclosing 12x2 = 24, union 8 -> 1 + 16/24; DIoU: gap^2 100, diagonal^2 144+4
+    assert float(giou_loss(PREDICTED, far)) == pytest.approx(1 + 16 / 24, rel=1e-6)
+    assert float(diou_loss(PREDICTED, far)) == pytest.approx(1 + 100 / 148, rel=1e-6)
+    pair = torch.cat([PREDICTED, PREDICTED]), torch.cat([TARGET, PREDICTED])
+    weighted = iou_loss(*pair, weight=torch.tensor([3.0, 1.0]))
+    assert float(weighted) == pytest.approx(3 * (6 / 7) / 4, rel=1e-6)
+
+
+def test_ltrb_to_xyxy() -> None:
+    boxes = ltrb_to_xyxy(torch.tensor([[8.0, -8.0]]), torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
+    assert boxes.tolist() == [[7.0, -10.0, 11.0, -4.0]]
+
+
+def test_cosine_correlation_of_windows() -> None:
+    search = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).reshape(1, 1, 2, 3)
+    kernel = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).reshape(1, 1, 2, 2)
+    cosine = cosine_correlation(search, kernel)
+    assert cosine.shape == (1, 1, 1, 2)
+    torch.testing.assert_close(cosine.flatten(), torch.tensor([1.0, 0.0]), atol=1e-5, rtol=0)
+
+
+def test_margin_loss_shifts_positives_down_and_negatives_up() -> None:
+    cosine = torch.tensor([0.5, 0.0, 0.9]).reshape(1, 1, 1, 3)
+    labels = torch.tensor([1.0, 0.0, -1.0]).reshape(1, 1, 3)
+    # positive logit 4*(0.5-0.25) = 1 -> log(1+e^-1); negative logit 4*(0+0.25) = 1 -> log(1+e)
+    expected = 0.5 * math.log(1 + math.exp(-1)) + 0.5 * math.log(1 + math.e)
+    assert float(margin_loss(cosine, labels, margin=0.25, scale=4.0)) == pytest.approx(expected, rel=1e-6)
+    # without the margin the same map would cost less: the margin is what makes the supervision harsh
+    assert float(margin_loss(cosine, labels, margin=0.0, scale=4.0)) < expected
+
+
+@pytest.mark.parametrize(
+    ("tracker", "update", "terms"),
+    [
+        ("siamban_r50", {}, {"cls", "loc"}),
+        (
+            "siamban_r50",
+            {"labels": {"point_shape": "circle_ellipse"}, "loss": {"box_loss": "diou"}},
+            {"cls", "loc"},
+        ),
+        ("siamcar_r50", {}, {"cls", "loc", "cen"}),
+        ("siamcar_r50", {"loss": {"cen": 0.0}}, {"cls", "loc"}),
+    ],
+)
+def test_anchor_free_objectives_sum_their_weighted_terms(tracker: str, update: dict, terms: set[str]) -> None:
+    import numpy as np
+
+    from siamstream.registry import get_config
+    from siamstream.training import TrainingConfig, build_objective, default_training_config
+
+    config = get_config(tracker)
+    training = TrainingConfig.model_validate({**default_training_config(config).model_dump(), **update})
+    objective = build_objective(config, training)
+    box = np.array([-30.0, -20.0, 34.0, 22.0])
+    labels = [objective.labels(box, 25, True, np.random.default_rng(seed)) for seed in range(2)]
+    batch = {name: torch.stack([torch.from_numpy(row[name]) for row in labels]) for name in labels[0]}
+    generator = torch.Generator().manual_seed(0)
+    outputs = {
+        "cls": torch.randn(2, 2, 25, 25, generator=generator),
+        "loc": torch.rand(2, 4, 25, 25, generator=generator) * 40 + 1,
+        "cen": torch.randn(2, 1, 25, 25, generator=generator),
+    }
+    losses = objective.losses(outputs, batch)
+    assert set(losses) == terms | {"total"}
+    weights = training.loss
+    expected = sum(getattr(weights, name) * float(losses[name]) for name in terms)
+    assert float(losses["total"]) == pytest.approx(expected, rel=1e-6)
+    assert all(float(losses[name]) > 0 for name in terms)
