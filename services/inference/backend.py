@@ -4,6 +4,10 @@ Tensors follow architecture.md Contract 1: crops are BGR uint8 `[B,3,S,S]` (0..2
 models), `box_prior` is float32 `[B,2]` (target `w, h` in template-crop pixels), the template embedding is
 float32 `[B,D]`, and the search outputs are float32 arrays, batch first, in the order of the package's
 `search_outputs`. Row `i` of every output belongs to row `i` of the inputs, whatever the backend batched.
+
+An update-capable package (architecture.md, "Template update") has a search stage that also returns the
+search features float32 `[B, L*C, F, F]`, and a third stage, the template update. The features are handed
+only to callers that ask for them, so sessions without the update do not pay for their transfer.
 """
 
 from __future__ import annotations
@@ -35,8 +39,32 @@ class InferenceBackend(Protocol):
         """Embed template crops: uint8 `[B,3,Z,Z]` and float32 `[B,2]` -> float32 `[B,D]`."""
         ...
 
-    async def search(self, tracker: str, template_embedding: np.ndarray, crop_x: np.ndarray) -> SearchOutputs:
-        """Run the search stage: float32 `[B,D]` and uint8 `[B,3,X,X]` -> float32 head outputs `[B,...]`."""
+    async def search(
+        self,
+        tracker: str,
+        template_embedding: np.ndarray,
+        crop_x: np.ndarray,
+        *,
+        search_features: bool = False,
+    ) -> SearchOutputs:
+        """Run the search stage: float32 `[B,D]` and uint8 `[B,3,X,X]` -> float32 head outputs `[B,...]`.
+
+        With `search_features` the search features float32 `[B,L*C,F,F]` follow as one output more
+        (update-capable packages only; InferenceError otherwise).
+        """
+        ...
+
+    async def update(
+        self,
+        tracker: str,
+        template_embedding: np.ndarray,
+        search_features: np.ndarray,
+        roi: np.ndarray,
+        rate: np.ndarray,
+    ) -> np.ndarray:
+        """Run the template update stage: float32 `[B,D]` embeddings, `[B,L*C,F,F]` search features,
+        `[B,4]` regions (x1, y1, x2, y2 in search-crop pixels from the crop centre) and `[B]` rates ->
+        the blended float32 `[B,D]` embeddings. InferenceError for a package without the update stage."""
         ...
 
     async def ready(self) -> bool:

@@ -1,9 +1,11 @@
 """In-process TorchScript backend: the embedded default (CPU or CUDA), with micro-batching.
 
-Both stages of every tracker package are `torch.jit.load`ed once. All model runs go through ONE worker
-thread, so the event loop never blocks and torch's own intra-op threads are not oversubscribed by
-concurrent calls; concurrent calls of the same tracker and stage are gathered into one batched run
-(see `batching.MicroBatcher`).
+Both stages of every tracker package, and `update.pt` of update-capable ones, are `torch.jit.load`ed
+once. All model runs go through ONE worker thread, so the event loop never blocks and torch's own
+intra-op threads are not oversubscribed by concurrent calls; concurrent calls of the same tracker and
+stage are gathered into one batched run (see `batching.MicroBatcher`), template updates included. The
+search stage of an update-capable package always computes the search features; they are dropped unless
+the caller asks for them.
 """
 
 from __future__ import annotations
@@ -23,19 +25,23 @@ from .batching import BatchObserver, MicroBatcher, Tensors
 
 TEMPLATE_STAGE = "template"
 SEARCH_STAGE = "search"
+UPDATE_STAGE = "update"
 
 
 @dataclass(frozen=True)
 class _TensorSpec:
     name: str
     dtype: np.dtype
-    trailing_shape: tuple[int, ...]
+    trailing_shape: tuple[int | None, ...]  # None: any size (the search features' map, set by the package)
 
     def check(self, array: np.ndarray) -> None:
         if not isinstance(array, np.ndarray) or array.dtype != self.dtype:
             raise InferenceError(f"{self.name} must be a numpy {self.dtype} array")
-        if array.ndim != len(self.trailing_shape) + 1 or array.shape[1:] != self.trailing_shape:
-            expected = ", ".join(map(str, self.trailing_shape))
+        if array.ndim != len(self.trailing_shape) + 1 or any(
+            want is not None and got != want
+            for got, want in zip(array.shape[1:], self.trailing_shape, strict=True)
+        ):
+            expected = ", ".join("?" if size is None else str(size) for size in self.trailing_shape)
             raise InferenceError(f"{self.name} has shape {array.shape}, expected [B, {expected}]")
 
 
@@ -85,9 +91,21 @@ class EmbeddedBackend:
                     _TensorSpec("template_embedding", np.dtype(np.float32), (d,)),
                     _TensorSpec("crop_x", np.dtype(np.uint8), (3, x, x)),
                 ),
+                UPDATE_STAGE: (
+                    _TensorSpec("template_embedding", np.dtype(np.float32), (d,)),
+                    _TensorSpec("search_features", np.dtype(np.float32), (None, None, None)),
+                    _TensorSpec("roi", np.dtype(np.float32), (4,)),
+                    _TensorSpec("rate", np.dtype(np.float32), ()),
+                ),
             }
             files = {TEMPLATE_STAGE: package.template_path, SEARCH_STAGE: package.search_path}
-            output_counts = {TEMPLATE_STAGE: 1, SEARCH_STAGE: len(package.meta.search_outputs)}
+            if package.meta.template_update:
+                files[UPDATE_STAGE] = package.update_path
+            output_counts = {
+                TEMPLATE_STAGE: 1,
+                SEARCH_STAGE: len(package.meta.search_outputs),
+                UPDATE_STAGE: 1,
+            }
             for stage, path in files.items():
                 module = torch.jit.load(str(path), map_location=self._device).eval()
                 self._stages[tracker, stage] = _Stage(
@@ -105,8 +123,33 @@ class EmbeddedBackend:
         (embedding,) = await self._call(tracker, TEMPLATE_STAGE, (crop_z, box_prior))
         return embedding
 
-    async def search(self, tracker: str, template_embedding: np.ndarray, crop_x: np.ndarray) -> SearchOutputs:
-        return await self._call(tracker, SEARCH_STAGE, (template_embedding, crop_x))
+    async def search(
+        self,
+        tracker: str,
+        template_embedding: np.ndarray,
+        crop_x: np.ndarray,
+        *,
+        search_features: bool = False,
+    ) -> SearchOutputs:
+        if search_features:
+            self._require_update_stage(tracker)
+        outputs = await self._call(tracker, SEARCH_STAGE, (template_embedding, crop_x))
+        if (tracker, UPDATE_STAGE) in self._stages and not search_features:
+            return outputs[:-1]  # the search features come last (package.json `search_outputs`)
+        return outputs
+
+    async def update(
+        self,
+        tracker: str,
+        template_embedding: np.ndarray,
+        search_features: np.ndarray,
+        roi: np.ndarray,
+        rate: np.ndarray,
+    ) -> np.ndarray:
+        self._require_update_stage(tracker)
+        inputs = (template_embedding, search_features, roi, rate)
+        (embedding,) = await self._call(tracker, UPDATE_STAGE, inputs)
+        return embedding
 
     async def ready(self) -> bool:
         return not self._closed
@@ -117,6 +160,11 @@ class EmbeddedBackend:
             await stage.batcher.close()
         # A run already in the worker thread finishes on its own; nothing new is accepted.
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _require_update_stage(self, tracker: str) -> None:
+        """InferenceError for a loaded package without `update.pt` (an unknown tracker is left to `_call`)."""
+        if (tracker, SEARCH_STAGE) in self._stages and (tracker, UPDATE_STAGE) not in self._stages:
+            raise InferenceError(f"the {tracker} package was exported without the template update stage")
 
     async def _call(self, tracker: str, stage_name: str, inputs: Tensors) -> Tensors:
         if self._closed:

@@ -1,6 +1,9 @@
 """Triton backend: the two stages served by a Triton Inference Server over gRPC (tritonclient aio).
 
-Models are `<tracker>_template` / `<tracker>_search` with TorchScript I/O names (see triton_repository.py).
+Models are `<tracker>_template` / `<tracker>_search` (and `<tracker>_update` for update-capable packages)
+with TorchScript I/O names (see triton_repository.py). Only the outputs a caller needs are requested: the
+search features, which the search model of an update-capable package names in its config, travel only
+when the caller updates the template.
 Crops travel as uint8 (4x smaller than float32; the models convert). With `shared_memory=True` (client
 and server on one host) tensors go through system shared memory regions that are registered once, reused
 call after call and unregistered on close. Every request carries `request_timeout_s`, so a dead server
@@ -25,7 +28,12 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
 from .backend import BackendUnavailable, InferenceError, SearchOutputs, UnknownTracker
-from .triton_repository import search_model_name, template_model_name
+from .triton_repository import (
+    SEARCH_FEATURES_PARAMETER,
+    search_model_name,
+    template_model_name,
+    update_model_name,
+)
 
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED"}
 _NOT_FOUND = "StatusCode.NOT_FOUND"
@@ -54,6 +62,18 @@ class _ModelSpec:
     max_batch_size: int
     inputs: tuple[_TensorSpec, ...]
     outputs: tuple[_TensorSpec, ...]
+    features_output: str | None  # the search features' output name, in update-capable search models
+
+    def requested_outputs(self, model: str, search_features: bool) -> tuple[_TensorSpec, ...]:
+        """The outputs to ask for: all but the search features unless `search_features`."""
+        if self.features_output is None:
+            if search_features:
+                raise InferenceError(
+                    f"{model} returns no search features: its package was exported without the template "
+                    "update stage"
+                )
+            return self.outputs
+        return tuple(t for t in self.outputs if search_features or t.name != self.features_output)
 
     @property
     def region_bytes(self) -> int:
@@ -93,8 +113,30 @@ class TritonBackend:
         (embedding,) = await self._infer(template_model_name(tracker), (crop_z, box_prior))
         return embedding
 
-    async def search(self, tracker: str, template_embedding: np.ndarray, crop_x: np.ndarray) -> SearchOutputs:
-        return await self._infer(search_model_name(tracker), (template_embedding, crop_x))
+    async def search(
+        self,
+        tracker: str,
+        template_embedding: np.ndarray,
+        crop_x: np.ndarray,
+        *,
+        search_features: bool = False,
+    ) -> SearchOutputs:
+        arrays = (template_embedding, crop_x)
+        return await self._infer(search_model_name(tracker), arrays, search_features=search_features)
+
+    async def update(
+        self,
+        tracker: str,
+        template_embedding: np.ndarray,
+        search_features: np.ndarray,
+        roi: np.ndarray,
+        rate: np.ndarray,
+    ) -> np.ndarray:
+        # The model's rate input is [B, 1]: Triton gives a batched input at least one dim per row.
+        rows = np.asarray(rate, dtype=np.float32).reshape(-1, 1)
+        arrays = (template_embedding, search_features, roi, rows)
+        (embedding,) = await self._infer(update_model_name(tracker), arrays)
+        return embedding
 
     async def ready(self) -> bool:
         if self._closed:
@@ -121,7 +163,9 @@ class TritonBackend:
         if client is not None:
             await self._disconnect(client)
 
-    async def _infer(self, model: str, arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    async def _infer(
+        self, model: str, arrays: tuple[np.ndarray, ...], *, search_features: bool = False
+    ) -> tuple[np.ndarray, ...]:
         if self._closed:
             raise BackendUnavailable("inference backend is closed")
         client = self._connect()
@@ -129,16 +173,17 @@ class TritonBackend:
             spec = await self._model_spec(client, model)
             if len(arrays) != len(spec.inputs):
                 raise InferenceError(f"{model} takes {len(spec.inputs)} inputs, got {len(arrays)}")
+            outputs = spec.requested_outputs(model, search_features)
             if not self._shared_memory:
-                return await self._infer_plain(client, model, spec, arrays)
+                return await self._infer_plain(client, model, spec, arrays, outputs)
             try:
-                return await self._infer_shared(client, model, spec, arrays)
+                return await self._infer_shared(client, model, spec, arrays, outputs)
             except InferenceServerException as error:
                 if _UNKNOWN_REGION not in (error.message() or ""):
                     raise
                 # The server restarted between two calls and forgot every registration: register again.
                 self._registered.clear()
-                return await self._infer_shared(client, model, spec, arrays)
+                return await self._infer_shared(client, model, spec, arrays, outputs)
         except InferenceServerException as error:
             raise await self._translate(client, model, error) from error
 
@@ -148,15 +193,16 @@ class TritonBackend:
         model: str,
         spec: _ModelSpec,
         arrays: tuple[np.ndarray, ...],
+        outputs: tuple[_TensorSpec, ...],
     ) -> tuple[np.ndarray, ...]:
         inputs = []
         for tensor, array in zip(spec.inputs, arrays, strict=True):
             infer_input = grpcclient.InferInput(tensor.name, list(array.shape), tensor.datatype)
             infer_input.set_data_from_numpy(array)
             inputs.append(infer_input)
-        outputs = [grpcclient.InferRequestedOutput(tensor.name) for tensor in spec.outputs]
-        result = await client.infer(model, inputs, outputs=outputs, client_timeout=self._timeout)
-        return tuple(result.as_numpy(tensor.name) for tensor in spec.outputs)
+        requested = [grpcclient.InferRequestedOutput(tensor.name) for tensor in outputs]
+        result = await client.infer(model, inputs, outputs=requested, client_timeout=self._timeout)
+        return tuple(result.as_numpy(tensor.name) for tensor in outputs)
 
     async def _infer_shared(
         self,
@@ -164,6 +210,7 @@ class TritonBackend:
         model: str,
         spec: _ModelSpec,
         arrays: tuple[np.ndarray, ...],
+        outputs: tuple[_TensorSpec, ...],
     ) -> tuple[np.ndarray, ...]:
         rows = arrays[0].shape[0]
         if rows > spec.max_batch_size:
@@ -179,17 +226,19 @@ class TritonBackend:
                 infer_input.set_shared_memory(region.name, array.nbytes, offset=offset)
                 inputs.append(infer_input)
                 offset += array.nbytes
-            outputs = []
+            requested_outputs = []
             output_offsets = []
-            for tensor in spec.outputs:
+            for tensor in outputs:
                 requested = grpcclient.InferRequestedOutput(tensor.name)
                 requested.set_shared_memory(region.name, rows * tensor.row_bytes, offset=offset)
-                outputs.append(requested)
+                requested_outputs.append(requested)
                 output_offsets.append(offset)
                 offset += rows * tensor.row_bytes
-            result = await client.infer(model, inputs, outputs=outputs, client_timeout=self._timeout)
+            result = await client.infer(
+                model, inputs, outputs=requested_outputs, client_timeout=self._timeout
+            )
             values = []
-            for tensor, output_offset in zip(spec.outputs, output_offsets, strict=True):
+            for tensor, output_offset in zip(outputs, output_offsets, strict=True):
                 shape = list(result.get_output(tensor.name).shape)
                 view = shm.get_contents_as_numpy(
                     region.handle, triton_to_np_dtype(tensor.datatype), shape, offset=output_offset
@@ -229,6 +278,11 @@ class TritonBackend:
                 max_batch_size=config.max_batch_size,
                 inputs=tuple(_tensor_spec(t.name, t.data_type, t.dims) for t in config.input),
                 outputs=tuple(_tensor_spec(t.name, t.data_type, t.dims) for t in config.output),
+                features_output=(
+                    config.parameters[SEARCH_FEATURES_PARAMETER].string_value
+                    if SEARCH_FEATURES_PARAMETER in config.parameters
+                    else None
+                ),
             )
             self._specs[model] = spec
         return spec

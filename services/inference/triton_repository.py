@@ -6,19 +6,25 @@
   (`triton_python_model.py`) that `torch.jit.load`s the same `model.pt`. nvidia-pytriton's tritonserver
   has only the python backend, so this is the form the tests and the dev launcher run.
 
-Each tracker gives two models, `<tracker>_template` and `<tracker>_search`, with TorchScript's I/O names
+Each tracker gives two models, `<tracker>_template` and `<tracker>_search`, and an update-capable package
+(architecture.md, "Template update") a third, `<tracker>_update`, with TorchScript's I/O names
 (`INPUT__0`, `INPUT__1`, `OUTPUT__0`...), the batch dimension implicit (`max_batch_size > 0`) and the
 export torch version recorded as the parameter `EXPORT_TORCH_VERSION`, because a TorchScript file saved by
 a newer torch may not load in an older container's libtorch. `config.pbtxt` is built as a `ModelConfig`
 protobuf (tritonclient ships Triton's schema) and written in text format, so a typo cannot produce a
 config that Triton rejects at load time.
+
+The search model of an update-capable package names its search-features output in the parameter
+`SEARCH_FEATURES_OUTPUT`, so that clients request it only when they update the template. The update
+model's rate input is `[B, 1]` (a batched Triton input needs one dim per row); `update.pt` reads the rate
+as one value per row either way.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -26,11 +32,13 @@ import torch
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from siamstream.nn.template_update import SEARCH_FEATURES_OUTPUT
 from siamstream.package import TrackerPackage
 
 PYTHON_MODEL_SOURCE = Path(__file__).with_name("triton_python_model.py")
 MODEL_FILE = "model.pt"
 VERSION = "1"
+SEARCH_FEATURES_PARAMETER = "SEARCH_FEATURES_OUTPUT"
 
 
 class RepositoryForm(StrEnum):
@@ -55,12 +63,27 @@ class _Tensor:
     dims: tuple[int, ...]  # without the implicit batch dimension
 
 
+@dataclass
+class _Model:
+    """One Triton model of a package: the stage file it serves, its tensors and its extra parameters."""
+
+    name: str
+    source: Path
+    inputs: tuple[_Tensor, ...]
+    outputs: tuple[_Tensor, ...]
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
 def template_model_name(tracker: str) -> str:
     return f"{tracker}_template"
 
 
 def search_model_name(tracker: str) -> str:
     return f"{tracker}_search"
+
+
+def update_model_name(tracker: str) -> str:
+    return f"{tracker}_update"
 
 
 def write_model_repository(
@@ -70,7 +93,8 @@ def write_model_repository(
     form: RepositoryForm = RepositoryForm.PRODUCTION,
     batching: BatchingSettings = BatchingSettings(),
 ) -> list[str]:
-    """Write both stages of every package into `repository` (model directories are replaced).
+    """Write the stages of every package into `repository` (model directories are replaced): template and
+    search, and the template update of update-capable packages.
 
     Returns the model names written. Output shapes are found by running each stage once on CPU with a
     batch of one, so the configs carry exact dims and a package that breaks Contract 1 is refused here.
@@ -92,16 +116,28 @@ def write_model_repository(
                 f"{package.search_path} returns {len(search_outputs)} outputs, package.json names "
                 f"{len(meta.search_outputs)}"
             )
-        stages = (
-            (template_model_name(meta.tracker), package.template_path, template_inputs, template_outputs),
-            (search_model_name(meta.tracker), package.search_path, search_inputs, search_outputs),
-        )
-        for name, source, inputs, outputs in stages:
+        models = [
+            _Model(
+                template_model_name(meta.tracker), package.template_path, template_inputs, template_outputs
+            ),
+            _Model(search_model_name(meta.tracker), package.search_path, search_inputs, search_outputs),
+        ]
+        if meta.template_update:
+            models[1].parameters[SEARCH_FEATURES_PARAMETER] = f"OUTPUT__{len(search_outputs) - 1}"
+            models.append(_update_model(package, search_outputs[-1]))
+        for model in models:
             config = model_config(
-                name, inputs, outputs, form=form, batching=batching, torch_version=meta.torch_version
+                model.name,
+                model.inputs,
+                model.outputs,
+                form=form,
+                batching=batching,
+                torch_version=meta.torch_version,
             )
-            _write_model(repository / name, config, source, form)
-            written.append(name)
+            for key, value in model.parameters.items():
+                config.parameters[key].string_value = value
+            _write_model(repository / model.name, config, model.source, form)
+            written.append(model.name)
     return written
 
 
@@ -142,6 +178,22 @@ def model_config(
             sample.dims.extend(tensor.dims)
             sample.zero_data = True
     return config
+
+
+def _update_model(package: TrackerPackage, search_features: _Tensor) -> _Model:
+    """The `<tracker>_update` model of an update-capable package; `search_features` is the search
+    model's last output (the features it hands to the update)."""
+    meta = package.meta
+    if meta.search_outputs[-1] != SEARCH_FEATURES_OUTPUT:
+        raise ValueError(f"{package.root}: an update-capable package lists {SEARCH_FEATURES_OUTPUT} last")
+    embedding = _Tensor(mc.TYPE_FP32, (meta.embedding_dim,))
+    inputs = (embedding, search_features, _Tensor(mc.TYPE_FP32, (4,)), _Tensor(mc.TYPE_FP32, (1,)))
+    outputs = _probe_outputs(package.update_path, inputs)
+    if outputs != (embedding,):
+        raise ValueError(
+            f"{package.update_path} does not return float32 [B, {meta.embedding_dim}] (embedding_dim)"
+        )
+    return _Model(update_model_name(meta.tracker), package.update_path, inputs, outputs)
 
 
 def _write_model(directory: Path, config: mc.ModelConfig, source: Path, form: RepositoryForm) -> None:

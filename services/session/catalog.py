@@ -38,6 +38,6 @@ def load_catalog(package_dir: Path, names: list[str]) -> Catalog:
         if name in trackers:
             raise ValueError(f"two packages in {package_dir} hold tracker {name!r}")
         digest = hashlib.sha256((root / META_FILE).read_bytes()).hexdigest()[:16]
-        trackers[name] = ServedTracker(package.config, digest)
+        trackers[name] = ServedTracker(package.config, digest, template_update=package.meta.template_update)
         packages.append(package)
     return Catalog(tuple(packages), trackers)

@@ -6,6 +6,11 @@ backend, and write it back with `compare_and_set` on the version that was loaded
 per-session lock serialises pushes (no wasted work); across replicas a lost race reloads the record and
 checks the frame order again, so two writers never silently overwrite each other.
 
+With the template update on (the `template_update` option, or a package whose config enables it), a
+frame that scores at least the gate also runs the package's update stage on that frame's search
+features (`siamstream.tracking.template_update`, as `OfflineTracker` does); the new embedding is written
+with the new state in the same compare-and-set, so a lost race discards both together.
+
 A frame's client number, when given, must exceed the session's last one; a duplicate or older frame is
 FAILED_PRECONDITION ("stale frame N, session is at M") and changes nothing, which makes retrying a push
 whose answer was lost safe. FAILED_PRECONDITION rather than ABORTED because retrying the same frame can
@@ -27,6 +32,7 @@ import numpy as np
 from siamstream.config import TrackerConfig
 from siamstream.tracking.state import TrackResult, TrackStatus
 from siamstream.tracking.step import finish_search, init_track, prepare_search
+from siamstream.tracking.template_update import plan_template_update
 from siamstream_services.inference.backend import BackendUnavailable, InferenceBackend, UnknownTracker
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store.errors import InvalidPageToken, StoreUnavailable
@@ -58,11 +64,13 @@ class ServedTracker:
     """A tracker this replica serves: its package's config, and the package's identity.
 
     `package_id` is stored with each session: a session's template embedding only makes sense to the
-    search stage of the package that produced it.
+    search stage of the package that produced it. `template_update`: the package has the template update
+    stage (`update.pt`, and search features from its search stage).
     """
 
     config: TrackerConfig
     package_id: str
+    template_update: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,6 +194,11 @@ class SessionManager:
                 f"unknown tracker {tracker!r}; this service runs: {', '.join(self.tracker_names)}"
             )
         config = apply_options(served.config, options)
+        if config.template_update.enabled and not served.template_update:
+            raise InvalidArgument(
+                f"option template_update: the {tracker} package was exported without the template update "
+                "stage (update.pt); export it with template_update enabled to use the option"
+            )
         timings = StageTimings()
         with timings.stage("decode"):
             image = await asyncio.to_thread(decode_frame, frame.image, self._limits)
@@ -251,18 +264,25 @@ class SessionManager:
             )
         with timings.stage("crop"):
             request = prepare_search(config, tracker_state, image)
-        embedding = np.frombuffer(record.embedding, dtype=record.embedding_dtype).reshape(
+        template_embedding = np.frombuffer(record.embedding, dtype=record.embedding_dtype).reshape(
             record.embedding_shape
         )
+        embedding = template_embedding
         crops = request.crops.shape[0]
         if crops != embedding.shape[0]:  # SiamFC searches several scales against the one template
             embedding = np.repeat(embedding, crops, axis=0)
         with timings.stage("inference"):
-            outputs = await self._infer(
-                record.tracker, self._backend.search(record.tracker, embedding, request.crops)
-            )
+            if config.template_update.enabled:  # only these sessions pay for the search features
+                search = self._backend.search(record.tracker, embedding, request.crops, search_features=True)
+            else:
+                search = self._backend.search(record.tracker, embedding, request.crops)
+            outputs = await self._infer(record.tracker, search)
         with timings.stage("postprocess"):
-            tracker_state, result = finish_search(config, tracker_state, request, outputs)
+            previous = tracker_state
+            tracker_state, result = finish_search(config, previous, request, outputs)
+            tracker_state, template_update = plan_template_update(
+                config, previous, request, tracker_state, outputs
+            )
         last_client_frame = number if number is not None else record.last_client_frame
         updated = replace(
             record,
@@ -272,6 +292,22 @@ class SessionManager:
             updated_at=self._clock(),
             last_client_frame=last_client_frame,
         )
+        if template_update is not None:
+            with timings.stage("inference"):
+                update = self._backend.update(
+                    record.tracker,
+                    template_embedding,
+                    template_update.search_features,
+                    template_update.roi,
+                    template_update.rate,
+                )
+                new_embedding = np.ascontiguousarray(await self._infer(record.tracker, update))
+            updated = replace(
+                updated,
+                embedding=new_embedding.tobytes(),
+                embedding_dtype=str(new_embedding.dtype),
+                embedding_shape=tuple(new_embedding.shape),
+            )
         with timings.stage("store"):
             written = await self._store_call(
                 self._store.compare_and_set(updated, expected_version=record.version)

@@ -1,4 +1,5 @@
-"""Triton model repository generator: both forms from one function, configs parse as Triton's ModelConfig."""
+"""Triton model repository generator: both forms from one function, configs parse as Triton's ModelConfig;
+the third model, `<tracker>_update`, of an update-capable package."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import torch
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from siamstream.package import TrackerPackage
+from siamstream.package import TrackerPackage, read_package
 from siamstream_services.inference.triton_repository import (
+    SEARCH_FEATURES_PARAMETER,
     BatchingSettings,
     RepositoryForm,
     write_model_repository,
 )
+from tests.services.test_template_update_service import export_update_package
 from tests.services.triton_fixtures import EMBEDDING_DIM, EXEMPLAR_SIZE, INSTANCE_SIZE, write_test_package
 
 
@@ -102,3 +105,86 @@ def test_package_disagreeing_with_its_model_is_refused(package: TrackerPackage, 
     wrong_dim = package.model_copy(update={"meta": package.meta.model_copy(update={"embedding_dim": 7})})
     with pytest.raises(ValueError, match="embedding_dim"):
         write_model_repository([wrong_dim], tmp_path)
+
+
+# --- update-capable packages ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def update_package(tmp_path_factory: pytest.TempPathFactory) -> TrackerPackage:
+    """The real siamrpn_alex (seeded weights) exported with the template update stage."""
+    return read_package(export_update_package(tmp_path_factory.mktemp("update")))
+
+
+def described(tensors) -> list[tuple[str, int, list[int]]]:
+    return [(t.name, t.data_type, list(t.dims)) for t in tensors]
+
+
+def test_update_capable_package_gets_an_update_model(
+    update_package: TrackerPackage, package: TrackerPackage, tmp_path: Path
+) -> None:
+    names = write_model_repository(
+        [update_package, package], tmp_path, batching=BatchingSettings(max_batch_size=4)
+    )
+    assert names == [
+        "siamrpn_alex_template",
+        "siamrpn_alex_search",
+        "siamrpn_alex_update",
+        "tiny_template",
+        "tiny_search",
+    ]
+    dim = update_package.meta.embedding_dim
+    features = [256, 26, 26]  # the AlexNet level map of the 287 px search crop
+    search = read_config(tmp_path / "siamrpn_alex_search")
+    assert described(search.output) == [
+        ("OUTPUT__0", mc.TYPE_FP32, [10, 21, 21]),
+        ("OUTPUT__1", mc.TYPE_FP32, [20, 21, 21]),
+        ("OUTPUT__2", mc.TYPE_FP32, features),
+    ]
+    assert search.parameters[SEARCH_FEATURES_PARAMETER].string_value == "OUTPUT__2"
+    assert SEARCH_FEATURES_PARAMETER not in read_config(tmp_path / "tiny_search").parameters
+
+    update = read_config(tmp_path / "siamrpn_alex_update")
+    assert update.name == "siamrpn_alex_update" and update.platform == "pytorch_libtorch"
+    assert described(update.input) == [
+        ("INPUT__0", mc.TYPE_FP32, [dim]),
+        ("INPUT__1", mc.TYPE_FP32, features),
+        ("INPUT__2", mc.TYPE_FP32, [4]),
+        ("INPUT__3", mc.TYPE_FP32, [1]),
+    ]
+    assert described(update.output) == [("OUTPUT__0", mc.TYPE_FP32, [dim])]
+    assert update.max_batch_size == 4 and update.parameters["INFERENCE_MODE"].string_value == "true"
+    assert [(w.batch_size, sorted(w.inputs)) for w in update.model_warmup] == [
+        (1, ["INPUT__0", "INPUT__1", "INPUT__2", "INPUT__3"]),
+        (4, ["INPUT__0", "INPUT__1", "INPUT__2", "INPUT__3"]),
+    ]
+    model = tmp_path / "siamrpn_alex_update/1/model.pt"
+    assert model.read_bytes() == update_package.update_path.read_bytes()
+
+
+def test_update_model_in_the_cpu_test_form_serves_update_pt_generically(
+    update_package: TrackerPackage, tmp_path: Path
+) -> None:
+    write_model_repository([update_package], tmp_path / "prod")
+    write_model_repository([update_package], tmp_path / "cpu", form=RepositoryForm.CPU_TEST)
+    production, cpu = (read_config(tmp_path / form / "siamrpn_alex_update") for form in ("prod", "cpu"))
+    assert cpu.backend == "python" and cpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
+    production.ClearField("platform")
+    cpu.ClearField("backend")
+    production.instance_group[0].kind = mc.ModelInstanceGroup.KIND_CPU
+    assert production == cpu
+    assert "class TritonPythonModel" in (tmp_path / "cpu/siamrpn_alex_update/1/model.py").read_text()
+
+
+def test_update_capable_package_must_list_the_search_features_last(
+    update_package: TrackerPackage, tmp_path: Path
+) -> None:
+    reordered = update_package.model_copy(
+        update={
+            "meta": update_package.meta.model_copy(
+                update={"search_outputs": ("search_features", "cls", "loc")}
+            )
+        }
+    )
+    with pytest.raises(ValueError, match="lists search_features last"):
+        write_model_repository([reordered], tmp_path)
