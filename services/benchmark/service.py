@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from siamstream.benchmark.timing import median_ms
+from siamstream.benchmark.timing import milliseconds_since
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.package import TrackerPackage, read_package
 from siamstream.runner import TorchScriptRunner
@@ -37,16 +37,34 @@ WARMUP_FRAMES = 2
 Box = tuple[float, float, float, float]
 
 
-def search_forward_ms_p50(
-    package: TrackerPackage, frames: Sequence[np.ndarray], box: Box, repeats: int
-) -> float:
-    """Median of `repeats` runs of the search stage alone (batch of one, in this process) on a real crop."""
+def raw_search(package: TrackerPackage, frames: Sequence[np.ndarray], box: Box) -> Callable[[], object]:
+    """One call of the search stage alone (batch of one, in this process) on a real crop."""
     runner = TorchScriptRunner(package)
     state, request = init_track(package.config, frames[0], box)
     embedding = runner.template(request.crop, request.box_prior)
     crops = prepare_search(package.config, state, frames[1]).crops
     embeddings = np.repeat(embedding, crops.shape[0], axis=0)
-    return median_ms(lambda: runner.search(embeddings, crops), repeats, warmup=WARMUP_FRAMES)
+    return lambda: runner.search(embeddings, crops)
+
+
+async def measure_overhead(
+    target: str, tracker: str, jpegs: list[bytes], box: Box, search: Callable[[], object]
+) -> tuple[float, float]:
+    """Medians of the raw search forward and of PushFrame (one session), measured alternately frame by
+    frame so that both see the same machine load."""
+    search_ms, push_ms = [], []
+    async with TrackingClient(target) as client:
+        session_id = (await client.start(jpegs[0], box, tracker)).session_id
+        for index, jpeg in enumerate(jpegs[1:]):
+            started = time.perf_counter()
+            search()
+            elapsed = milliseconds_since(started)
+            pushed = (await client.push(session_id, jpeg)).round_trip_ms
+            if index >= WARMUP_FRAMES:
+                search_ms.append(elapsed)
+                push_ms.append(pushed)
+        await client.stop(session_id)
+    return float(np.median(search_ms)), float(np.median(push_ms))
 
 
 async def _stream(
@@ -94,8 +112,8 @@ async def run(
 
     `frame_count` frames are timed per session (after the warm-up). Without `package_dir`, `tracker`
     is exported with seeded random weights into a temporary folder (speed does not depend on them).
-    `service_overhead_ms` is the one-stream PushFrame p50 minus the raw search p50: decoding, cropping,
-    post-processing, the store, gRPC and the backend's transport (None when 1 is not among `streams`).
+    `service_overhead_ms` is the PushFrame p50 minus the raw search p50 of one session, the two measured
+    alternately: decoding, cropping, post-processing, the store, gRPC and the backend's transport.
     """
     if frame_count < 1 or not streams or min(streams) < 1:
         raise ValueError("need at least one timed frame and stream counts of at least 1")
@@ -112,12 +130,11 @@ async def run(
         package = read_package(root)
         if package.meta.tracker != tracker:
             raise ValueError(f"package {root} holds {package.meta.tracker!r}, not {tracker!r}")
-        # As many samples as one stream's timed pushes, so the two medians are equally steady.
-        search_ms = search_forward_ms_p50(package, frames, box, frame_count)
+        search = raw_search(package, frames, box)
         with model_server(backend, package, Path(scratch), triton_venv) as inference_backend:
             async with local_service(root, inference_backend) as target:
+                search_ms, push_ms = await measure_overhead(target, tracker, jpegs, box, search)
                 runs = [await measure_streams(target, tracker, jpegs, box, count) for count in streams]
-    one_stream = next((row for row in runs if row["streams"] == 1), None)
     return {
         "tracker": tracker,
         "backend": backend,
@@ -126,7 +143,8 @@ async def run(
         "jpeg_kb_mean": float(np.mean([len(jpeg) for jpeg in jpegs]) / 1024),
         "threads": torch.get_num_threads(),
         "search_forward_ms_p50": search_ms,
-        "service_overhead_ms": None if one_stream is None else one_stream["push_p50_ms"] - search_ms,
+        "push_beside_search_ms_p50": push_ms,
+        "service_overhead_ms": push_ms - search_ms,
         "runs": runs,
     }
 
@@ -138,9 +156,8 @@ def print_report(report: dict) -> None:
         f"{report['threads']} torch threads"
     )
     print(f"  search forward p50   {report['search_forward_ms_p50']:8.2f} ms (in process, no service)")
-    if report["service_overhead_ms"] is not None:
-        overhead = report["service_overhead_ms"]
-        print(f"  service overhead     {overhead:8.2f} ms (1-stream PushFrame p50 - search)")
+    print(f"  PushFrame p50        {report['push_beside_search_ms_p50']:8.2f} ms (alternating with it)")
+    print(f"  service overhead     {report['service_overhead_ms']:8.2f} ms (PushFrame p50 - search p50)")
     print(f"  {'streams':>7s} {'push p50 ms':>12s} {'push p99 ms':>12s} {'frames/s':>9s}")
     for row in report["runs"]:
         print(
