@@ -34,7 +34,8 @@ def add_commands(groups: CommandGroups) -> None:
         "triton-repository",
         help="write a Triton model repository from tracker packages",
         description=(
-            "Each package gives two models, <tracker>_template and <tracker>_search. The production form "
+            "Each package gives <tracker>_template and <tracker>_search (and <tracker>_update when it was "
+            "exported with the template update). The production form "
             "runs TorchScript on GPU in the official Triton image; cpu-test runs the same model.pt through "
             "the python backend (nvidia-pytriton's tritonserver, tests and development)."
         ),
