@@ -6,7 +6,9 @@ search features, which the search model of an update-capable package names in it
 when the caller updates the template.
 Crops travel as uint8 (4x smaller than float32; the models convert). With `shared_memory=True` (client
 and server on one host) tensors go through system shared memory regions that are registered once, reused
-call after call and unregistered on close. Every request carries `request_timeout_s`, so a dead server
+call after call and unregistered on close; a region whose call failed or was cancelled is never reused
+(Triton may still be writing its outputs into it): it is destroyed at once and unregistered on the next
+call. Every request carries `request_timeout_s`, so a dead server
 surfaces as BackendUnavailable within that bound; the channel is then rebuilt on the next call and the
 regions re-registered, so the same backend object works again once the server is back.
 """
@@ -107,6 +109,7 @@ class TritonBackend:
         self._specs: dict[str, _ModelSpec] = {}
         self._pools: dict[str, _RegionPool] = {}
         self._registered: set[str] = set()  # region names the current server knows
+        self._retired: set[str] = set()  # registered names of regions dropped after a failed call
         self._closed = False
 
     async def template(self, tracker: str, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
@@ -152,6 +155,8 @@ class TritonBackend:
         """Unregister and destroy the shared memory regions (best effort if the server is gone)."""
         self._closed = True
         client = self._client
+        if client is not None:
+            await self._unregister_retired(client)
         regions = [region for pool in self._pools.values() for region in pool.all]
         for region in regions:
             if client is not None and region.name in self._registered:
@@ -176,6 +181,7 @@ class TritonBackend:
             outputs = spec.requested_outputs(model, search_features)
             if not self._shared_memory:
                 return await self._infer_plain(client, model, spec, arrays, outputs)
+            await self._unregister_retired(client)
             try:
                 return await self._infer_shared(client, model, spec, arrays, outputs)
             except InferenceServerException as error:
@@ -244,9 +250,32 @@ class TritonBackend:
                     region.handle, triton_to_np_dtype(tensor.datatype), shape, offset=output_offset
                 )
                 values.append(view.copy())  # the region is reused by the next call
-            return tuple(values)
-        finally:
-            self._pools[model].free.append(region)
+        except BaseException:
+            self._retire(model, region)
+            raise
+        self._pools[model].free.append(region)
+        return tuple(values)
+
+    def _retire(self, model: str, region: _Region) -> None:
+        """Drop a region whose call failed or was cancelled: Triton may still write into it (a timed out
+        request runs on), so it must never serve another call. Destroying it here only unmaps and unlinks
+        this process's view; Triton's mapping lives until the region is unregistered on the next call."""
+        self._pools[model].all.remove(region)
+        shm.destroy_shared_memory_region(region.handle)
+        if region.name in self._registered:
+            self._registered.discard(region.name)
+            self._retired.add(region.name)
+
+    async def _unregister_retired(self, client: grpcclient.InferenceServerClient) -> None:
+        """Unregister the retired regions; kept for the next call while the server is unreachable, dropped
+        when it refuses (a restarted server has forgotten them)."""
+        for name in sorted(self._retired):
+            try:
+                await client.unregister_system_shared_memory(name, client_timeout=self._timeout)
+            except InferenceServerException as error:
+                if (error.status() or "") in _UNAVAILABLE:
+                    return
+            self._retired.discard(name)
 
     async def _acquire_region(
         self, client: grpcclient.InferenceServerClient, model: str, spec: _ModelSpec

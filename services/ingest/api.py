@@ -10,7 +10,7 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import grpc
@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from siamstream.v1 import tracking_pb2 as pb
 from siamstream_services.session.convert import track_options
-from siamstream_services.session.errors import InvalidArgument, NotFound, ServiceError
+from siamstream_services.session.errors import InvalidArgument, NotFound, ServiceError, Unavailable
 from siamstream_services.session.sessions import SessionManager
 
 from .directory import AttachRefused, CameraDirectory, TargetSpec
@@ -43,6 +43,19 @@ class AlreadyExists(ServiceError):
 
 class TooManyCameras(ServiceError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@contextlib.contextmanager
+def directory_reachable() -> Iterator[None]:
+    """Report a Redis failure of the camera directory (connection, timeout) as UNAVAILABLE: retryable."""
+    try:
+        yield
+    except (RedisError, OSError) as error:
+        raise directory_unavailable(error) from None
+
+
+def directory_unavailable(error: Exception) -> Unavailable:
+    return Unavailable(f"camera directory unavailable: {error}")
 
 
 def public_url(url: str) -> str:
@@ -90,13 +103,15 @@ class CameraApi:
             nearest=nearest,
         )
         try:
-            target_id = await self._directory.attach(owner, request.camera_id, request.url, spec)
+            with directory_reachable():
+                target_id = await self._directory.attach(owner, request.camera_id, request.url, spec)
         except AttachRefused as refused:
             raise _refusal(refused, request.camera_id) from None
         return pb.AttachCameraResponse(camera_id=request.camera_id, target_id=target_id)
 
     async def detach(self, owner: str, request: pb.DetachCameraRequest) -> pb.DetachCameraResponse:
-        sessions = await self._directory.detach(owner, request.camera_id, request.target_id)
+        with directory_reachable():
+            sessions = await self._directory.detach(owner, request.camera_id, request.target_id)
         if sessions is None:
             raise NotFound(f"camera {request.camera_id!r} target {request.target_id!r} not found")
         for session_id in sessions.values():
@@ -105,6 +120,10 @@ class CameraApi:
         return pb.DetachCameraResponse()
 
     async def list(self, owner: str) -> pb.ListCamerasResponse:
+        with directory_reachable():
+            return pb.ListCamerasResponse(cameras=await self._cameras_of(owner))
+
+    async def _cameras_of(self, owner: str) -> list[pb.Camera]:
         cameras = []
         for camera_id in await self._directory.camera_ids():
             spec = await self._directory.camera(camera_id)
@@ -131,20 +150,21 @@ class CameraApi:
                     stamp.FromNanoseconds(round(status.last_frame_unix * 1e9))
                     camera.last_frame_time.CopyFrom(stamp)
             cameras.append(camera)
-        return pb.ListCamerasResponse(cameras=cameras)
+        return cameras
 
     async def watch(self, owner: str, request: pb.WatchTrackRequest) -> AsyncIterator[pb.CameraTrackResult]:
-        spec = await self._directory.camera(request.camera_id)
+        with directory_reachable():
+            spec = await self._directory.camera(request.camera_id)
         if spec is None or spec.owner != owner or request.target_id not in spec.targets:
             raise NotFound(f"camera {request.camera_id!r} target {request.target_id!r} not found")
         try:
             async for payload in self._directory.watch(request.camera_id, request.target_id, self._closing):
                 yield pb.CameraTrackResult.FromString(payload)
-        except RedisError:
+        except (RedisError, OSError) as error:
             # A draining replica closes its Redis client once the grace period is over, possibly under a
             # read still blocked: that ends the stream like the drain itself, not as a failure.
             if not self._closing.is_set():
-                raise
+                raise directory_unavailable(error) from None
 
 
 def _refusal(refused: AttachRefused, camera_id: str) -> ServiceError:

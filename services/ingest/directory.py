@@ -42,8 +42,8 @@ redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 return 1
 """
 
-# KEYS: camera hash, camera set, sessions hash, status hash, boxes hash. ARGV: owner, target id ('' = all),
-# camera id, target field. Returns 1 detached, 0 no such camera or target (or another owner's).
+# KEYS: camera hash, camera set, sessions hash, status hash, boxes hash, results stream. ARGV: owner, target
+# id ('' = all), camera id, target field. Returns 1 detached, 0 no such camera or target (or another owner's).
 _DETACH = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 if ARGV[2] ~= '' then
@@ -52,7 +52,7 @@ if ARGV[2] ~= '' then
   redis.call('HDEL', KEYS[5], ARGV[2])
   if redis.call('HLEN', KEYS[1]) > 2 then return 1 end
 end
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('SREM', KEYS[2], ARGV[3])
 return 1
 """
@@ -183,6 +183,7 @@ class CameraDirectory:
             self._key("camera-sessions", camera_id),
             self._key("camera-status", camera_id),
             self._key("camera-boxes", camera_id),
+            self._key("camera-results", camera_id),
         ]
         field = TARGET_FIELD_PREFIX + target_id
         if await self._detach(keys, [owner, target_id, camera_id, field]) != 1:
@@ -275,7 +276,10 @@ class CameraDirectory:
         stream = self._key("camera-results", camera_id)
         camera = self._key("camera", camera_id)
         field = TARGET_FIELD_PREFIX + target_id
-        last_id = b"$"
+        # The stream's last id, taken once, then the ids read: "$" on every XREAD would lose the entries
+        # added between two reads.
+        newest = await self._redis.xrevrange(stream, count=1)
+        last_id = newest[0][0] if newest else b"0-0"
         while not stop.is_set() and await self._redis.hexists(camera, field):
             answer = await self._redis.xread({stream: last_id}, count=100, block=block_ms)
             for _, entries in answer:

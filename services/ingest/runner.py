@@ -22,7 +22,7 @@ from siamstream_services.session.options import TrackOptions
 from siamstream_services.session.sessions import FrameInput, SessionManager
 from siamstream_services.session.state import FrameOutcome
 
-from .capture import CameraFrame, FrameReader, ReaderTimeouts
+from .capture import CameraFrame, Capture, FrameReader, ReaderTimeouts, open_rtsp_capture
 from .config import IngestSettings
 from .directory import Box, CameraDirectory, CameraSpec, CameraStatus, TargetSpec
 from .health import BackoffPolicy, CameraState, observed_state
@@ -72,6 +72,7 @@ class CameraRunner:
         worker_id: str,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        open_capture: Callable[[str, int, int], Capture] = open_rtsp_capture,
     ) -> None:
         settings = directory.settings
         self.camera_id = spec.camera_id
@@ -92,6 +93,7 @@ class CameraRunner:
             backoff_policy(settings),
             settings.history_frames,
             on_frame=self._signal_frame,
+            open_capture=open_capture,
             monotonic=monotonic,
             name=spec.camera_id,
         )
@@ -108,11 +110,14 @@ class CameraRunner:
         """Stop tracking and reading; the sessions stay in the store for whoever takes the camera over."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await asyncio.to_thread(self._reader.stop)
-        self._metrics.forget(self.camera_id)
+        try:
+            outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
+            for task, outcome in zip(self._tasks, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    log.error("camera %s: %s had failed", self.camera_id, task.get_name(), exc_info=outcome)
+        finally:
+            await asyncio.to_thread(self._reader.stop)
+            self._metrics.forget(self.camera_id)
 
     def update(self, spec: CameraSpec, sessions: dict[str, str]) -> None:
         """Adopt the camera's current targets; a detached target is dropped before its next frame."""
@@ -173,6 +178,10 @@ class CameraRunner:
                 frame.sequence,
                 error.message,
             )
+        except Exception:
+            # Redis down for a moment, a model error: this frame is lost, the next one is tried (the loop
+            # is paced by the camera's frames). Escaping would end the camera's tracking silently.
+            log.exception("camera %s target %s: frame %d failed", self.camera_id, target_id, frame.sequence)
 
     async def _start_target(self, target: TargetSpec, newest: CameraFrame) -> None:
         history = self._reader.history()

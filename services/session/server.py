@@ -147,7 +147,13 @@ class TrackingServer:
     async def _watch_health(self) -> None:
         while True:
             await asyncio.sleep(HEALTH_INTERVAL_S)
-            await self._update_health()
+            try:
+                await self._update_health()
+            except Exception:
+                # An unexpected failure of a probe must not end the loop: the replica would keep its last
+                # status forever. Report it unready until a probe succeeds again.
+                log.exception("health probe failed")
+                await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def _update_health(self) -> None:
         ready = await self._ready()

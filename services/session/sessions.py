@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,7 +34,12 @@ from siamstream.config import TrackerConfig
 from siamstream.tracking.state import TrackResult, TrackStatus
 from siamstream.tracking.step import finish_search, init_track, prepare_search
 from siamstream.tracking.template_update import plan_template_update
-from siamstream_services.inference.backend import BackendUnavailable, InferenceBackend, UnknownTracker
+from siamstream_services.inference.backend import (
+    BackendUnavailable,
+    InferenceBackend,
+    InferenceError,
+    UnknownTracker,
+)
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store.errors import InvalidPageToken, StoreUnavailable
 from siamstream_services.store.protocol import SessionStore
@@ -48,6 +54,8 @@ from .state import FrameOutcome, SessionState, SessionView
 from .timings import StageTimings
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 # A lost race means another replica wrote the session meanwhile; a handful of rounds absorbs any real
 # contention (one client pushing through two replicas) while bounding the work of one call.
@@ -357,6 +365,10 @@ class SessionManager:
             raise Unavailable(f"inference backend unavailable: {error or 'timed out'}") from None
         except UnknownTracker:
             raise Unavailable(f"tracker {tracker} is not loaded by the inference backend") from None
+        except InferenceError:
+            # A model error or malformed tensors: a fault of this deployment, not of the request.
+            log.exception("inference failed for tracker %s", tracker)
+            raise ServiceError(f"inference failed for tracker {tracker}") from None
 
     def _observe(self, tracker: str, session_id: str, timings: StageTimings) -> None:
         if self._metrics is not None:

@@ -117,6 +117,29 @@ async def test_shared_memory_regions_are_reused_and_released(server: TritonServe
     assert not list(Path("/dev/shm").glob("siamstream_*"))
 
 
+async def test_region_of_a_cancelled_call_is_never_reused(server: TritonServer) -> None:
+    """Triton may still write the outputs of a call cancelled (or timed out) on the client side: its region
+    must not serve the next call, and it is unregistered from the server."""
+    backend = TritonBackend(server.grpc_url, shared_memory=True)
+    x = sample_inputs(rows=1, seed=0)
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        await backend.search("tiny", x["template_embedding"], x["crop_x"])
+        (first,) = (await client.get_system_shared_memory_status(as_json=True))["regions"]
+        call = asyncio.create_task(backend.search("tiny", x["template_embedding"], x["crop_x"]))
+        await asyncio.sleep(0)  # the call runs up to its inference request, on the pooled region
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert not list(Path("/dev/shm").glob(first))
+        await backend.search("tiny", x["template_embedding"], x["crop_x"])
+        (second,) = (await client.get_system_shared_memory_status(as_json=True))["regions"]
+        assert second != first
+    finally:
+        await backend.close()
+        await client.close()
+
+
 async def test_dynamic_batching_answers_8_concurrent_requests(
     server: TritonServer, package: TrackerPackage
 ) -> None:

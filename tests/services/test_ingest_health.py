@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
 
+from siamstream.tracking.state import TrackResult, TrackStatus
+from siamstream.v1 import tracking_pb2 as pb
 from siamstream_services.ingest.capture import CameraFrame, FrameReader, ReaderTimeouts
-from siamstream_services.ingest.directory import TargetSpec
+from siamstream_services.ingest.config import IngestSettings
+from siamstream_services.ingest.directory import CameraSpec, TargetSpec
 from siamstream_services.ingest.health import (
     BackoffPolicy,
     CameraHealth,
@@ -20,7 +27,10 @@ from siamstream_services.ingest.health import (
     lease_expired,
     observed_state,
 )
-from siamstream_services.ingest.runner import anchor_frame
+from siamstream_services.ingest.metrics import IngestMetrics
+from siamstream_services.ingest.runner import CameraRunner, anchor_frame
+from siamstream_services.session.state import FrameOutcome
+from siamstream_services.session.timings import StageTimings
 
 POLICY = BackoffPolicy(initial_s=0.5, multiplier=2.0, max_s=4.0, jitter=0.5)
 
@@ -134,3 +144,77 @@ def test_reader_keeps_the_latest_frame_counts_drops_and_reopens_a_new_capture() 
     assert [frame.sequence for frame in reader.history()] == [5, 6, 7, 8]
     assert reader.health.reconnects == len(opened) - 1
     assert reader.health.state is CameraState.STOPPED
+
+
+class PacedCapture(ScriptedCapture):
+    """A camera at about 100 frames per second."""
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        time.sleep(0.01)
+        return super().read()
+
+
+class FlakyDirectory:
+    """A camera directory whose first publish fails like a Redis blip; records the frames published."""
+
+    def __init__(self) -> None:
+        self.settings = IngestSettings()
+        self.published: list[int] = []
+        self.failed = False
+
+    async def set_session(self, camera_id: str, target_id: str, session_id: str) -> None:
+        return None
+
+    async def report_status(self, camera_id: str, status: object) -> None:
+        return None
+
+    async def publish(self, camera_id: str, target_id: str, payload: bytes, box: object) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RedisError("Connection reset by peer")
+        self.published.append(pb.CameraTrackResult.FromString(payload).result.frame_index)
+
+
+class CountingManager:
+    """Sessions that answer every frame with its index, without tracking."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def _outcome(self) -> FrameOutcome:
+        result = TrackResult(
+            frame_index=self.frames, bbox=(1, 1, 1, 1), score=None, status=TrackStatus.TRACKING
+        )
+        self.frames += 1
+        return FrameOutcome("session-1", result, None, StageTimings())
+
+    async def start(self, *args: object) -> FrameOutcome:
+        return self._outcome()
+
+    async def push(self, *args: object) -> FrameOutcome:
+        return self._outcome()
+
+
+async def test_runner_keeps_tracking_after_a_failed_frame_and_stop_releases_the_reader() -> None:
+    directory, metrics = FlakyDirectory(), IngestMetrics(CollectorRegistry())
+    spec = CameraSpec("cam", "rtsp://camera", "owner", {"t": _target(0.0, nearest=False)})
+
+    captures: list[ScriptedCapture] = []
+
+    def paced_capture(url: str, open_ms: int, read_ms: int) -> ScriptedCapture:
+        capture = PacedCapture(200)
+        captures.append(capture)
+        return capture
+
+    runner = CameraRunner(spec, {}, CountingManager(), directory, metrics, "w1", open_capture=paced_capture)
+    runner.start()
+    try:
+        async with asyncio.timeout(5.0):
+            while len(directory.published) < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        await runner.stop()
+    assert directory.failed and directory.published[0] > 0  # the frame whose publish failed was skipped
+    assert directory.published == sorted(directory.published)
+    assert runner.reader.health.state is CameraState.STOPPED and captures[0].released
+    assert metrics.registry.get_sample_value("siamstream_camera_frames_total", {"camera": "cam"}) is None

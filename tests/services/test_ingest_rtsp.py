@@ -284,8 +284,11 @@ async def test_takeover_after_the_session_expired_restarts_from_the_last_publish
             restarted = [r async for r in _take(watch, 1, lambda r: r.session_id != first[0].session_id)]
         watch.cancel()
 
+        results = f"{running.directory.settings.key_prefix}camera-results:cam-e"
+        assert await running.directory.client.exists(results) == 1
         await running.stub.DetachCamera(pb.DetachCameraRequest(camera_id="cam-e"))
         assert await running.directory.last_box("cam-e", target_id) is None  # detach removes it
+        assert await running.directory.client.exists(results) == 0  # and the results stream
 
     assert last_box is not None and last_box != (BOX.x, BOX.y, BOX.width, BOX.height)
     # A new session, started on w2's frame from w1's last box (not from the attached box).

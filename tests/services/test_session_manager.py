@@ -7,16 +7,18 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
 
-from siamstream_services.inference.backend import BackendUnavailable
+from siamstream_services.inference.backend import BackendUnavailable, InferenceError
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.session import sessions
 from siamstream_services.session.catalog import Catalog, load_catalog
-from siamstream_services.session.errors import Aborted, FailedPrecondition, Unavailable
+from siamstream_services.session.errors import Aborted, FailedPrecondition, ServiceError, Unavailable
 from siamstream_services.session.frames import EncodedImage
+from siamstream_services.session.metrics import ServiceMetrics
 from siamstream_services.session.options import TrackOptions
 from siamstream_services.session.sessions import FrameInput, SessionManager
 from siamstream_services.settings import ServiceSettings
@@ -179,4 +181,31 @@ async def test_unreachable_backend_is_unavailable_and_session_unchanged(rig: Rig
         await down.start(OWNER, TRACKER, frame(rig, 0), INIT_BOX, TrackOptions())
     with pytest.raises(Unavailable, match="inference backend unavailable"):
         await down.push(OWNER, session_id, frame(rig, 1, 1))
+    assert (await store.get(session_id)).version == 1
+
+
+class BrokenModelBackend(DownBackend):
+    """A backend that answers, but whose model fails on every call (a plain InferenceError)."""
+
+    async def template(self, tracker: str, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
+        raise InferenceError("output 'cls' has shape [1, 7]")
+
+    async def search(self, tracker: str, template_embedding: np.ndarray, crop_x: np.ndarray):
+        raise InferenceError("output 'cls' has shape [1, 7]")
+
+
+async def test_model_error_is_internal_counted_and_session_unchanged(rig: Rig) -> None:
+    store = MemorySessionStore(60.0)
+    session_id = await start(rig.manager(store), rig)
+    metrics = ServiceMetrics()
+    broken = SessionManager(store, BrokenModelBackend(), rig.catalog.trackers, SETTINGS, metrics=metrics)
+    for call in (
+        broken.start(OWNER, TRACKER, frame(rig, 0), INIT_BOX, TrackOptions()),
+        broken.push(OWNER, session_id, frame(rig, 1, 1)),
+    ):
+        with pytest.raises(ServiceError, match="inference failed") as refused:
+            await call
+        assert refused.value.code is grpc.StatusCode.INTERNAL
+    counted = {"tracker": TRACKER, "code": "INTERNAL"}
+    assert metrics.registry.get_sample_value("siamstream_frames_total", counted) == 2
     assert (await store.get(session_id)).version == 1
