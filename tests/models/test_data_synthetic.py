@@ -145,10 +145,47 @@ def test_distractors_look_like_the_target_and_are_drawn():
     assert changed.sum() > 0.5 * w * h  # look-alike pixels outside the target
 
 
+def test_appearance_change_blends_the_target_into_another_texture_and_colour():
+    spec = SequenceSpec(seed=12, challenges={Challenge.APPEARANCE_CHANGE}, **SMALL)
+    sequence = generate_sequence(spec)
+    plain = generate_sequence(SequenceSpec(seed=12, **SMALL))
+    assert np.array_equal(sequence.ground_truth, plain.ground_truth)
+    assert np.array_equal(sequence.background, plain.background)
+    assert not plain.appearance_blend.any()
+    blend = sequence.appearance_blend
+    assert blend[0] == 0.0 and blend[-1] == 1.0 and (np.diff(blend) >= 0).all()
+    assert 0.2 < blend[11] < 0.8  # mid-sequence: a mixture of both looks
+    old, new = sequence.target_texture, sequence.changed_texture
+    first = sample_box(sequence.frame(0), sequence.ground_truth[0], old)
+    last = sample_box(sequence.frame(23), sequence.ground_truth[23], old)
+    middle = sample_box(sequence.frame(11), sequence.ground_truth[11], old)
+    assert correlation(first, old) > 0.9 and np.array_equal(sequence.frame(0), plain.frame(0))
+    assert correlation(last, new) > 0.9 and correlation(last, old) < 0.3
+    assert correlation(middle, old) > 0.3 and correlation(middle, new) > 0.3
+    # The colour changes too: every channel's mean moves by at least half of the 60-level cast.
+    colour_shift = np.abs(last.mean(axis=(0, 1)) - first.mean(axis=(0, 1)))
+    assert (colour_shift > 25).all(), colour_shift
+
+
+def test_suite_extra_challenges_add_to_every_sequence_and_keep_the_scenes():
+    base = synthetic_suite(3, seed=1, **SMALL)
+    changed = synthetic_suite(3, seed=1, extra_challenges=frozenset({Challenge.APPEARANCE_CHANGE}), **SMALL)
+    assert [s.name for s in changed] == [
+        "syn000-appearance_change",
+        "syn001-appearance_change-fast_motion",
+        "syn002-appearance_change-aspect_change-scale_change",
+    ]
+    for a, b in zip(base, changed, strict=True):
+        assert np.array_equal(a.ground_truth, b.ground_truth) and np.array_equal(a.frame(0), b.frame(0))
+        assert b.appearance_blend[-1] == 1.0 and not np.array_equal(a.frame(23), b.frame(23))
+
+
 def test_suite_covers_every_challenge_reproducibly():
     suite = synthetic_suite(10, seed=1, **SMALL)
     assert len({sequence.name for sequence in suite}) == 10
-    assert set().union(*(sequence.spec.challenges for sequence in suite)) == set(Challenge)
+    # The appearance change is only added on request (the mixes define the training data).
+    every = set(Challenge) - {Challenge.APPEARANCE_CHANGE}
+    assert set().union(*(sequence.spec.challenges for sequence in suite)) == every
     again = synthetic_suite(10, seed=1, **SMALL)
     assert all(np.array_equal(a.ground_truth, b.ground_truth) for a, b in zip(suite, again, strict=True))
     other = synthetic_suite(2, seed=2, **SMALL)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from siamstream.checkpoint import Checkpoint, load_weights, read_checkpoint
+from siamstream.cli.evaluate import parse_update_override, with_template_update
 from siamstream.cli.library import add_precision_argument, existing_path
 from siamstream.config import Precision, TrackerConfig
 from siamstream.nn.network import build_network
@@ -26,6 +27,13 @@ def add_parsers(root: argparse._SubParsersAction) -> None:
     exported = root.add_parser("export", help="write a tracker package from a SiamStream training checkpoint")
     exported.add_argument("--checkpoint", required=True, type=existing_path, help="checkpoint from training")
     exported.add_argument("--out", required=True, type=Path, help="package directory to write")
+    exported.add_argument(
+        "--template-update",
+        type=parse_update_override,
+        metavar="RATE[:GATE]",
+        help="enable the online template update (update.pt) at this rate and gate (default gate: the "
+        "checkpoint config's)",
+    )
     add_precision_argument(exported)
     exported.set_defaults(run=export_checkpoint)
 
@@ -43,6 +51,8 @@ def export_checkpoint(args: argparse.Namespace) -> int:
             f"{args.checkpoint} records no tracker config; for published weights use import-checkpoint"
         )
     config = TrackerConfig.model_validate(checkpoint.config)
+    if args.template_update is not None:
+        config = with_template_update(config, args.template_update)
     write_package(config, checkpoint, args.checkpoint, args.out, args.precision)
     return 0
 

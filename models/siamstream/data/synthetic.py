@@ -11,8 +11,9 @@ when planned, and the rounded boxes are the ones rendered). Conventions: frames 
 xywh in image pixels with continuous coordinates (pixel `i` spans `[i, i+1)`).
 
 Challenges (each optional, see `Challenge`): fast jumps, scale change, aspect-ratio change, partly
-leaving the frame, occlusion by a patch of another texture passing over the target, and look-alike
-distractors (copies of the target texture, slightly altered) moving nearby under the target.
+leaving the frame, occlusion by a patch of another texture passing over the target, look-alike
+distractors (copies of the target texture, slightly altered) moving nearby under the target, and an
+appearance change (the target's texture blends into another texture of another colour).
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ _ASPECT_RANGE = 1.5  # same for the aspect-ratio challenge
 _OUT_OF_VIEW_PEAK = 0.6  # fraction of the target outside the frame at the peak of the challenge
 _OCCLUDER_WIDTH = 0.7  # occluder width, x target width: covers up to 70% of the target
 _TEXTURE_SIDE = 48  # side of the texture images, in pixels, warped to each box
+# Appearance change: the blend towards the new texture runs over this span of the sequence (fractions of
+# its length), so that the tracker sees the old look, the transition, and a tail of the new look only.
+_APPEARANCE_SPAN = (0.15, 0.7)
+_APPEARANCE_CAST = 60.0  # largest per-channel shift of the new texture's mean colour, in 0..255 levels
 
 
 class Challenge(StrEnum):
@@ -48,6 +53,7 @@ class Challenge(StrEnum):
     OUT_OF_VIEW = "out_of_view"
     OCCLUSION = "occlusion"
     DISTRACTORS = "distractors"
+    APPEARANCE_CHANGE = "appearance_change"
 
 
 class SequenceSpec(BaseModel):
@@ -85,6 +91,8 @@ class SyntheticSequence:
     clipped to the frame (what an annotator draws); `target_boxes` is the full box, which may leave the
     frame. `in_view` and `occlusion` are the fractions of the target box inside the frame and covered by
     the occluder. `distractor_boxes` is `(K, N, 4)`; `occluder_boxes` rows are NaN when no occluder is shown.
+    `appearance_blend` `(N,)` is the weight of `changed_texture` in the target's look at each frame (all
+    zero without the appearance change).
     """
 
     spec: SequenceSpec
@@ -98,6 +106,8 @@ class SyntheticSequence:
     distractor_boxes: np.ndarray
     occluder_texture: np.ndarray
     occluder_boxes: np.ndarray
+    changed_texture: np.ndarray
+    appearance_blend: np.ndarray
 
     @property
     def name(self) -> str:
@@ -121,7 +131,7 @@ class SyntheticSequence:
         frame = self.background.copy()
         for boxes in self.distractor_boxes:
             _paste(frame, self.distractor_texture, boxes[index])
-        _paste(frame, self.target_texture, self.target_boxes[index])
+        _paste(frame, self.target_look(index), self.target_boxes[index])
         if not np.isnan(self.occluder_boxes[index, 0]):
             _paste(frame, self.occluder_texture, self.occluder_boxes[index])
         return frame
@@ -129,6 +139,14 @@ class SyntheticSequence:
     def frames(self) -> Iterator[np.ndarray]:
         """Render the frames in order, one at a time."""
         return (self.frame(index) for index in range(len(self)))
+
+    def target_look(self, index: int) -> np.ndarray:
+        """The target's texture at frame `index`: `target_texture` blended towards `changed_texture`."""
+        blend = float(self.appearance_blend[index])
+        if blend == 0.0:
+            return self.target_texture
+        mixed = (1.0 - blend) * self.target_texture + blend * self.changed_texture.astype(np.float32)
+        return np.rint(mixed).astype(np.uint8)
 
 
 def _paste(frame: np.ndarray, texture: np.ndarray, box: np.ndarray) -> None:
@@ -254,6 +272,23 @@ def _window(count: int, start: float, stop: float) -> np.ndarray:
     return np.where((phase >= 0) & (phase <= 1), np.sin(np.pi * phase) ** 2, 0.0)
 
 
+def _ramp(count: int, start: float, stop: float) -> np.ndarray:
+    """A smooth step `(N,)`: 0 up to frame start*(N-1), sin^2 rise, 1 from frame stop*(N-1) on."""
+    first, last = round(start * (count - 1)), max(round(stop * (count - 1)), round(start * (count - 1)) + 1)
+    phase = np.clip((np.arange(count) - first) / (last - first), 0.0, 1.0)
+    return np.sin(0.5 * np.pi * phase) ** 2
+
+
+def _changed_texture(rng: np.random.Generator, original: np.ndarray) -> np.ndarray:
+    """Another texture of `original`'s size whose mean colour is `original`'s shifted by 0.5 to 1 x
+    `_APPEARANCE_CAST` in each channel, towards the side of 0..255 with more room."""
+    texture = _texture(rng, *original.shape[:2], 4, 0, 255, edges=6)
+    old_mean = original.mean(axis=(0, 1))
+    shift = np.where(old_mean < 127.5, 1.0, -1.0) * rng.uniform(0.5, 1.0, 3) * _APPEARANCE_CAST
+    recoloured = texture - texture.mean(axis=(0, 1)) + old_mean + shift
+    return np.clip(recoloured, 0, 255).astype(np.uint8)
+
+
 def _leave_frame(centres: np.ndarray, sizes: np.ndarray, frame_size: np.ndarray) -> None:
     """Blend the centres towards the nearest frame edge until `_OUT_OF_VIEW_PEAK` of the target is out.
 
@@ -294,11 +329,12 @@ def _intersection_area(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def generate_sequence(spec: SequenceSpec) -> SyntheticSequence:
     """Plan a synthetic sequence from its spec; frames are rendered later, on access.
 
-    Appearance, size, motion and distractors draw from separate streams of the seed, so one seed gives
-    the same scene (background, textures, starting point) whichever challenges are switched on.
+    Appearance, size, motion, distractors and the appearance change draw from separate streams of the
+    seed, so one seed gives the same scene (background, textures, starting point) whichever challenges are
+    switched on.
     """
-    appearance, shape, motion, lookalikes = (
-        np.random.default_rng(stream) for stream in np.random.SeedSequence(spec.seed).spawn(4)
+    appearance, shape, motion, lookalikes, changes = (
+        np.random.default_rng(stream) for stream in np.random.SeedSequence(spec.seed).spawn(5)
     )
     count = spec.length
     frame_size = np.array([spec.width, spec.height], dtype=np.float64)
@@ -358,6 +394,10 @@ def generate_sequence(spec: SequenceSpec) -> SyntheticSequence:
             paths.append(np.round(np.hstack([d_centres - size / 2, np.tile(size, (count, 1))]), 2))
         distractor_boxes = np.stack(paths)
 
+    appearance_blend = np.zeros(count)
+    if Challenge.APPEARANCE_CHANGE in spec.challenges:
+        appearance_blend = _ramp(count, *_APPEARANCE_SPAN)
+
     return SyntheticSequence(
         spec=spec,
         ground_truth=ground_truth,
@@ -370,10 +410,14 @@ def generate_sequence(spec: SequenceSpec) -> SyntheticSequence:
         distractor_boxes=distractor_boxes,
         occluder_texture=occluder_texture,
         occluder_boxes=occluder_boxes,
+        changed_texture=_changed_texture(changes, target_texture),
+        appearance_blend=appearance_blend,
     )
 
 
-# Challenge mixes of a suite, in order: each single challenge, then common combinations.
+# Challenge mixes of a suite, in order: each single challenge, then common combinations. The list and
+# the last mix are fixed (they define the `synthetic:N` training data); later challenges are added to a
+# whole suite with `synthetic_suite(extra_challenges=...)`.
 _SUITE_MIXES: tuple[frozenset[Challenge], ...] = (
     frozenset(),
     frozenset({Challenge.FAST_MOTION}),
@@ -384,21 +428,37 @@ _SUITE_MIXES: tuple[frozenset[Challenge], ...] = (
     frozenset({Challenge.FAST_MOTION, Challenge.DISTRACTORS}),
     frozenset({Challenge.SCALE_CHANGE, Challenge.OCCLUSION}),
     frozenset({Challenge.OUT_OF_VIEW, Challenge.ASPECT_CHANGE}),
-    frozenset(Challenge),
+    frozenset(
+        {
+            Challenge.FAST_MOTION,
+            Challenge.SCALE_CHANGE,
+            Challenge.ASPECT_CHANGE,
+            Challenge.OUT_OF_VIEW,
+            Challenge.OCCLUSION,
+            Challenge.DISTRACTORS,
+        }
+    ),
 )
 
 
 def synthetic_suite(
-    count: int = 10, seed: int = 0, length: int = 60, width: int = 640, height: int = 480
+    count: int = 10,
+    seed: int = 0,
+    length: int = 60,
+    width: int = 640,
+    height: int = 480,
+    extra_challenges: frozenset[Challenge] = frozenset(),
 ) -> list[SyntheticSequence]:
-    """A small benchmark of `count` sequences cycling through the challenge mixes of `_SUITE_MIXES`.
+    """A small benchmark of `count` sequences cycling through the challenge mixes of `_SUITE_MIXES`,
+    each with `extra_challenges` added (e.g. the appearance change on every sequence).
 
     Sequence `i` is named `synNNN-<challenges>` (`plain` without any) and seeded from `(seed, i)`, so
-    a suite is reproducible and its sequences differ from one another.
+    a suite is reproducible and its sequences differ from one another. The extra challenges change only
+    what they add: a suite with them has the same scenes and motion as the suite without.
     """
     suite = []
     for index in range(count):
-        challenges = _SUITE_MIXES[index % len(_SUITE_MIXES)]
+        challenges = _SUITE_MIXES[index % len(_SUITE_MIXES)] | extra_challenges
         tag = "-".join(sorted(challenges)) or "plain"
         sequence_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
         spec = SequenceSpec(
