@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,14 +16,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from siamstream_services.benchmark.model_server import free_port
+
 START_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:
@@ -33,7 +28,7 @@ class RedisServer:
     def __init__(self, binary: str, appendonly: bool) -> None:
         self.binary = binary
         self.appendonly = appendonly
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="siamstream-redis-"))
         self.pidfile = self.dir / "redis.pid"
         self.logfile = self.dir / "redis.log"

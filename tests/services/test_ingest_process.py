@@ -23,13 +23,14 @@ import redis
 from siamstream.cli.main import CommandGroups
 from siamstream.v1 import tracking_pb2 as pb
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc
+from siamstream_services.benchmark.model_server import free_port
 from siamstream_services.ingest.cli import add_commands, run_ingest_command
 from siamstream_services.ingest.config import IngestSettings
 from siamstream_services.ingest.process import open_ingest
 from siamstream_services.settings import ServiceSettings
 from tests.services.conftest import RedisServer
 from tests.services.rtsp_fixtures import RtspCamera, rtsp_available
-from tests.services.session_fixtures import TRACKER, export_test_package, free_port
+from tests.services.session_fixtures import TRACKER, export_test_package
 
 SIAMSTREAM = Path(sys.executable).with_name("siamstream")
 START_TIMEOUT_S = 60.0

@@ -23,6 +23,7 @@ from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.v1 import tracking_pb2 as pb
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc
+from siamstream_services.benchmark.model_server import free_port
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.ingest.config import IngestSettings
 from siamstream_services.ingest.directory import CameraDirectory
@@ -35,7 +36,7 @@ from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import MemorySessionStore
 from tests.services.conftest import RedisServer
 from tests.services.rtsp_fixtures import RtspCamera, decode_index, rtsp_available
-from tests.services.session_fixtures import TRACKER, export_test_package, free_port
+from tests.services.session_fixtures import TRACKER, export_test_package
 
 pytestmark = [
     pytest.mark.timeout(60),

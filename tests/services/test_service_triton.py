@@ -30,6 +30,7 @@ from tritonclient.utils import InferenceServerException
 from siamstream.cli.main import build_parser
 from siamstream.v1 import tracking_pb2 as pb
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc
+from siamstream_services.benchmark.model_server import free_port
 from siamstream_services.inference.triton_repository import search_model_name
 from siamstream_services.inference.triton_server import TritonServer
 from siamstream_services.session.server import HEALTH_INTERVAL_S
@@ -50,7 +51,6 @@ from tests.services.session_fixtures import (
     TRACKER,
     box_message,
     export_test_package,
-    free_port,
     moving_target_frames,
     png_frame,
     status_of,

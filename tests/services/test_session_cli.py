@@ -15,8 +15,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from siamstream.cli.main import CommandGroups
+from siamstream_services.benchmark.model_server import free_port
 from siamstream_services.session.cli import add_commands, run_serve
-from tests.services.session_fixtures import export_test_package, free_port
+from tests.services.session_fixtures import export_test_package
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0

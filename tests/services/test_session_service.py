@@ -18,6 +18,7 @@ from siamstream.package import read_package
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.v1 import tracking_pb2 as pb
+from siamstream_services.benchmark.model_server import free_port
 from tests.services.session_fixtures import (
     API_KEY_A,
     API_KEY_B,
@@ -30,7 +31,6 @@ from tests.services.session_fixtures import (
     box_message,
     encode,
     export_test_package,
-    free_port,
     moving_target_frames,
     png_frame,
     running_service,

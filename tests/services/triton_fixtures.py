@@ -8,7 +8,6 @@ of each row's embedding with a conv of that row's crop, returning two outputs li
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from siamstream.package import (
     read_package,
 )
 from siamstream.registry import get_config
+from siamstream_services.benchmark.model_server import free_port
 from siamstream_services.inference.triton_server import TritonServer, find_triton_install
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -112,13 +112,6 @@ def sample_inputs(rows: int, seed: int) -> dict[str, np.ndarray]:
         "template_embedding": rng.standard_normal((rows, EMBEDDING_DIM)).astype(np.float32),
         "crop_x": rng.integers(0, 256, (rows, 3, INSTANCE_SIZE, INSTANCE_SIZE), dtype=np.uint8),
     }
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def triton_missing_reason() -> str | None:
