@@ -31,12 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the RTSP camera and the Redis server of the tests
 
+from siamstream_services.benchmark.model_server import free_port  # noqa: E402
 from siamstream_services.demo.packages import export_random_package  # noqa: E402
 from siamstream_services.ingest.config import IngestSettings  # noqa: E402
 from siamstream_services.ingest.directory import CameraDirectory, TargetSpec  # noqa: E402
 from tests.services.conftest import RedisServer  # noqa: E402
 from tests.services.rtsp_fixtures import RtspCamera  # noqa: E402
-from tests.services.session_fixtures import free_port  # noqa: E402
 
 TRACKER = "siamrpn_alex"
 CAMERA_ID = "outage-camera"

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))  # the RTSP camera and the Redis server of the tes
 
 from siamstream.v1 import tracking_pb2 as pb  # noqa: E402
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc  # noqa: E402
+from siamstream_services.benchmark.model_server import free_port  # noqa: E402
 from siamstream_services.demo.packages import export_random_package  # noqa: E402
 from siamstream_services.ingest.config import IngestSettings  # noqa: E402
 from siamstream_services.ingest.directory import CameraDirectory  # noqa: E402
@@ -45,7 +46,6 @@ from siamstream_services.session.server import open_server  # noqa: E402
 from siamstream_services.settings import ServiceSettings  # noqa: E402
 from tests.services.conftest import RedisServer  # noqa: E402
 from tests.services.rtsp_fixtures import RtspCamera, decode_index  # noqa: E402
-from tests.services.session_fixtures import free_port  # noqa: E402
 
 TRACKER = "siamrpn_alex"
 CAMERA_ID = "bench-camera"

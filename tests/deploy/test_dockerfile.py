@@ -15,9 +15,10 @@ import sys
 import tomllib
 from pathlib import Path
 
+from siamstream_services.benchmark.model_server import free_port
 from tests.deploy.dockerfile import DOCKERFILE, global_args, stages
 from tests.deploy.tools import ROOT, TOOL_TIMEOUT_S, require_tool, run_tool
-from tests.services.session_fixtures import export_test_package, free_port, running_service
+from tests.services.session_fixtures import export_test_package, running_service
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
