@@ -81,7 +81,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trackers", nargs="+", default=["siamrpn_alex", "siamrpnpp_r50"])
     parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op threads (default: torch's); 1 keeps a busy machine's "
+        "scheduler out of the small update stage",
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name in args.trackers:
         measure(name, args.frames)
