@@ -24,7 +24,7 @@ from siamstream.training.objectives_dcf_can import (
     dcfnet_finetuning_config,
     dcfnet_pretraining_config,
 )
-from siamstream.training.schedule import apply_backbone_schedule
+from siamstream.training.schedule import apply_backbone_schedule, epoch_lr
 from tests.models.package_round_trip import track_through_package, trained_like_network
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:DeprecationWarning")
@@ -208,6 +208,15 @@ def test_finetuning_trains_the_head_and_the_last_two_layers_with_cross_entropy_a
     assert network.backbone.conv1.weight.grad is None and not network.backbone.conv1.weight.requires_grad
     assert float(network.backbone.conv6.weight.grad.abs().sum()) > 0
     assert float(network.car_head.bbox_pred.weight.grad.abs().sum()) > 0
+
+
+def test_finetuning_runs_the_papers_150_100_50_epoch_schedule() -> None:
+    training = dcfnet_finetuning_config()
+    lrs = [epoch_lr(training.lr, epoch, training.epochs) for epoch in range(training.epochs)]
+    np.testing.assert_allclose(lrs[:150], 0.01)
+    np.testing.assert_allclose(lrs[150:250], 0.001)
+    np.testing.assert_allclose(lrs[250:], 0.0001)
+    assert len(lrs) == 300
 
 
 def test_pretraining_is_siamfc_style_on_the_whole_backbone() -> None:

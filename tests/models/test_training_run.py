@@ -63,6 +63,14 @@ def test_lr_schedule_warms_up_then_decays() -> None:
     )
     step = LRSchedule(warmup_epochs=0, base_lr=0.01, decay="step", step_epochs=2, gamma=0.5)
     assert [epoch_lr(step, epoch, 5) for epoch in range(5)] == [0.01, 0.01, 0.005, 0.005, 0.0025]
+    milestones = LRSchedule(warmup_epochs=1, base_lr=0.01, decay="milestones", milestones=(2, 3), gamma=0.5)
+    assert [epoch_lr(milestones, epoch, 5) for epoch in range(5)] == [0.001, 0.01, 0.01, 0.005, 0.0025]
+
+
+@pytest.mark.parametrize("milestones", [(), (0, 2), (3, 2), (2, 2)])
+def test_milestone_decay_needs_positive_increasing_milestones(milestones: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="milestone"):
+        LRSchedule(decay="milestones", milestones=milestones)
 
 
 def test_a_few_steps_reduce_the_loss(sequences: list, tmp_path: Path) -> None:

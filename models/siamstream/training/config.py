@@ -20,17 +20,31 @@ class Strict(BaseModel):
 
 
 class LRSchedule(Strict):
-    """Learning rate per epoch: geometric warm-up, then log (geometric) or step decay."""
+    """Learning rate per epoch: geometric warm-up, then log (geometric), step or milestone decay."""
 
     warmup_epochs: int = Field(
         default=5, ge=0, description="Epochs of warm-up from warmup_start_lr to base_lr."
     )
     warmup_start_lr: float = Field(default=0.001, gt=0, description="Learning rate of the first epoch.")
     base_lr: float = Field(default=0.005, gt=0, description="Learning rate at the end of warm-up.")
-    decay: Literal["log", "step"] = Field(default="log", description="Decay after warm-up.")
+    decay: Literal["log", "step", "milestones"] = Field(default="log", description="Decay after warm-up.")
     end_lr: float = Field(default=0.0005, gt=0, description="Last epoch's learning rate (log decay).")
     step_epochs: int = Field(default=5, ge=1, description="Epochs between steps (step decay).")
-    gamma: float = Field(default=0.1, gt=0, description="Factor applied at each step (step decay).")
+    gamma: float = Field(default=0.1, gt=0, description="Factor applied at each step or milestone.")
+    milestones: tuple[int, ...] = Field(
+        default=(),
+        description="Milestone decay: epochs after warm-up at which the lr is multiplied by gamma, in "
+        "increasing order (DCFNet's 150/100/50-epoch fine-tuning is (150, 250)).",
+    )
+
+    @model_validator(mode="after")
+    def _milestones_increase(self) -> LRSchedule:
+        if self.decay == "milestones":
+            if not self.milestones or any(m <= 0 for m in self.milestones):
+                raise ValueError("milestone decay needs positive milestones")
+            if list(self.milestones) != sorted(set(self.milestones)):
+                raise ValueError("milestones must strictly increase")
+        return self
 
 
 class BackboneTraining(Strict):

@@ -98,16 +98,13 @@ def dcfnet_pretraining_config() -> TrainingConfig:
 
 
 def dcfnet_finetuning_config() -> TrainingConfig:
-    """Stage 2 (paper 001): head plus the last two conv layers, cross-entropy + IoU loss, no centerness.
-
-    The paper runs 150 epochs at 0.01, 100 at 0.001 and 50 at 0.0001; `LRSchedule` steps at a fixed
-    interval, so this is 150 epochs at 0.01 then 150 at 0.001 (the last 50 epochs stay at 0.001).
-    """
+    """Stage 2 (paper 001): head plus the last two conv layers, cross-entropy + IoU loss, no centerness;
+    150 epochs at lr 0.01, 100 at 0.001 and 50 at 0.0001."""
     return TrainingConfig(
         epochs=300,
         batch_size=72,
         weight_decay=5e-4,
-        lr=LRSchedule(warmup_epochs=0, base_lr=0.01, decay="step", step_epochs=150, gamma=0.1),
+        lr=LRSchedule(warmup_epochs=0, base_lr=0.01, decay="milestones", milestones=(150, 250), gamma=0.1),
         backbone=BackboneTraining(unfreeze_epoch=0, layers=DCFNET_LAST_TWO_LAYERS, lr_multiplier=1.0),
         loss=LossWeights(cls=1.0, loc=1.0, cen=0.0, box_loss="iou"),
         labels=LabelSettings(car_central_fraction=0.0),

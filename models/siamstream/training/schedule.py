@@ -12,7 +12,8 @@ def epoch_lr(schedule: LRSchedule, epoch: int, epochs: int) -> float:
 
     Warm-up epochs e < W: warmup_start_lr * (base_lr / warmup_start_lr)^(e / W) (geometric, pysot's
     warm-up). After it, with k = e - W and K = epochs - W: log decay base_lr * (end_lr / base_lr)^(k / (K-1))
-    (base_lr when K = 1), or step decay base_lr * gamma^(k // step_epochs).
+    (base_lr when K = 1), step decay base_lr * gamma^(k // step_epochs), or milestone decay
+    base_lr * gamma^(number of milestones <= k).
     """
     warmup = schedule.warmup_epochs
     if epoch < warmup:
@@ -20,6 +21,8 @@ def epoch_lr(schedule: LRSchedule, epoch: int, epochs: int) -> float:
     step, steps = epoch - warmup, epochs - warmup
     if schedule.decay == "step":
         return schedule.base_lr * schedule.gamma ** (step // schedule.step_epochs)
+    if schedule.decay == "milestones":
+        return schedule.base_lr * schedule.gamma ** sum(step >= m for m in schedule.milestones)
     if steps <= 1:
         return schedule.base_lr
     return schedule.base_lr * (schedule.end_lr / schedule.base_lr) ** (step / (steps - 1))
