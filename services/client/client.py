@@ -8,7 +8,6 @@ with the service's status code and message (see the proto for the codes).
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -21,6 +20,7 @@ from siamstream.v1 import tracking_pb2 as pb
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 
 from .frames import DEFAULT_JPEG_QUALITY, ImageFormat, encode_frame
+from .in_flight import InFlightFrames
 from .results import FrameResult, SessionInfo, StartedTrack, StreamedFrame
 
 Frame = np.ndarray | bytes
@@ -141,6 +141,7 @@ class TrackingClient:
         options: Mapping[str, float | int | bool] | None = None,
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        answer_timeout_s: float | None = None,
     ) -> AsyncIterator[StreamedFrame]:
         """Track through `frames` on one `Track` stream: frame 0 starts at `box`; answers come in order.
 
@@ -150,6 +151,11 @@ class TrackingClient:
         `round_trip_ms` runs from handing a frame to gRPC to its answer, so it includes the wait behind
         the frames sent before it.
 
+        A server that stops answering ends the stream with `grpc.aio.AioRpcError` DEADLINE_EXCEEDED
+        ("no answer to frame N within T s"): each answer, and the end of the stream after the last frame,
+        is awaited at most `answer_timeout_s` (default: the client's `timeout_s`). Time without a frame in
+        flight, waiting on `frames`, is not bounded.
+
         grpcio's asyncio client may report a status with which the server ended the stream as INTERNAL
         "Internal error from Core" when a frame was still being written at that moment (grpc/grpc#36066):
         with `max_in_flight=1` that can only happen to the start message, which the server refuses
@@ -158,7 +164,8 @@ class TrackingClient:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
         slots = asyncio.Semaphore(max_in_flight)
-        sent: collections.deque[tuple[Frame, float]] = collections.deque()
+        timeout_s = self.timeout_s if answer_timeout_s is None else answer_timeout_s
+        in_flight: InFlightFrames[Frame] = InFlightFrames(timeout_s)
 
         # A failing frame source (an unreadable frame, a camera gone) half-closes the stream instead of
         # raising into gRPC, which would cancel the call and hide the error: the frames already sent
@@ -175,18 +182,20 @@ class TrackingClient:
                         request = pb.TrackRequest(start=start)
                     else:
                         request = pb.TrackRequest(frame=await self._frame_message(frame, number))
-                    sent.append((frame, time.perf_counter()))
+                    in_flight.sent(frame)
                     number += 1
                     yield request
             except Exception as error:
                 request_errors.append(error)
+            in_flight.all_sent()
 
         call = self._stub.Track(requests(), metadata=self._metadata)
+        answers = aiter(call)
         try:
-            async for response in call:
-                frame, sent_at = sent.popleft()
+            while (response := await in_flight.next_answer(answers)) is not None:
+                frame, round_trip_ms = in_flight.answered()
                 slots.release()
-                result = FrameResult.from_message(response.result, _since(sent_at))
+                result = FrameResult.from_message(response.result, round_trip_ms)
                 yield StreamedFrame(response.session_id, frame, result)
         finally:
             # A consumer that stops early ends the stream; the session then expires on the server.

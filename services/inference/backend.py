@@ -12,11 +12,21 @@ only to callers that ask for them, so sessions without the update do not pay for
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from enum import StrEnum
 
 import numpy as np
 
-SearchOutputs = tuple[np.ndarray, ...]
+Tensors = tuple[np.ndarray, ...]
+SearchOutputs = Tensors
+
+
+class Stage(StrEnum):
+    """The model stages of a tracker package; the values name them in metrics and logs."""
+
+    TEMPLATE = "template"
+    SEARCH = "search"
+    UPDATE = "update"
 
 
 class InferenceError(Exception):
@@ -31,13 +41,17 @@ class UnknownTracker(InferenceError):
     """No model is loaded for the requested tracker name."""
 
 
-@runtime_checkable
-class InferenceBackend(Protocol):
-    """Runs the template and search stages of named trackers; switching backends is configuration."""
+class InferenceBackend(ABC):
+    """Runs the template, search and update stages of named trackers; switching backends is configuration.
+
+    The stage calls are defined here once, in the tensors of Contract 1; a backend implements `run_stage`
+    (one stage of one tracker, whatever it batches or transfers), `ready` and `close`.
+    """
 
     async def template(self, tracker: str, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
         """Embed template crops: uint8 `[B,3,Z,Z]` and float32 `[B,2]` -> float32 `[B,D]`."""
-        ...
+        (embedding,) = await self.run_stage(tracker, Stage.TEMPLATE, (crop_z, box_prior))
+        return embedding
 
     async def search(
         self,
@@ -52,7 +66,8 @@ class InferenceBackend(Protocol):
         With `search_features` the search features float32 `[B,L*C,F,F]` follow as one output more
         (update-capable packages only; InferenceError otherwise).
         """
-        ...
+        inputs = (template_embedding, crop_x)
+        return await self.run_stage(tracker, Stage.SEARCH, inputs, search_features=search_features)
 
     async def update(
         self,
@@ -65,12 +80,24 @@ class InferenceBackend(Protocol):
         """Run the template update stage: float32 `[B,D]` embeddings, `[B,L*C,F,F]` search features,
         `[B,4]` regions (x1, y1, x2, y2 in search-crop pixels from the crop centre) and `[B]` rates ->
         the blended float32 `[B,D]` embeddings. InferenceError for a package without the update stage."""
-        ...
+        inputs = (template_embedding, search_features, roi, rate)
+        (embedding,) = await self.run_stage(tracker, Stage.UPDATE, inputs)
+        return embedding
 
+    @abstractmethod
+    async def run_stage(
+        self, tracker: str, stage: Stage, inputs: Tensors, *, search_features: bool = False
+    ) -> Tensors:
+        """Run `stage` of `tracker` on its inputs, in the order and shapes of the calls above.
+
+        Returns the stage's outputs: the embedding alone for the template and update stages, the head
+        outputs (then the search features when `search_features`) for the search stage.
+        """
+
+    @abstractmethod
     async def ready(self) -> bool:
         """True when the backend can serve requests now."""
-        ...
 
+    @abstractmethod
     async def close(self) -> None:
         """Release threads, channels and shared memory; the backend is unusable afterwards."""
-        ...

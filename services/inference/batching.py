@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import BackendUnavailable, InferenceError
+from .backend import BackendUnavailable, InferenceError, Tensors
 
-Tensors = tuple[np.ndarray, ...]
 BatchRunner = Callable[[Tensors], Awaitable[Tensors]]
 BatchObserver = Callable[[str, str, int, int], None]
 """Called after every model run with `(tracker, stage, rows, calls)`; the hook for a batch-size metric."""

@@ -1,31 +1,30 @@
 """In-process TorchScript backend: the embedded default (CPU or CUDA), with micro-batching.
 
-Both stages of every tracker package, and `update.pt` of update-capable ones, are `torch.jit.load`ed
-once. All model runs go through ONE worker thread, so the event loop never blocks and torch's own
-intra-op threads are not oversubscribed by concurrent calls; concurrent calls of the same tracker and
-stage are gathered into one batched run (see `batching.MicroBatcher`), template updates included. The
-search stage of an update-capable package always computes the search features; they are dropped unless
-the caller asks for them.
+Every tracker package is loaded by the offline `TorchScriptRunner` (its stages `torch.jit.load`ed once),
+so the service runs the very code the offline tracker runs. All model runs go through ONE worker thread,
+so the event loop never blocks and torch's own intra-op threads are not oversubscribed by concurrent
+calls; concurrent calls of the same tracker and stage are gathered into one batched run (see
+`batching.MicroBatcher`), template updates included. The search stage of an update-capable package always
+computes the search features; they are dropped unless the caller asks for them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from siamstream.package import TrackerPackage
+from siamstream.runner import TorchScriptRunner
 
-from .backend import BackendUnavailable, InferenceError, SearchOutputs, UnknownTracker
+from .backend import BackendUnavailable, InferenceBackend, InferenceError, Stage, UnknownTracker
 from .batching import BatchObserver, MicroBatcher, Tensors
 
-TEMPLATE_STAGE = "template"
-SEARCH_STAGE = "search"
-UPDATE_STAGE = "update"
+StageRun = Callable[..., Tensors]
+"""One stage of a loaded package on numpy inputs, run in the worker thread."""
 
 
 @dataclass(frozen=True)
@@ -47,13 +46,12 @@ class _TensorSpec:
 
 @dataclass
 class _Stage:
-    module: torch.jit.ScriptModule
     inputs: tuple[_TensorSpec, ...]
     output_count: int
     batcher: MicroBatcher
 
 
-class EmbeddedBackend:
+class EmbeddedBackend(InferenceBackend):
     """Runs tracker packages in this process.
 
     `max_batch_rows` bounds the rows of one gathered run; `max_wait_ms` is how long the first queued call
@@ -70,10 +68,9 @@ class EmbeddedBackend:
         max_wait_ms: float = 1.0,
         on_batch: BatchObserver | None = None,
     ):
-        self._device = torch.device(device)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="siamstream-inference")
         self._on_batch = on_batch
-        self._stages: dict[tuple[str, str], _Stage] = {}
+        self._stages: dict[tuple[str, Stage], _Stage] = {}
         self._closed = False
         for package in packages:
             tracker = package.meta.tracker
@@ -83,73 +80,46 @@ class EmbeddedBackend:
                 package.meta.embedding_dim,
             )
             specs = {
-                TEMPLATE_STAGE: (
+                Stage.TEMPLATE: (
                     _TensorSpec("crop_z", np.dtype(np.uint8), (3, z, z)),
                     _TensorSpec("box_prior", np.dtype(np.float32), (2,)),
                 ),
-                SEARCH_STAGE: (
+                Stage.SEARCH: (
                     _TensorSpec("template_embedding", np.dtype(np.float32), (d,)),
                     _TensorSpec("crop_x", np.dtype(np.uint8), (3, x, x)),
                 ),
-                UPDATE_STAGE: (
+                Stage.UPDATE: (
                     _TensorSpec("template_embedding", np.dtype(np.float32), (d,)),
                     _TensorSpec("search_features", np.dtype(np.float32), (None, None, None)),
                     _TensorSpec("roi", np.dtype(np.float32), (4,)),
                     _TensorSpec("rate", np.dtype(np.float32), ()),
                 ),
             }
-            files = {TEMPLATE_STAGE: package.template_path, SEARCH_STAGE: package.search_path}
-            if package.meta.template_update:
-                files[UPDATE_STAGE] = package.update_path
             output_counts = {
-                TEMPLATE_STAGE: 1,
-                SEARCH_STAGE: len(package.meta.search_outputs),
-                UPDATE_STAGE: 1,
+                Stage.TEMPLATE: 1,
+                Stage.SEARCH: len(package.meta.search_outputs),
+                Stage.UPDATE: 1,
             }
-            for stage, path in files.items():
-                module = torch.jit.load(str(path), map_location=self._device).eval()
+            for stage, run in _stage_runs(TorchScriptRunner(package, device)).items():
                 self._stages[tracker, stage] = _Stage(
-                    module=module,
                     inputs=specs[stage],
                     output_count=output_counts[stage],
-                    batcher=self._make_batcher(tracker, stage, module, max_batch_rows, max_wait_ms),
+                    batcher=self._make_batcher(tracker, stage, run, max_batch_rows, max_wait_ms),
                 )
 
     @property
     def trackers(self) -> list[str]:
         return sorted({tracker for tracker, _ in self._stages})
 
-    async def template(self, tracker: str, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
-        (embedding,) = await self._call(tracker, TEMPLATE_STAGE, (crop_z, box_prior))
-        return embedding
-
-    async def search(
-        self,
-        tracker: str,
-        template_embedding: np.ndarray,
-        crop_x: np.ndarray,
-        *,
-        search_features: bool = False,
-    ) -> SearchOutputs:
-        if search_features:
+    async def run_stage(
+        self, tracker: str, stage: Stage, inputs: Tensors, *, search_features: bool = False
+    ) -> Tensors:
+        if search_features or stage == Stage.UPDATE:
             self._require_update_stage(tracker)
-        outputs = await self._call(tracker, SEARCH_STAGE, (template_embedding, crop_x))
-        if (tracker, UPDATE_STAGE) in self._stages and not search_features:
+        outputs = await self._call(tracker, stage, inputs)
+        if stage == Stage.SEARCH and (tracker, Stage.UPDATE) in self._stages and not search_features:
             return outputs[:-1]  # the search features come last (package.json `search_outputs`)
         return outputs
-
-    async def update(
-        self,
-        tracker: str,
-        template_embedding: np.ndarray,
-        search_features: np.ndarray,
-        roi: np.ndarray,
-        rate: np.ndarray,
-    ) -> np.ndarray:
-        self._require_update_stage(tracker)
-        inputs = (template_embedding, search_features, roi, rate)
-        (embedding,) = await self._call(tracker, UPDATE_STAGE, inputs)
-        return embedding
 
     async def ready(self) -> bool:
         return not self._closed
@@ -163,30 +133,30 @@ class EmbeddedBackend:
 
     def _require_update_stage(self, tracker: str) -> None:
         """InferenceError for a loaded package without `update.pt` (an unknown tracker is left to `_call`)."""
-        if (tracker, SEARCH_STAGE) in self._stages and (tracker, UPDATE_STAGE) not in self._stages:
+        if (tracker, Stage.SEARCH) in self._stages and (tracker, Stage.UPDATE) not in self._stages:
             raise InferenceError(f"the {tracker} package was exported without the template update stage")
 
-    async def _call(self, tracker: str, stage_name: str, inputs: Tensors) -> Tensors:
+    async def _call(self, tracker: str, stage: Stage, inputs: Tensors) -> Tensors:
         if self._closed:
             raise BackendUnavailable("inference backend is closed")
-        stage = self._stages.get((tracker, stage_name))
-        if stage is None:
+        loaded = self._stages.get((tracker, stage))
+        if loaded is None:
             raise UnknownTracker(f"no tracker package loaded for {tracker!r}")
-        for spec, array in zip(stage.inputs, inputs, strict=True):
+        for spec, array in zip(loaded.inputs, inputs, strict=True):
             spec.check(array)
-        outputs = await stage.batcher.submit(inputs)
-        if len(outputs) != stage.output_count:
+        outputs = await loaded.batcher.submit(inputs)
+        if len(outputs) != loaded.output_count:
             raise InferenceError(
-                f"{tracker} {stage_name} returned {len(outputs)} outputs, expected {stage.output_count}"
+                f"{tracker} {stage} returned {len(outputs)} outputs, expected {loaded.output_count}"
             )
         return outputs
 
     def _make_batcher(
-        self, tracker: str, stage: str, module: torch.jit.ScriptModule, max_rows: int, max_wait_ms: float
+        self, tracker: str, stage: Stage, stage_run: StageRun, max_rows: int, max_wait_ms: float
     ) -> MicroBatcher:
         async def run(inputs: Tensors) -> Tensors:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._forward, module, inputs)
+            return await loop.run_in_executor(self._executor, stage_run, *inputs)
 
         def observe(rows: int, calls: int) -> None:
             if self._on_batch is not None:
@@ -194,10 +164,18 @@ class EmbeddedBackend:
 
         return MicroBatcher(run, max_rows=max_rows, max_wait_s=max_wait_ms / 1000.0, on_run=observe)
 
-    def _forward(self, module: torch.jit.ScriptModule, inputs: Tensors) -> Tensors:
-        """Runs in the worker thread: numpy in, numpy out."""
-        with torch.inference_mode():
-            outputs = module(*[torch.from_numpy(array).to(self._device) for array in inputs])
-        if isinstance(outputs, torch.Tensor):
-            outputs = (outputs,)
-        return tuple(output.cpu().numpy() for output in outputs)
+
+def _stage_runs(runner: TorchScriptRunner) -> dict[Stage, StageRun]:
+    """The package's stages as functions of numpy inputs returning a tuple of outputs (the template and
+    update stages return their one embedding)."""
+
+    def template(crop_z: np.ndarray, box_prior: np.ndarray) -> Tensors:
+        return (runner.template(crop_z, box_prior),)
+
+    def update(*inputs: np.ndarray) -> Tensors:
+        return (runner.update(*inputs),)
+
+    runs: dict[Stage, StageRun] = {Stage.TEMPLATE: template, Stage.SEARCH: runner.search}
+    if runner.package.meta.template_update:
+        runs[Stage.UPDATE] = update
+    return runs

@@ -7,10 +7,12 @@ when the caller updates the template.
 Crops travel as uint8 (4x smaller than float32; the models convert). With `shared_memory=True` (client
 and server on one host) tensors go through system shared memory regions that are registered once, reused
 call after call and unregistered on close; a region whose call failed or was cancelled is never reused
-(Triton may still be writing its outputs into it): it is destroyed at once and unregistered on the next
-call. Every request carries `request_timeout_s`, so a dead server
-surfaces as BackendUnavailable within that bound; the channel is then rebuilt on the next call and the
-regions re-registered, so the same backend object works again once the server is back.
+(Triton may still be writing its outputs into it): it is destroyed at once and unregistered by the next
+calls, as soon as Triton lets go of it (it refuses while the timed out request still runs or waits).
+Every request carries `request_timeout_s`, so a dead server surfaces as BackendUnavailable within that
+bound; the channel is then rebuilt on the next call and the regions registered again, so the same backend
+object works again once the server is back. A server that was only slow still holds those registrations:
+it answers ALREADY_EXISTS, which means registered (region names are unique to one region of one process).
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
-from .backend import BackendUnavailable, InferenceError, SearchOutputs, UnknownTracker
+from .backend import (
+    BackendUnavailable,
+    InferenceBackend,
+    InferenceError,
+    Stage,
+    Tensors,
+    UnknownTracker,
+)
 from .triton_repository import (
     SEARCH_FEATURES_PARAMETER,
     search_model_name,
@@ -39,7 +48,9 @@ from .triton_repository import (
 
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED"}
 _NOT_FOUND = "StatusCode.NOT_FOUND"
+_ALREADY_EXISTS = "StatusCode.ALREADY_EXISTS"
 _UNKNOWN_REGION = "Unable to find shared memory region"
+_REGION_IN_USE = "it is currently in use"  # Triton's refusal to unregister a region of a running request
 # gRPC shares one subchannel among the channels to an address and backs off reconnecting it (1 s growing
 # to 120 s), so a channel opened after Triton came back reported the stale "Connection refused" for
 # seconds. A local pool gives each new channel its own first attempt; the cap bounds the wait on a kept
@@ -98,7 +109,14 @@ class _RegionPool:
     all: list[_Region] = field(default_factory=list)
 
 
-class TritonBackend:
+_MODEL_NAMES = {
+    Stage.TEMPLATE: template_model_name,
+    Stage.SEARCH: search_model_name,
+    Stage.UPDATE: update_model_name,
+}
+
+
+class TritonBackend(InferenceBackend):
     """InferenceBackend over Triton gRPC. `url` is `host:port` of the gRPC endpoint."""
 
     def __init__(self, url: str, *, request_timeout_s: float = 1.0, shared_memory: bool = False):
@@ -108,38 +126,18 @@ class TritonBackend:
         self._client: grpcclient.InferenceServerClient | None = None
         self._specs: dict[str, _ModelSpec] = {}
         self._pools: dict[str, _RegionPool] = {}
-        self._registered: set[str] = set()  # region names the current server knows
-        self._retired: set[str] = set()  # registered names of regions dropped after a failed call
+        self._registered: set[str] = set()  # region names registered over the current channel
+        self._retired: set[str] = set()  # names of dropped regions the server may still hold
         self._closed = False
 
-    async def template(self, tracker: str, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
-        (embedding,) = await self._infer(template_model_name(tracker), (crop_z, box_prior))
-        return embedding
-
-    async def search(
-        self,
-        tracker: str,
-        template_embedding: np.ndarray,
-        crop_x: np.ndarray,
-        *,
-        search_features: bool = False,
-    ) -> SearchOutputs:
-        arrays = (template_embedding, crop_x)
-        return await self._infer(search_model_name(tracker), arrays, search_features=search_features)
-
-    async def update(
-        self,
-        tracker: str,
-        template_embedding: np.ndarray,
-        search_features: np.ndarray,
-        roi: np.ndarray,
-        rate: np.ndarray,
-    ) -> np.ndarray:
-        # The model's rate input is [B, 1]: Triton gives a batched input at least one dim per row.
-        rows = np.asarray(rate, dtype=np.float32).reshape(-1, 1)
-        arrays = (template_embedding, search_features, roi, rows)
-        (embedding,) = await self._infer(update_model_name(tracker), arrays)
-        return embedding
+    async def run_stage(
+        self, tracker: str, stage: Stage, inputs: Tensors, *, search_features: bool = False
+    ) -> Tensors:
+        if stage == Stage.UPDATE:
+            # The model's rate input is [B, 1]: Triton gives a batched input at least one dim per row.
+            *tensors, rate = inputs
+            inputs = (*tensors, np.asarray(rate, dtype=np.float32).reshape(-1, 1))
+        return await self._infer(_MODEL_NAMES[stage](tracker), inputs, search_features=search_features)
 
     async def ready(self) -> bool:
         if self._closed:
@@ -154,19 +152,19 @@ class TritonBackend:
     async def close(self) -> None:
         """Unregister and destroy the shared memory regions (best effort if the server is gone)."""
         self._closed = True
-        client = self._client
-        if client is not None:
-            await self._unregister_retired(client)
         regions = [region for pool in self._pools.values() for region in pool.all]
+        # Every region, whether this backend knows it registered or not: after a dropped channel or a
+        # registration whose answer was lost to the timeout, a live server still holds it.
+        self._retired.update(region.name for region in regions)
+        if self._retired:
+            await self._unregister_retired(self._connect())
         for region in regions:
-            if client is not None and region.name in self._registered:
-                with contextlib.suppress(InferenceServerException):
-                    await client.unregister_system_shared_memory(region.name, client_timeout=self._timeout)
             shm.destroy_shared_memory_region(region.handle)
         self._pools.clear()
         self._registered.clear()
-        if client is not None:
-            await self._disconnect(client)
+        self._retired.clear()
+        if self._client is not None:
+            await self._disconnect(self._client)
 
     async def _infer(
         self, model: str, arrays: tuple[np.ndarray, ...], *, search_features: bool = False
@@ -267,14 +265,18 @@ class TritonBackend:
             self._retired.add(region.name)
 
     async def _unregister_retired(self, client: grpcclient.InferenceServerClient) -> None:
-        """Unregister the retired regions; kept for the next call while the server is unreachable, dropped
-        when it refuses (a restarted server has forgotten them)."""
+        """Unregister the retired regions. A region stays retired, for the next call to try again, while
+        the server is unreachable or still runs the timed out request on it (it refuses to unregister a
+        region in use); any other answer drops it (unregistering a name the server does not hold, as
+        after a restart, succeeds)."""
         for name in sorted(self._retired):
             try:
                 await client.unregister_system_shared_memory(name, client_timeout=self._timeout)
             except InferenceServerException as error:
                 if (error.status() or "") in _UNAVAILABLE:
                     return
+                if _REGION_IN_USE in (error.message() or ""):
+                    continue
             self._retired.discard(name)
 
     async def _acquire_region(
@@ -290,14 +292,23 @@ class TritonBackend:
             pool.all.append(region)
         if region.name not in self._registered:
             try:
-                await client.register_system_shared_memory(
-                    region.name, f"/{region.name}", region.byte_size, client_timeout=self._timeout
-                )
+                await self._register(client, region)
             except BaseException:
                 pool.free.append(region)
                 raise
             self._registered.add(region.name)
         return region
+
+    async def _register(self, client: grpcclient.InferenceServerClient, region: _Region) -> None:
+        try:
+            await client.register_system_shared_memory(
+                region.name, f"/{region.name}", region.byte_size, client_timeout=self._timeout
+            )
+        except InferenceServerException as error:
+            # The name is this region's alone, so the server holds THIS region: registered by a call
+            # whose answer was lost to the timeout, or before a channel dropped on a server that stalled.
+            if (error.status() or "") != _ALREADY_EXISTS:
+                raise
 
     async def _model_spec(self, client: grpcclient.InferenceServerClient, model: str) -> _ModelSpec:
         spec = self._specs.get(model)

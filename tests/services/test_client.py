@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import cv2
@@ -10,11 +13,14 @@ import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
+from grpc import aio
 
 from siamstream.package import read_package
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackStatus
+from siamstream.v1 import tracking_pb2 as pb
+from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.client import ImageFormat, TrackingClient, encode_frame
 from tests.services.session_fixtures import (
     API_KEY_A,
@@ -129,6 +135,91 @@ async def test_track_stream_raises_the_frame_sources_error(
             async for answer in client.track_stream(broken_source(), INIT_BOX, TRACKER, max_in_flight=1):
                 answers.append(answer)
     assert [answer.result.frame_index for answer in answers] == [0]
+
+
+class ScriptedTracking(pb_grpc.TrackingServiceServicer):
+    """A `Track` server that answers the start and the first `answered` frames at once, then reads on
+    without answering; after the last request it ends the stream only if `ends` (else it hangs, as a
+    replica stuck on a dead backend or a lost connection does). Records whether the client cancelled."""
+
+    def __init__(self, answered: int, ends: bool) -> None:
+        self.answered = answered
+        self.ends = ends
+        self.cancelled = asyncio.Event()
+
+    async def Track(
+        self, requests: AsyncIterator[pb.TrackRequest], context: aio.ServicerContext
+    ) -> AsyncIterator[pb.TrackResponse]:
+        try:
+            number = 0
+            async for _ in requests:
+                if number <= self.answered:
+                    result = pb.TrackResult(
+                        frame_index=number, client_frame_number=number, status=pb.TRACK_STATUS_TRACKING
+                    )
+                    yield pb.TrackResponse(session_id="scripted", result=result)
+                number += 1
+            if not self.ends:
+                await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+
+@asynccontextmanager
+async def scripted_client(servicer: ScriptedTracking) -> AsyncIterator[TrackingClient]:
+    """A client of `servicer` served over loopback gRPC."""
+    server = aio.server()
+    pb_grpc.add_TrackingServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with TrackingClient(f"127.0.0.1:{port}") as client:
+            yield client
+    finally:
+        await server.stop(0)
+
+
+@pytest.mark.parametrize(
+    ("servicer", "late"),
+    [
+        (ScriptedTracking(answered=0, ends=False), "no answer to frame 1 within 0.5 s"),
+        (ScriptedTracking(answered=FRAMES, ends=False), "the stream did not end within 0.5 s"),
+    ],
+    ids=["silent-after-start", "never-ends"],
+)
+async def test_track_stream_gives_up_on_a_server_that_stops_answering(
+    frames: list[np.ndarray], servicer: ScriptedTracking, late: str
+) -> None:
+    answers = []
+    async with scripted_client(servicer) as client:
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as gave_up:
+            async for answer in client.track_stream(frames, INIT_BOX, TRACKER, answer_timeout_s=0.5):
+                answers.append(answer.result.frame_index)
+        waited = time.monotonic() - started
+        async with asyncio.timeout(5.0):
+            await servicer.cancelled.wait()  # the client ended the call, not only its reading
+    assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert late in gave_up.value.details()
+    assert answers == list(range(min(servicer.answered + 1, FRAMES)))
+    assert waited < 3.0  # the timeout, and room for encoding on a loaded machine
+
+
+async def test_track_stream_waits_for_a_slow_frame_source_without_a_timeout(
+    frames: list[np.ndarray],
+) -> None:
+    """Time with no frame in flight belongs to the frame source (a camera between frames), not the server."""
+
+    async def slow_camera() -> AsyncIterator[np.ndarray]:
+        for frame in frames[:3]:
+            await asyncio.sleep(0.4)
+            yield frame
+
+    async with scripted_client(ScriptedTracking(answered=FRAMES, ends=True)) as client:
+        stream = client.track_stream(slow_camera(), INIT_BOX, TRACKER, max_in_flight=1, answer_timeout_s=0.2)
+        answers = [answer.result.frame_index async for answer in stream]
+    assert answers == [0, 1, 2]
 
 
 async def test_unary_calls_start_push_get_list_stop(service: Service, frames: list[np.ndarray]) -> None:

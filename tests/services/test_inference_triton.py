@@ -7,8 +7,9 @@ pid. Skipped only when the binary is not installed (scripts/install_triton.sh in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,13 @@ import pytest
 import tritonclient.grpc.aio as grpcclient
 
 from siamstream.package import TrackerPackage
-from siamstream_services.inference.backend import BackendUnavailable, UnknownTracker
+from siamstream_services.inference.backend import BackendUnavailable, SearchOutputs, UnknownTracker
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.inference.triton import TritonBackend
 from siamstream_services.inference.triton_repository import (
     BatchingSettings,
     RepositoryForm,
+    search_model_name,
     write_model_repository,
 )
 from siamstream_services.inference.triton_server import TritonServer
@@ -41,6 +43,12 @@ pytestmark = [
 BATCHING = BatchingSettings(
     max_batch_size=8, preferred_batch_sizes=(4, 8), max_queue_delay_microseconds=20_000
 )
+# The same package under another name, whose lone requests wait 3 s in Triton's queue for company (two
+# run at once): a request that outlives the client's timeout on a live server, as on an overloaded one.
+QUEUED = "queued"
+QUEUED_BATCHING = BatchingSettings(
+    max_batch_size=8, preferred_batch_sizes=(2,), max_queue_delay_microseconds=3_000_000
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +60,8 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> TrackerPackage:
 def repository(package: TrackerPackage, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("repository")
     write_model_repository([package], root, form=RepositoryForm.CPU_TEST, batching=BATCHING)
+    queued = write_test_package(tmp_path_factory.mktemp("package") / QUEUED, tracker=QUEUED)
+    write_model_repository([queued], root, form=RepositoryForm.CPU_TEST, batching=QUEUED_BATCHING)
     return root
 
 
@@ -138,6 +148,86 @@ async def test_region_of_a_cancelled_call_is_never_reused(server: TritonServer) 
     finally:
         await backend.close()
         await client.close()
+
+
+async def registered_regions(client: grpcclient.InferenceServerClient) -> set[str]:
+    """The names of the system shared memory regions the server holds."""
+    return set((await client.get_system_shared_memory_status(as_json=True)).get("regions", {}))
+
+
+async def failed_requests(client: grpcclient.InferenceServerClient, model: str) -> int:
+    """How many requests of `model` the server has failed (a request whose client gave up included)."""
+    return (await client.get_inference_statistics(model)).model_stats[0].inference_stats.fail.count
+
+
+def queued_pair(backend: TritonBackend, x: dict[str, np.ndarray]) -> Awaitable[list[SearchOutputs]]:
+    """Two searches of the QUEUED tracker at once: Triton runs them without waiting."""
+    return asyncio.gather(*(backend.search(QUEUED, x["template_embedding"], x["crop_x"]) for _ in "ab"))
+
+
+@contextlib.asynccontextmanager
+async def timed_out_request(
+    backend: TritonBackend, client: grpcclient.InferenceServerClient, x: dict[str, np.ndarray]
+) -> AsyncIterator[None]:
+    """A lone search of the QUEUED tracker times out; the body runs while Triton still holds it (and its
+    region), the exit waits until Triton has dropped it."""
+    model = search_model_name(QUEUED)
+    failed = await failed_requests(client, model)
+    with pytest.raises(BackendUnavailable, match="Deadline Exceeded"):
+        await backend.search(QUEUED, x["template_embedding"], x["crop_x"])
+    yield
+    async with asyncio.timeout(10.0):  # the queue delay, and room for a loaded machine
+        while await failed_requests(client, model) == failed:
+            await asyncio.sleep(0.1)
+
+
+async def test_backend_works_again_after_a_deadline_on_a_live_server(
+    server: TritonServer, package: TrackerPackage
+) -> None:
+    """A request queued past the timeout leaves the server up, holding every shared-memory registration:
+    the backend must serve again from its pooled regions (not fail to register them twice), and unregister
+    the timed out request's region once the server lets go of it (it refuses while the request waits)."""
+    x, _, expected = await embedded_outputs(package, rows=1, seed=3)
+    backend = TritonBackend(server.grpc_url, shared_memory=True)
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        for answer in await queued_pair(backend, x):  # run at once: two regions, both registered
+            assert_outputs_equal(answer, expected)
+        async with timed_out_request(backend, client, x):
+            # The other model serves meanwhile; the region of the request still queued cannot go yet.
+            tiny = await backend.search("tiny", x["template_embedding"], x["crop_x"])
+            assert_outputs_equal(tiny, expected)
+            assert len(await registered_regions(client)) == 3
+        for answer in await queued_pair(backend, x):
+            assert_outputs_equal(answer, expected)
+        # Two search regions of the queued model (the one left free and a new one) and the tiny one's.
+        assert len(await registered_regions(client)) == 3
+        await backend.close()
+        assert not await registered_regions(client)
+    finally:
+        await backend.close()
+        await client.close()
+    assert not list(Path("/dev/shm").glob("siamstream_*"))
+
+
+async def test_close_after_a_deadline_unregisters_every_region_the_server_lets_go(
+    server: TritonServer,
+) -> None:
+    """Closing right after a timeout, with the channel dropped: the pooled region the server still holds
+    is unregistered too; only the one of the request still queued is refused."""
+    x = sample_inputs(rows=1, seed=4)
+    backend = TritonBackend(server.grpc_url, shared_memory=True)
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        await queued_pair(backend, x)
+        async with timed_out_request(backend, client, x):
+            await backend.close()
+            (in_use,) = await registered_regions(client)
+        await client.unregister_system_shared_memory(in_use)  # let go of it now, for the tests after
+    finally:
+        await backend.close()
+        await client.close()
+    assert not list(Path("/dev/shm").glob("siamstream_*"))
 
 
 async def test_dynamic_batching_answers_8_concurrent_requests(

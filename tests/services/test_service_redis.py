@@ -8,6 +8,7 @@ free loopback ports and are stopped by pid (tests/services/conftest.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import time
@@ -18,12 +19,14 @@ import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
+from redis.asyncio import Redis
 
 from siamstream.v1 import tracking_pb2 as pb
-from siamstream_services.session.server import HEALTH_INTERVAL_S
+from siamstream_services.session.server import HEALTH_INTERVAL_S, HEALTH_PROBE_SESSION
 from siamstream_services.store import RedisSessionStore
 from tests.services.conftest import RedisServer
 from tests.services.replica_fixtures import (
+    KEY,
     NOT_SERVING,
     SERVING,
     Replica,
@@ -31,7 +34,14 @@ from tests.services.replica_fixtures import (
     offline_results,
     serving_replica,
 )
-from tests.services.session_fixtures import export_test_package, moving_target_frames, status_of
+from tests.services.session_fixtures import (
+    INIT_BOX,
+    TRACKER,
+    box_message,
+    export_test_package,
+    moving_target_frames,
+    status_of,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -42,6 +52,9 @@ UNAVAILABLE_BOUND_S = 5.0
 # Health is re-read every HEALTH_INTERVAL_S, each probe bounded by a second.
 HEALTH_BOUND_S = HEALTH_INTERVAL_S + 3.0
 STALE = re.compile(r"stale frame (\d+), session is at (\d+)")
+# Keys under the stores' default prefix: the health probe's session, a camera's results stream.
+HEALTH_PROBE_KEY = f"siamstream:v1:session:{HEALTH_PROBE_SESSION}"
+CAMERA_RESULTS_KEY = "siamstream:v1:camera-results:{camera_id}"
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +230,73 @@ async def test_redis_restart_without_persistence_loses_the_session_cleanly(
         assert restarted.session_id != session_id
         result = await replica.push(restarted.session_id, frames[3], 3)
         assert (result.frame_index, result.client_frame_number) == (1, 3)
+
+
+async def test_health_loop_outlives_a_probe_that_raises(
+    package_dir: Path, make_redis_server: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A probe failing in a way the loop does not expect (here a hash under the probe's key that is no
+    session record: reading it raises instead of answering "no such session") turns the replica
+    NOT_SERVING, and the loop lives on: SERVING again once the store reads cleanly."""
+    server = make_redis_server()
+    redis = Redis.from_url(server.url)
+    try:
+        async with serving_replica(package_dir, store_url=server.url) as replica:
+            await replica.wait_health(SERVING, HEALTH_BOUND_S)
+            await redis.hset(HEALTH_PROBE_KEY, "owner", "nobody")
+            await replica.wait_health(NOT_SERVING, HEALTH_BOUND_S)
+            assert "health probe failed" in caplog.text
+            await redis.delete(HEALTH_PROBE_KEY)
+            await replica.wait_health(SERVING, HEALTH_BOUND_S)
+    finally:
+        await redis.aclose()
+
+
+async def xread_blocked(redis: Redis) -> None:
+    """Return once a client of `redis` is blocked in XREAD (a watcher waiting for the next result)."""
+    async with asyncio.timeout(5.0):
+        while not any(
+            client["cmd"] == "xread" and "b" in client["flags"] for client in await redis.client_list()
+        ):
+            await asyncio.sleep(0.01)
+
+
+async def test_watch_track_misses_no_result_published_between_two_reads(
+    package_dir: Path, make_redis_server: Callable[[], RedisServer]
+) -> None:
+    """Results a worker publishes while the watcher is between two reads of the results stream (here a
+    burst: the first wakes the watcher, the others land before it reads again) all reach the client."""
+    server = make_redis_server()
+    redis = Redis.from_url(server.url)
+    try:
+        async with serving_replica(package_dir, store_url=server.url) as replica:
+            attach = pb.AttachCameraRequest(
+                camera_id="cam",
+                url="rtsp://camera.invalid/stream",
+                box=box_message(INIT_BOX),
+                tracker=TRACKER,
+            )
+            target_id = (await replica.stub.AttachCamera(attach, metadata=KEY)).target_id
+            request = pb.WatchTrackRequest(camera_id="cam", target_id=target_id)
+            watch = replica.stub.WatchTrack(request, metadata=KEY)
+            await xread_blocked(redis)
+            # One round trip of XADDs, each entry as a worker's `CameraDirectory.publish` writes it.
+            async with redis.pipeline(transaction=False) as burst:
+                for frame_index in range(5):
+                    result = pb.CameraTrackResult(
+                        camera_id="cam", target_id=target_id, result=pb.TrackResult(frame_index=frame_index)
+                    )
+                    fields = {"target": target_id, "result": result.SerializeToString()}
+                    burst.xadd(CAMERA_RESULTS_KEY.format(camera_id="cam"), fields)
+                await burst.execute()
+            received = []
+            with contextlib.suppress(TimeoutError):  # the assertion below names what was missed
+                async with asyncio.timeout(5.0):
+                    async for answer in watch:
+                        received.append(answer.result.frame_index)
+                        if len(received) == 5:
+                            break
+            watch.cancel()
+    finally:
+        await redis.aclose()
+    assert received == [0, 1, 2, 3, 4]
