@@ -67,3 +67,7 @@ class Sequence:
     def frames(self) -> Iterator[np.ndarray]:
         """Decode the frames lazily, in order, as BGR uint8 `HxWx3`."""
         return (read_frame(path) for path in self.frame_paths)
+
+    def frame(self, index: int) -> np.ndarray:
+        """Decode frame `index` (0-based) as BGR uint8 `HxWx3`."""
+        return read_frame(self.frame_paths[index])

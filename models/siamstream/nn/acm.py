@@ -14,10 +14,9 @@ BN-ReLU-Linear(32,C, no bias)), `xorr_activate` (BN-ReLU-3x3 conv-BN-ReLU) and `
 3x3 conv, padded).
 """
 
-import torch
 from torch import Tensor, nn
 
-from siamstream.nn.depthwise import _conv3x3_bn_relu, fuse_levels
+from siamstream.nn.depthwise import MultiBoxHead, _conv3x3_bn_relu
 
 BOX_PRIOR_HIDDEN = 32
 
@@ -85,37 +84,14 @@ class ACMBoxLevel(nn.Module):
             self.loc.template_vector(template_feature, box_prior),
         ]
 
-    def forward(self, vectors: list[Tensor], search_feature: Tensor) -> tuple[Tensor, Tensor]:
-        return self.cls(vectors[0], search_feature), self.loc(vectors[1], search_feature)
+    def forward(self, vectors: list[Tensor], search_features: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """(cls, loc) of `[its search map]`, the list `MultiBoxHead` passes every level."""
+        return self.cls(vectors[0], search_features[0]), self.loc(vectors[1], search_features[0])
 
 
-class MultiACM(nn.ModuleDict):
-    """ACM levels `{level_name}2`, `{level_name}3`, ... fused like the depth-wise heads.
-
-    `level_name` is `box` for SiamBAN-ACM (with `loc_scale`: loc = exp(loc * loc_scale[level]) before the
-    fusion) and `rpn` for SiamRPN++-ACM (raw anchor deltas). Weighted heads fuse by softmax(`cls_weight`) /
-    softmax(`loc_weight`), the others by a mean.
-    """
-
-    def __init__(
-        self,
-        level_name: str,
-        in_channels: int,
-        levels: int,
-        cls_channels: int,
-        loc_channels: int,
-        kernel_side: int,
-        weighted: bool,
-    ):
-        super().__init__(
-            {
-                f"{level_name}{level}": ACMBoxLevel(in_channels, cls_channels, loc_channels, kernel_side)
-                for level in range(2, 2 + levels)
-            }
-        )
-        self.cls_weight = nn.Parameter(torch.ones(levels)) if weighted else None
-        self.loc_weight = nn.Parameter(torch.ones(levels)) if weighted else None
-        self.loc_scale = nn.Parameter(torch.ones(levels)) if level_name == "box" else None
+class MultiACM(MultiBoxHead):
+    """`ACMBoxLevel`s fused like the depth-wise heads: `level_name` `box` for SiamBAN-ACM (loc
+    exponentiated with `loc_scale` before the fusion), `rpn` for SiamRPN++-ACM (raw anchor deltas)."""
 
     def template_vectors(self, template_features: list[Tensor], box_prior: Tensor) -> list[Tensor]:
         """`[cls, loc]` vectors [B, C] of each level in turn."""
@@ -123,13 +99,3 @@ class MultiACM(nn.ModuleDict):
         for index, level in enumerate(self.values()):
             vectors.extend(level.template_vectors(template_features[index], box_prior))
         return vectors
-
-    def forward(self, vectors: list[Tensor], search_features: list[Tensor]) -> tuple[Tensor, Tensor]:
-        cls_maps: list[Tensor] = []
-        loc_maps: list[Tensor] = []
-        loc_scale = self.loc_scale
-        for index, level in enumerate(self.values()):
-            cls, loc = level(vectors[2 * index : 2 * index + 2], search_features[index])
-            cls_maps.append(cls)
-            loc_maps.append(loc if loc_scale is None else torch.exp(loc * loc_scale[index]))
-        return fuse_levels(cls_maps, self.cls_weight), fuse_levels(loc_maps, self.loc_weight)

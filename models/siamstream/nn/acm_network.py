@@ -11,10 +11,10 @@ the backbone, neck and `conv_kernel` / `conv_search` of a SiamRPN++ checkpoint f
 from torch import Tensor
 
 from siamstream.config import TrackerConfig
-from siamstream.nn.acm import AsymmetricCorrelation, MultiACM
+from siamstream.nn.acm import ACMBoxLevel, AsymmetricCorrelation, MultiACM
 from siamstream.nn.backbones import Backbone
 from siamstream.nn.neck import Neck
-from siamstream.nn.network import SiameseNetwork, flatten_pieces
+from siamstream.nn.network import BANNetwork, FCNetwork, RPNNetwork, SiameseNetwork, flatten_pieces
 
 
 def _vector_pieces(vectors: list[Tensor]) -> Tensor:
@@ -22,71 +22,44 @@ def _vector_pieces(vectors: list[Tensor]) -> Tensor:
     return flatten_pieces([vector.unsqueeze(-1).unsqueeze(-1) for vector in vectors])
 
 
-class ACMRPNNetwork(SiameseNetwork):
-    """SiamRPN++-ACM: outputs cls [B,2A,S,S] (`[bg x A, fg x A]`), loc [B,4A,S,S] (`[dx, dy, dw, dh] x A`)."""
+class BoxPriorTemplate:
+    """Mixin of the ACM networks, listed before their family's network: the template embedding also holds
+    the box prior, so no template can be built from feature maps alone (no template update)."""
 
-    search_output_names = ("cls", "loc")
     feature_map_template = False
 
+    def template_from_features(self, template_features: list[Tensor]) -> Tensor:
+        raise NotImplementedError("an ACM template also depends on the box prior")
+
+
+class ACMRPNNetwork(BoxPriorTemplate, RPNNetwork):
+    """SiamRPN++-ACM: `RPNNetwork`'s outputs, with 1x1 pieces, from a `MultiACM` `rpn_head`."""
+
     def __init__(self, backbone: Backbone, neck: Neck, rpn_head: MultiACM, channels: int, levels: int):
-        super().__init__(backbone, neck, 2 * levels, channels, 1)
-        self.rpn_head = rpn_head
+        super().__init__(backbone, neck, rpn_head, 1, channels, levels)
 
     def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
         return _vector_pieces(self.rpn_head.template_vectors(self.features(crop_z), box_prior))
 
-    def search_outputs(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.head_outputs(template_embedding, self.features(crop_x))
 
-    def head_outputs(
-        self, template_embedding: Tensor, search_features: list[Tensor]
-    ) -> tuple[Tensor, Tensor]:
-        cls, loc = self.rpn_head(self.template_pieces(template_embedding), search_features)
-        return cls.float(), loc.float()
-
-
-class ACMBANNetwork(SiameseNetwork):
-    """SiamBAN-ACM: outputs cls [B,2,S,S], loc [B,4,S,S] (`l, t, r, b` crop px, exponentiated and fused)."""
-
-    search_output_names = ("cls", "loc")
-    feature_map_template = False
+class ACMBANNetwork(BoxPriorTemplate, BANNetwork):
+    """SiamBAN-ACM: `BANNetwork`'s outputs, with 1x1 pieces, from a `MultiACM` `head`."""
 
     def __init__(self, backbone: Backbone, neck: Neck, head: MultiACM, channels: int, levels: int):
-        super().__init__(backbone, neck, 2 * levels, channels, 1)
-        self.head = head
+        super().__init__(backbone, neck, head, 1, channels, levels)
 
     def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
         return _vector_pieces(self.head.template_vectors(self.features(crop_z), box_prior))
 
-    def search_outputs(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.head_outputs(template_embedding, self.features(crop_x))
 
-    def head_outputs(
-        self, template_embedding: Tensor, search_features: list[Tensor]
-    ) -> tuple[Tensor, Tensor]:
-        cls, loc = self.head(self.template_pieces(template_embedding), search_features)
-        return cls.float(), loc.float()
-
-
-class ACMFCNetwork(SiameseNetwork):
+class ACMFCNetwork(BoxPriorTemplate, FCNetwork):
     """SiamFC-ACM: one ACM branch on the AlexNet maps; output response [B,1,S,S] (a logit per cell)."""
 
-    search_output_names = ("response",)
-    feature_map_template = False
-
     def __init__(self, backbone: Backbone, head: AsymmetricCorrelation, channels: int):
-        super().__init__(backbone, None, 1, channels, 1)
-        self.head = head
+        super().__init__(backbone, head, 1, channels)
 
     def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
         return _vector_pieces([self.head.template_vector(self.features(crop_z)[0], box_prior)])
-
-    def search_outputs(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor]:
-        return self.head_outputs(template_embedding, self.features(crop_x))
-
-    def head_outputs(self, template_embedding: Tensor, search_features: list[Tensor]) -> tuple[Tensor]:
-        response = self.head(self.template_pieces(template_embedding)[0], search_features[0])
-        return (response.float(),)
 
 
 def build_acm_network(
@@ -104,11 +77,13 @@ def build_acm_network(
     kernel_side = template_side - 2  # after the unpadded 3x3 `conv_kernel`
     if head.kind == "rpn":
         anchors = head.anchor_num
-        rpn_head = MultiACM(
-            "rpn", channels, head.levels, 2 * anchors, 4 * anchors, kernel_side, head.weighted
-        )
+        rpn_levels = [
+            ACMBoxLevel(channels, 2 * anchors, 4 * anchors, kernel_side) for _ in range(head.levels)
+        ]
+        rpn_head = MultiACM("rpn", rpn_levels, head.weighted)
         return ACMRPNNetwork(backbone, neck, rpn_head, channels, head.levels)
     if head.kind == "ban":
-        ban_head = MultiACM("box", channels, head.levels, 2, 4, kernel_side, head.weighted)
+        ban_levels = [ACMBoxLevel(channels, 2, 4, kernel_side) for _ in range(head.levels)]
+        ban_head = MultiACM("box", ban_levels, head.weighted)
         return ACMBANNetwork(backbone, neck, ban_head, channels, head.levels)
     raise ValueError(f"{config.name}: no ACM variant of head kind {head.kind!r}")

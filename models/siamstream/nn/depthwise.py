@@ -1,9 +1,11 @@
 """Depth-wise correlation blocks shared by the SiamRPN++ and SiamBAN heads, and their level fusion.
 
-Layouts follow pysot's `DepthwiseXCorr` / `DepthwiseRPN` and siamban's `DepthwiseBAN`. The template side
-(`conv_kernel`) is split from the search side so that it runs once per target, not once per frame.
+Layouts follow pysot's `DepthwiseXCorr` / `DepthwiseRPN` / `MultiRPN` and siamban's `DepthwiseBAN` /
+`MultiBAN`. The template side (`conv_kernel`) is split from the search side so that it runs once per
+target, not once per frame. `MultiBoxHead` (the levels and their fusion) also carries the ACM box heads.
 """
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -76,3 +78,45 @@ def fuse_levels(maps: list[Tensor], level_weight: Tensor | None) -> Tensor:
     for index in range(1, len(maps)):
         fused = fused + maps[index] * weight[index]
     return fused
+
+
+class MultiBoxHead(nn.ModuleDict):
+    """Box levels `{level_name}2`, `{level_name}3`, ..., each a `cls` and a `loc` branch, and their fusion.
+
+    `level_name` is `rpn` for SiamRPN++ (loc: raw anchor deltas) and `box` for SiamBAN (with `loc_scale`
+    [levels]: loc = exp(loc * loc_scale[level]) before the fusion, distances in search-crop pixels).
+    Weighted heads fuse by softmax(`cls_weight`) / softmax(`loc_weight`) [levels], the others by a mean.
+    `box_levels` are in level order; each takes its `[cls, loc]` template pieces and `[its search map]`,
+    like `DepthwiseBoxLevel`. Subclasses add the template side.
+    """
+
+    def __init__(self, level_name: str, box_levels: list[nn.Module], weighted: bool):
+        levels = len(box_levels)
+        super().__init__({f"{level_name}{2 + index}": level for index, level in enumerate(box_levels)})
+        self.cls_weight = nn.Parameter(torch.ones(levels)) if weighted else None
+        self.loc_weight = nn.Parameter(torch.ones(levels)) if weighted else None
+        self.loc_scale = nn.Parameter(torch.ones(levels)) if level_name == "box" else None
+
+    def forward(self, pieces: list[Tensor], search_features: list[Tensor]) -> tuple[Tensor, Tensor]:
+        cls_maps: list[Tensor] = []
+        loc_maps: list[Tensor] = []
+        loc_scale = self.loc_scale
+        for index, level in enumerate(self.values()):
+            cls, loc = level(pieces[2 * index : 2 * index + 2], [search_features[index]])
+            cls_maps.append(cls)
+            loc_maps.append(loc if loc_scale is None else torch.exp(loc * loc_scale[index]))
+        return fuse_levels(cls_maps, self.cls_weight), fuse_levels(loc_maps, self.loc_weight)
+
+
+class MultiDepthwiseBox(MultiBoxHead):
+    """`DepthwiseBoxLevel`s: pysot's `MultiRPN` (`level_name` "rpn", cls [B,2A,S,S] laid out
+    `[bg x A, fg x A]`, loc [B,4A,S,S] laid out `[dx, dy, dw, dh] x A`) and siamban's `MultiBAN` ("box",
+    cls [B,2,S,S] background, foreground; loc [B,4,S,S] the distances `(l, t, r, b)` from each point to
+    the box sides)."""
+
+    def template_kernels(self, template_features: list[Tensor]) -> list[Tensor]:
+        """`[cls, loc]` kernels of each level in turn."""
+        kernels: list[Tensor] = []
+        for index, level in enumerate(self.values()):
+            kernels.extend(level.template_kernels([template_features[index]]))
+        return kernels

@@ -16,13 +16,12 @@ import torch
 from torch import Tensor, nn
 
 from siamstream.config import TrackerConfig
+from siamstream.nn.acm import AsymmetricCorrelation, MultiACM
 from siamstream.nn.backbones import Backbone, build_backbone
-from siamstream.nn.ban_head import MultiBAN
 from siamstream.nn.car_head import CARHead
 from siamstream.nn.correlation import xcorr_depthwise
-from siamstream.nn.depthwise import DepthwiseBoxLevel
+from siamstream.nn.depthwise import DepthwiseBoxLevel, MultiDepthwiseBox
 from siamstream.nn.neck import Neck
-from siamstream.nn.rpn_head import MultiRPN
 from siamstream.nn.siamfc_head import SiamFCHead
 
 
@@ -74,12 +73,15 @@ class SiameseNetwork(nn.Module):
 
     def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
         """Embedding [B, embedding_dim] of template crops [B,3,Z,Z]; `box_prior` [B,2] is the target (w, h)
-        in template-crop pixels, ignored by families without a size prior."""
-        raise NotImplementedError
+        in template-crop pixels, ignored by families without a size prior (as here, where the template is
+        built from the crops' feature maps)."""
+        return self.template_from_features(self.features(crop_z))
 
-    def search_outputs(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor, ...]:
+    # No return annotation: TorchScript infers each family's fixed-length tuple from `head_outputs`
+    # (`tuple[Tensor, ...]` is not scriptable).
+    def search_outputs(self, template_embedding: Tensor, crop_x: Tensor):
         """Head outputs for search crops [B,3,X,X], row b against row b of `template_embedding` [B,D]."""
-        raise NotImplementedError
+        return self.head_outputs(template_embedding, self.features(crop_x))
 
     def template_from_features(self, template_features: list[Tensor]) -> Tensor:
         """Embedding [B, embedding_dim] of per-level template maps [B,C,k,k] (feature-map templates only)."""
@@ -95,6 +97,7 @@ class RPNNetwork(SiameseNetwork):
 
     Embedding: the `conv_kernel` output of every level and branch ([cls, loc] per level, levels in order).
     Outputs: cls [B,2A,S,S] (`[bg x A, fg x A]`), loc [B,4A,S,S] (`[dx, dy, dw, dh] x A`).
+    SiamRPN++-ACM (`nn.acm_network`) reuses it with a `MultiACM` head and its own embedding.
     """
 
     search_output_names = ("cls", "loc")
@@ -103,7 +106,7 @@ class RPNNetwork(SiameseNetwork):
         self,
         backbone: Backbone,
         neck: Neck | None,
-        rpn_head: DepthwiseBoxLevel | MultiRPN,
+        rpn_head: DepthwiseBoxLevel | MultiDepthwiseBox | MultiACM,
         kernel_side: int,
         channels: int,
         levels: int,
@@ -111,14 +114,8 @@ class RPNNetwork(SiameseNetwork):
         super().__init__(backbone, neck, 2 * levels, channels, kernel_side)
         self.rpn_head = rpn_head
 
-    def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
-        return self.template_from_features(self.features(crop_z))
-
     def template_from_features(self, template_features: list[Tensor]) -> Tensor:
         return flatten_pieces(self.rpn_head.template_kernels(template_features))
-
-    def search_outputs(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.head_outputs(template_embedding, self.features(crop_x))
 
     def head_outputs(
         self, template_embedding: Tensor, search_features: list[Tensor]
@@ -132,24 +129,25 @@ class BANNetwork(SiameseNetwork):
 
     Embedding: the `conv_kernel` output of every level and branch ([cls, loc] per level, levels in order).
     Outputs: cls [B,2,S,S], loc [B,4,S,S] (`l, t, r, b` in search-crop pixels, exponentiated and fused).
+    SiamBAN-ACM (`nn.acm_network`) reuses it with a `MultiACM` head and its own embedding.
     """
 
     search_output_names = ("cls", "loc")
 
     def __init__(
-        self, backbone: Backbone, neck: Neck, head: MultiBAN, kernel_side: int, channels: int, levels: int
+        self,
+        backbone: Backbone,
+        neck: Neck,
+        head: MultiDepthwiseBox | MultiACM,
+        kernel_side: int,
+        channels: int,
+        levels: int,
     ):
         super().__init__(backbone, neck, 2 * levels, channels, kernel_side)
         self.head = head
 
-    def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
-        return self.template_from_features(self.features(crop_z))
-
     def template_from_features(self, template_features: list[Tensor]) -> Tensor:
         return flatten_pieces(self.head.template_kernels(template_features))
-
-    def search_outputs(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.head_outputs(template_embedding, self.features(crop_x))
 
     def head_outputs(
         self, template_embedding: Tensor, search_features: list[Tensor]
@@ -181,14 +179,8 @@ class CARNetwork(SiameseNetwork):
         self.car_head = car_head
         self.down = nn.ConvTranspose2d(levels * channels, channels, 1, 1)
 
-    def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
-        return self.template_from_features(self.features(crop_z))
-
     def template_from_features(self, template_features: list[Tensor]) -> Tensor:
         return flatten_pieces(template_features)
-
-    def search_outputs(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self.head_outputs(template_embedding, self.features(crop_x))
 
     def head_outputs(
         self, template_embedding: Tensor, searches: list[Tensor]
@@ -203,22 +195,19 @@ class FCNetwork(SiameseNetwork):
     """SiamFC (siamfc-pytorch Net: `backbone`, parameter-free `head`).
 
     Embedding: the template's backbone map. Output: response [B,1,S,S].
+    SiamFC-ACM (`nn.acm_network`) reuses it with an `AsymmetricCorrelation` head and its own embedding.
     """
 
     search_output_names = ("response",)
 
-    def __init__(self, backbone: Backbone, head: SiamFCHead, template_side: int, channels: int):
+    def __init__(
+        self, backbone: Backbone, head: SiamFCHead | AsymmetricCorrelation, template_side: int, channels: int
+    ):
         super().__init__(backbone, None, 1, channels, template_side)
         self.head = head
 
-    def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
-        return self.template_from_features(self.features(crop_z))
-
     def template_from_features(self, template_features: list[Tensor]) -> Tensor:
         return flatten_pieces(template_features)
-
-    def search_outputs(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor]:
-        return self.head_outputs(template_embedding, self.features(crop_x))
 
     def head_outputs(self, template_embedding: Tensor, search_features: list[Tensor]) -> tuple[Tensor]:
         response = self.head(self.template_pieces(template_embedding)[0], search_features[0])
@@ -259,7 +248,7 @@ def build_network(config: TrackerConfig) -> SiameseNetwork:
         template_side = neck.output_side(template_side)
     kernel_side = template_side - 2  # the unpadded 3x3 `conv_kernel` of the depth-wise heads
     if head.correlation == "acm":
-        # Imported here: the ACM networks subclass `SiameseNetwork` from this module.
+        # Imported here: the ACM networks subclass the family networks of this module.
         from siamstream.nn.acm_network import build_acm_network
 
         return build_acm_network(config, backbone, neck, template_side).eval()
@@ -268,12 +257,17 @@ def build_network(config: TrackerConfig) -> SiameseNetwork:
         if head.levels == 1:
             rpn_head = DepthwiseBoxLevel(head.in_channels, 2 * head.anchor_num, 4 * head.anchor_num)
         else:
-            rpn_head = MultiRPN(head.in_channels, head.levels, head.anchor_num, head.weighted)
+            anchors = head.anchor_num
+            rpn_levels = [
+                DepthwiseBoxLevel(head.in_channels, 2 * anchors, 4 * anchors) for _ in range(head.levels)
+            ]
+            rpn_head = MultiDepthwiseBox("rpn", rpn_levels, head.weighted)
         network = RPNNetwork(backbone, neck, rpn_head, kernel_side, head.in_channels, head.levels)
     elif head.kind == "ban":
         if neck is None or head.levels == 1:
             raise ValueError(f"{config.name}: the SiamBAN head needs a neck and several levels")
-        ban_head = MultiBAN(head.in_channels, head.levels, head.weighted)
+        ban_levels = [DepthwiseBoxLevel(head.in_channels, 2, 4) for _ in range(head.levels)]
+        ban_head = MultiDepthwiseBox("box", ban_levels, head.weighted)
         network = BANNetwork(backbone, neck, ban_head, kernel_side, head.in_channels, head.levels)
     elif head.kind == "car":
         if neck is None:

@@ -110,14 +110,8 @@ class SiamCANNetwork(SiameseNetwork):
         self.template_shapes = [kernel, kernel, [channels]] * levels
         self.embedding_dim = sum(piece_size(shape) for shape in self.template_shapes)
 
-    def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
-        return self.template_from_features(self.features(crop_z))
-
     def template_from_features(self, template_features: list[Tensor]) -> Tensor:
         return concat_pieces(self.head.template_pieces(template_features))
-
-    def search_outputs(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.head_outputs(template_embedding, self.features(crop_x))
 
     def head_outputs(
         self, template_embedding: Tensor, search_features: list[Tensor]

@@ -22,6 +22,13 @@ from siamstream.registry import register_tracker
 PYSOT = WeightsSource(origin="STVIR/pysot model zoo", licence="Apache-2.0")
 R50_LAYERS = BackboneConfig(kind="resnet50_atrous", used_layers=(2, 3, 4))
 R50_NECK = NeckConfig(in_channels=(512, 1024, 2048))
+# Post-processing of the ResNet-50 references, also kept by the trackers built on them (configs are frozen,
+# so one instance can serve them all): pysot siamrpn_r50_l234_dwxcorr, siamban VOT2018, SiamCAR OTB.
+SIAMRPNPP_R50_HYPER = RPNHyper(
+    family=Family.SIAMRPN, penalty_k=0.05, window_influence=0.42, lr=0.38, anchors=AnchorConfig()
+)
+SIAMBAN_R50_HYPER = RPNHyper(family=Family.SIAMBAN, penalty_k=0.0851, window_influence=0.4633, lr=0.4442)
+SIAMCAR_R50_HYPER = CARHyper(family=Family.SIAMCAR, penalty_k=0.2, window_influence=0.45, lr=0.35)
 
 
 @register_tracker
@@ -63,9 +70,7 @@ def siamrpnpp_r50() -> TrackerConfig:
         backbone=R50_LAYERS,
         neck=R50_NECK,
         head=HeadConfig(kind="rpn", levels=3, weighted=True),
-        hyper=RPNHyper(
-            family=Family.SIAMRPN, penalty_k=0.05, window_influence=0.42, lr=0.38, anchors=AnchorConfig()
-        ),
+        hyper=SIAMRPNPP_R50_HYPER,
         weights=PYSOT,
     )
 
@@ -94,7 +99,7 @@ def siamban_r50() -> TrackerConfig:
         backbone=R50_LAYERS,
         neck=R50_NECK,
         head=HeadConfig(kind="ban", levels=3, weighted=True),
-        hyper=RPNHyper(family=Family.SIAMBAN, penalty_k=0.0851, window_influence=0.4633, lr=0.4442),
+        hyper=SIAMBAN_R50_HYPER,
         weights=WeightsSource(origin="hqucv/siamban model zoo", licence="Apache-2.0"),
     )
 
@@ -107,7 +112,7 @@ def siamcar_r50() -> TrackerConfig:
         backbone=R50_LAYERS,
         neck=R50_NECK,
         head=HeadConfig(kind="car", levels=3),
-        hyper=CARHyper(family=Family.SIAMCAR, penalty_k=0.2, window_influence=0.45, lr=0.35),
+        hyper=SIAMCAR_R50_HYPER,
         weights=WeightsSource(origin="ohhhyeahhh/SiamCAR releases", licence="unlicensed research code"),
     )
 

@@ -10,22 +10,18 @@
 """
 
 from siamstream.config import (
-    AnchorConfig,
     BackboneConfig,
     CropConfig,
     Family,
     FCHyper,
     HeadConfig,
-    NeckConfig,
-    RPNHyper,
     TemplateUpdateConfig,
     TrackerConfig,
     WeightsSource,
 )
 from siamstream.registry import register_tracker
+from siamstream.trackers.baselines import R50_LAYERS, R50_NECK, SIAMBAN_R50_HYPER, SIAMRPNPP_R50_HYPER
 
-R50_LAYERS = BackboneConfig(kind="resnet50_atrous", used_layers=(2, 3, 4))
-R50_NECK = NeckConfig(in_channels=(512, 1024, 2048))
 TRAINED_HERE = WeightsSource(origin="trained with siamstream (no public weights)", licence="Apache-2.0")
 # SiamBAN-ACM tracker: a predicted move of more than half the context size to the right or down switches
 # the search crop to twice the instance size for the rest of the sequence.
@@ -40,13 +36,7 @@ def siamban_acm_r50() -> TrackerConfig:
         backbone=R50_LAYERS,
         neck=R50_NECK,
         head=HeadConfig(kind="ban", levels=3, weighted=True, correlation="acm"),
-        hyper=RPNHyper(
-            family=Family.SIAMBAN,
-            penalty_k=0.0851,
-            window_influence=0.4633,
-            lr=0.4442,
-            fast_motion_instance_size=ACM_FAST_MOTION_INSTANCE,
-        ),
+        hyper=SIAMBAN_R50_HYPER.model_copy(update={"fast_motion_instance_size": ACM_FAST_MOTION_INSTANCE}),
         weights=WeightsSource(origin="wencheng256/SiamBAN-ACM", licence="unlicensed research code"),
     )
 
@@ -59,9 +49,7 @@ def siamrpnpp_acm_r50() -> TrackerConfig:
         backbone=R50_LAYERS,
         neck=R50_NECK,
         head=HeadConfig(kind="rpn", levels=3, weighted=True, correlation="acm"),
-        hyper=RPNHyper(
-            family=Family.SIAMRPN, penalty_k=0.05, window_influence=0.42, lr=0.38, anchors=AnchorConfig()
-        ),
+        hyper=SIAMRPNPP_R50_HYPER,
         weights=TRAINED_HERE,
     )
 
@@ -87,9 +75,7 @@ def siammargin_r50() -> TrackerConfig:
         backbone=R50_LAYERS,
         neck=R50_NECK,
         head=HeadConfig(kind="rpn", levels=3, weighted=True, margin_supervision=True),
-        hyper=RPNHyper(
-            family=Family.SIAMRPN, penalty_k=0.05, window_influence=0.42, lr=0.38, anchors=AnchorConfig()
-        ),
+        hyper=SIAMRPNPP_R50_HYPER,
         template_update=TemplateUpdateConfig(enabled=True),
         weights=TRAINED_HERE,
     )

@@ -8,15 +8,12 @@ everywhere), SiamCAN the SiamBAN path (points, penalty, cosine window, size smoo
 
 from siamstream.config import (
     BackboneConfig,
-    CARHyper,
-    Family,
     HeadConfig,
-    RPNHyper,
     TrackerConfig,
     WeightsSource,
 )
 from siamstream.registry import register_tracker
-from siamstream.trackers.baselines import R50_LAYERS, R50_NECK
+from siamstream.trackers.baselines import R50_LAYERS, R50_NECK, SIAMBAN_R50_HYPER, SIAMCAR_R50_HYPER
 
 OWN_TRAINING = WeightsSource(origin="SiamStream training (no published weights)", licence="Apache-2.0")
 
@@ -30,7 +27,7 @@ def dcfnet_r50() -> TrackerConfig:
         "without centerness",
         backbone=BackboneConfig(kind="dcfnet_resnet50", used_layers=(1, 2)),
         head=HeadConfig(kind="dcf", in_channels=256, levels=1),
-        hyper=CARHyper(family=Family.SIAMCAR, penalty_k=0.2, window_influence=0.45, lr=0.35),
+        hyper=SIAMCAR_R50_HYPER,
         weights=OWN_TRAINING,
     )
 
@@ -52,6 +49,6 @@ def siamcan_r50() -> TrackerConfig:
             channel_attention_kernel=5,
             spatial_attention_kernel=7,
         ),
-        hyper=RPNHyper(family=Family.SIAMBAN, penalty_k=0.0851, window_influence=0.4633, lr=0.4442),
+        hyper=SIAMBAN_R50_HYPER,
         weights=OWN_TRAINING,
     )

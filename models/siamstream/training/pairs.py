@@ -15,8 +15,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from siamstream.config import TrackerConfig
-from siamstream.training.augment import sample_crop
-from siamstream.training.config import PairSettings, TrainingConfig
+from siamstream.training.augment import TrainingCrop, sample_crop
+from siamstream.training.config import Augmentation, PairSettings, TrainingConfig
 from siamstream.training.objectives import Objective
 from siamstream.training.sources import TrainingSequence
 
@@ -91,30 +91,35 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return self.training.pairs_per_epoch
 
+    def _crop(
+        self, sequence: int, frame: int, out_size: int, augmentation: Augmentation, rng: np.random.Generator
+    ) -> TrainingCrop:
+        """`sample_crop` of frame `frame` of sequence `sequence`, `out_size` px, the tracker's context."""
+        source = self.sampler.sequences[sequence]
+        crop = self.tracker.crop
+        return sample_crop(
+            source.frame(frame),
+            source.box(frame),
+            out_size,
+            crop.exemplar_size,
+            crop.context_amount,
+            augmentation,
+            rng,
+        )
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.training.seed, self.epoch, index])
         choice = self.sampler.sample(rng)
-        sequences = self.sampler.sequences
-        crop = self.tracker.crop
-        template_sequence = sequences[choice.template_sequence]
-        template = sample_crop(
-            template_sequence.frame(choice.template_frame),
-            template_sequence.box(choice.template_frame),
-            crop.exemplar_size,
-            crop.exemplar_size,
-            crop.context_amount,
+        # Template first: both crops draw from `rng` in this order.
+        template = self._crop(
+            choice.template_sequence,
+            choice.template_frame,
+            self.tracker.crop.exemplar_size,
             self.training.pairs.template,
             rng,
         )
-        search_sequence = sequences[choice.search_sequence]
-        search = sample_crop(
-            search_sequence.frame(choice.search_frame),
-            search_sequence.box(choice.search_frame),
-            self.search_size,
-            crop.exemplar_size,
-            crop.context_amount,
-            self.training.pairs.search,
-            rng,
+        search = self._crop(
+            choice.search_sequence, choice.search_frame, self.search_size, self.training.pairs.search, rng
         )
         labels = self.objective.labels(search.box, self.score_size, choice.positive, rng)
         item = {

@@ -24,8 +24,14 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from siamstream.data import DatasetError, SyntheticSequence, detect_layout, open_dataset, synthetic_suite
-from siamstream.data.frames import read_frame
+from siamstream.data import (
+    DatasetError,
+    Sequence,
+    SyntheticSequence,
+    detect_layout,
+    open_dataset,
+    synthetic_suite,
+)
 
 TrainingLayout = Literal["got10k", "lasot", "otb", "vid", "coco"]
 
@@ -52,32 +58,11 @@ def usable_boxes(boxes: np.ndarray, visible: np.ndarray | None) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class FileSequence:
-    """Frames stored as image files with one xywh box (image px) each."""
+class AnnotatedSequence:
+    """A `TrainingSequence` over a sequence record: image files (`siamstream.data.Sequence`) or a synthetic
+    sequence rendered on demand; boxes are its ground truth, xywh image px."""
 
-    name: str
-    frame_paths: tuple[Path, ...]
-    boxes: np.ndarray
-    visible: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.frame_paths)
-
-    def frame(self, index: int) -> np.ndarray:
-        return read_frame(self.frame_paths[index])
-
-    def box(self, index: int) -> np.ndarray:
-        return self.boxes[index]
-
-    def usable(self) -> np.ndarray:
-        return usable_boxes(self.boxes, self.visible)
-
-
-@dataclass(frozen=True, eq=False)
-class GeneratedSequence:
-    """A synthetic sequence rendered on demand."""
-
-    sequence: SyntheticSequence
+    sequence: Sequence | SyntheticSequence
 
     @property
     def name(self) -> str:
@@ -93,7 +78,7 @@ class GeneratedSequence:
         return self.sequence.ground_truth[index]
 
     def usable(self) -> np.ndarray:
-        return usable_boxes(self.sequence.ground_truth, None)
+        return usable_boxes(self.sequence.ground_truth, self.sequence.visible)
 
 
 def _text(element: ElementTree.Element, path: str, source: Path) -> str:
@@ -121,7 +106,7 @@ def _vid_objects(xml_path: Path) -> list[tuple[str, np.ndarray]]:
     return objects
 
 
-def read_vid(root: Path) -> list[FileSequence]:
+def read_vid(root: Path) -> list[AnnotatedSequence]:
     """One sequence per (snippet, trackid) of an ImageNet VID training tree, by snippet then track id."""
     annotations = root / "Annotations" / "VID" / "train"
     if not annotations.is_dir():
@@ -143,11 +128,12 @@ def read_vid(root: Path) -> list[FileSequence]:
             missing = [path for path in paths if not path.is_file()]
             if missing:
                 raise DatasetError(f"{missing[0]}: frame of {relative} track {track} does not exist")
-            sequences.append(FileSequence(f"{relative.as_posix()}-{track}", tuple(paths), np.array(boxes)))
+            name = f"{relative.as_posix()}-{track}"
+            sequences.append(AnnotatedSequence(Sequence(name, tuple(paths), np.array(boxes))))
     return sequences
 
 
-def read_coco(root: Path) -> list[FileSequence]:
+def read_coco(root: Path) -> list[AnnotatedSequence]:
     """One single-frame sequence per usable annotation of every `annotations/instances_*.json`."""
     files = sorted((root / "annotations").glob("instances_*.json"))
     if not files:
@@ -173,9 +159,8 @@ def read_coco(root: Path) -> list[FileSequence]:
                 raise DatasetError(f"{path}: bbox of annotation {annotation.get('id')} is not x,y,w,h")
             if crowd or box[2] <= 0 or box[3] <= 0:
                 continue
-            sequences.append(
-                FileSequence(f"{split}-{annotation.get('id', len(sequences))}", (image,), box[None])
-            )
+            name = f"{split}-{annotation.get('id', len(sequences))}"
+            sequences.append(AnnotatedSequence(Sequence(name, (image,), box[None])))
     return sequences
 
 
@@ -196,7 +181,7 @@ def open_training_data(spec: str, layout: TrainingLayout | None = None) -> list[
     if spec.startswith("synthetic:"):
         count = int(spec.partition(":")[2])
         return [
-            GeneratedSequence(sequence)
+            AnnotatedSequence(sequence)
             for sequence in synthetic_suite(count, length=40, width=320, height=240)
         ]
     root = Path(spec)
@@ -209,9 +194,7 @@ def open_training_data(spec: str, layout: TrainingLayout | None = None) -> list[
     elif chosen == "coco":
         sequences = list(read_coco(root))
     else:
-        sequences = [
-            FileSequence(s.name, s.frame_paths, s.ground_truth, s.visible) for s in open_dataset(root, chosen)
-        ]
+        sequences = [AnnotatedSequence(sequence) for sequence in open_dataset(root, chosen)]
     if not sum(int(s.usable().any()) for s in sequences):
         raise DatasetError(f"{root}: no sequence with a usable box ({chosen} layout)")
     return sequences
