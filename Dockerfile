@@ -68,9 +68,12 @@ FROM runtime AS session
 ENV SIAMSTREAM_LISTEN_ADDRESS=0.0.0.0:50051
 EXPOSE 50051 9464
 # grpc.health.v1 over loopback: SERVING only once the store and the inference backend have answered.
-# Kubernetes uses its own gRPC probes (k8s/); this one serves `docker run` and compose.
-HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; port = os.environ['SIAMSTREAM_LISTEN_ADDRESS'].rsplit(':', 1)[1]; c = grpc.insecure_channel('127.0.0.1:' + port); r = g.HealthStub(c).Check(h.HealthCheckRequest(), timeout=2); sys.exit(r.status != h.HealthCheckResponse.SERVING)"]
+# `siamstream health` checks plaintext SIAMSTREAM_HEALTH_LISTEN_ADDRESS when it is set, else the main port:
+# with TLS on (SIAMSTREAM_TLS_CERT_FILE), set e.g. SIAMSTREAM_HEALTH_LISTEN_ADDRESS=0.0.0.0:50052, a
+# second server with health only, no key (docs/deploy.md). Kubernetes uses its own gRPC probes (k8s/);
+# this one serves `docker run` and compose. 5 s: the command's start-up alone takes 1-3 s (torch loads).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["siamstream", "health"]
 ENTRYPOINT ["siamstream"]
 CMD ["serve"]
 

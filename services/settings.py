@@ -31,6 +31,8 @@ ENV_PREFIX = "SIAMSTREAM_"
 INGEST_ENV_PREFIX = f"{ENV_PREFIX}INGEST_"
 
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})$")
+# Hosts that bind every interface, so a port bound on one of them is taken on every other host too.
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "[::]"})
 
 
 class StrictEnvSource(EnvSettingsSource):
@@ -78,6 +80,14 @@ def _check_host_port(value: str, what: str) -> str:
     return value
 
 
+def _same_port(address: str, other: str) -> bool:
+    """Whether binding the HOST:PORT `address` would take the port that binding `other` takes."""
+    host, port = address.rsplit(":", 1)
+    other_host, other_port = other.rsplit(":", 1)
+    same_host = host == other_host or bool(_WILDCARD_HOSTS & {host, other_host})
+    return same_host and int(port) == int(other_port)
+
+
 class ServiceSettings(BaseSettings):
     """Settings of the session service and its runtime pieces (store, inference backend, limits, security)."""
 
@@ -96,6 +106,15 @@ class ServiceSettings(BaseSettings):
     # the network; containers set 0.0.0.0:50051.
     listen_address: str = Field(
         default="127.0.0.1:50051", description="HOST:PORT the gRPC server binds ([::] form for IPv6)."
+    )
+    # Kubernetes' gRPC probes and Docker's health check speak plaintext only: with TLS on listen_address
+    # they need a port of their own. It serves nothing but health, so it needs neither TLS nor a key.
+    health_listen_address: str | None = Field(
+        default=None,
+        description=(
+            "HOST:PORT of a second, plaintext gRPC server with grpc.health.v1 only (no API key); "
+            "None serves health on listen_address alone."
+        ),
     )
     # 9464 is the port registered for Prometheus exporters by OpenTelemetry; it avoids Triton's
     # 8000-8002 and node-exporter's 9100 when processes share a host.
@@ -179,6 +198,11 @@ class ServiceSettings(BaseSettings):
     def _listen_address_is_host_port(cls, value: str) -> str:
         return _check_host_port(value, "listen_address")
 
+    @field_validator("health_listen_address")
+    @classmethod
+    def _health_listen_address_is_host_port(cls, value: str | None) -> str | None:
+        return value if value is None else _check_host_port(value, "health_listen_address")
+
     @field_validator("store_url")
     @classmethod
     def _store_url_is_known(cls, value: str) -> str:
@@ -216,4 +240,15 @@ class ServiceSettings(BaseSettings):
             raise ValueError("tls_cert_file and tls_key_file must be set together")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")
+        return self
+
+    @model_validator(mode="after")
+    def _health_address_has_its_own_port(self) -> ServiceSettings:
+        if self.health_listen_address is not None and _same_port(
+            self.health_listen_address, self.listen_address
+        ):
+            raise ValueError(
+                f"health_listen_address {self.health_listen_address} takes the port of listen_address "
+                f"{self.listen_address}: give the health server a port of its own"
+            )
         return self

@@ -1,12 +1,24 @@
-"""`siamstream serve`: run the gRPC session service (registered in the `siamstream.commands` group)."""
+"""`siamstream serve` runs the gRPC session service, `siamstream health` probes it (both registered in the
+`siamstream.commands` group)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
 from siamstream.cli.main import CommandGroups
+
+# Well under the 5 s HEALTHCHECK timeout of the Dockerfile, which also covers the command's start-up.
+HEALTH_TIMEOUT_S = 2.0
+
+
+def positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
 
 
 def add_commands(groups: CommandGroups) -> None:
@@ -20,6 +32,23 @@ def add_commands(groups: CommandGroups) -> None:
     )
     parser.set_defaults(run=run_serve)
 
+    health = groups.root.add_parser(
+        "health",
+        help="check that the tracking service is SERVING (exit 0) or not (exit 1)",
+        description=(
+            "One grpc.health.v1 Check over plaintext, on SIAMSTREAM_HEALTH_LISTEN_ADDRESS when it is set, "
+            "else on SIAMSTREAM_LISTEN_ADDRESS (a 0.0.0.0 or [::] host is reached over loopback). Settings "
+            "come from the environment, as for `serve`."
+        ),
+    )
+    health.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=HEALTH_TIMEOUT_S,
+        help=f"seconds to wait for the answer (default {HEALTH_TIMEOUT_S})",
+    )
+    health.set_defaults(run=run_health)
+
 
 def run_serve(args: argparse.Namespace) -> int:
     # Deferred: torch, grpc and the stores load only when the service actually runs.
@@ -29,3 +58,19 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = ServiceSettings(config_file=args.config) if args.config else ServiceSettings()
     asyncio.run(serve(settings))
     return 0
+
+
+def run_health(args: argparse.Namespace) -> int:
+    from siamstream_services.session.probe import check_health, probe_address
+    from siamstream_services.settings import ServiceSettings
+
+    try:
+        settings = ServiceSettings()
+    except (ValueError, OSError) as error:
+        # `siamstream` exits 2 on a settings error, a status Docker reserves: unhealthy is 1.
+        print(f"siamstream health: {error}", file=sys.stderr)
+        return 1
+    address = probe_address(settings)
+    status = check_health(address, args.timeout)
+    print(f"{address}: {status}")
+    return 0 if status == "SERVING" else 1

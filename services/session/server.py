@@ -1,7 +1,9 @@
 """Building, running and draining the session service process.
 
 `TrackingServer` wires one `SessionManager` into a grpc.aio server with health checking, reflection,
-the interceptors, optional TLS/mTLS, the metrics endpoint and, over a Redis store, the camera API.
+the interceptors, optional TLS/mTLS, the metrics endpoint and, over a Redis store, the camera API. With
+`health_listen_address` set, a second, plaintext server answers grpc.health.v1 alone, for probes that
+cannot speak TLS (Kubernetes' gRPC probes, `siamstream health` in Docker's HEALTHCHECK).
 `serve` runs it until SIGTERM or SIGINT and then drains: health turns NOT_SERVING, WatchTrack streams end,
 no new call is accepted, calls in flight get the grace period, and the backend and stores are closed last.
 """
@@ -52,6 +54,7 @@ class TrackingServer:
     """The session service on one address: start it, then `drain` it once.
 
     `cameras`, when given, serves the camera RPCs; like the store and the backend, it is closed by `drain`.
+    The health server on `settings.health_listen_address`, when set, starts and stops with the main one.
     """
 
     def __init__(
@@ -88,6 +91,12 @@ class TrackingServer:
             TrackingServicer(self.manager, self._camera_api), self._server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        # The same servicer object, so both ports report one status. No interceptor: health needs no key,
+        # and probes every few seconds would only pad the call metrics.
+        self._health_server: aio.Server | None = None
+        if settings.health_listen_address is not None:
+            self._health_server = aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._health_server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
@@ -103,6 +112,10 @@ class TrackingServer:
             host = (address or self.settings.listen_address).rsplit(":", 1)[0].strip("[]")
             self._metrics_server = self.metrics.serve(self.settings.metrics_port, host)
         await self._server.start()
+        if self._health_server is not None and self.settings.health_listen_address is not None:
+            self._health_server.add_insecure_port(self.settings.health_listen_address)
+            await self._health_server.start()
+            log.info("health only, plaintext, on %s", self.settings.health_listen_address)
         await self._update_health()
         self._health_task = asyncio.get_running_loop().create_task(self._watch_health())
         log.info("serving %s on port %d", ", ".join(self.manager.tracker_names), port)
@@ -121,6 +134,10 @@ class TrackingServer:
             # Open-ended streams: they would hold the whole grace period, then be cut off mid-read.
             self._camera_api.close()
         await self._server.stop(grace)
+        if self._health_server is not None:
+            # Stopped after the main server, so that probes read NOT_SERVING, not a refused connection,
+            # for as long as calls drain.
+            await self._health_server.stop(None)
         await self._backend.close()
         await self._store.aclose()
         if self._cameras is not None:

@@ -78,25 +78,38 @@ def test_copied_paths_exist_and_reach_the_build_context() -> None:
 
 
 def healthcheck_argv(stage: str) -> list[str]:
+    """The stage's HEALTHCHECK command, run by this environment's interpreter as the image runs it."""
     check = next(arguments for instruction, arguments in stages()[stage] if instruction == "HEALTHCHECK")
     argv = json.loads(check.split("CMD", 1)[1])
-    assert argv[0] == "python"
-    return [sys.executable, *argv[1:]]
+    programs = {"python": [sys.executable], "siamstream": [sys.executable, "-m", "siamstream.cli"]}
+    return [*programs[argv[0]], *argv[1:]]
 
 
 async def run_check(argv: list[str], env: dict[str, str]) -> int:
-    process = await asyncio.create_subprocess_exec(*argv, env={**os.environ, **env})
+    # Only the image's SIAMSTREAM_* settings, as in the container: a stray one would fail the settings.
+    outside = {
+        name: value for name, value in os.environ.items() if not name.upper().startswith("SIAMSTREAM_")
+    }
+    process = await asyncio.create_subprocess_exec(*argv, env={**outside, **env})
     return await asyncio.wait_for(process.wait(), TOOL_TIMEOUT_S)
 
 
 async def test_session_healthcheck_passes_on_a_serving_service_and_fails_without_one(tmp_path: Path) -> None:
     argv = healthcheck_argv("session")
     export_test_package(tmp_path / "packages")
-    async with running_service(tmp_path / "packages") as service:
+    health_address = f"127.0.0.1:{free_port()}"
+    async with running_service(tmp_path / "packages", health_listen_address=health_address) as service:
         address = {"SIAMSTREAM_LISTEN_ADDRESS": f"0.0.0.0:{service.port}"}
         assert await run_check(argv, address) == 0
+        # With a health port set, the check asks it (here the main address has nothing behind it).
+        health_port = {
+            "SIAMSTREAM_LISTEN_ADDRESS": f"0.0.0.0:{free_port()}",
+            "SIAMSTREAM_HEALTH_LISTEN_ADDRESS": f"0.0.0.0:{health_address.rsplit(':', 1)[1]}",
+        }
+        assert await run_check(argv, health_port) == 0
     nothing_there = {"SIAMSTREAM_LISTEN_ADDRESS": f"0.0.0.0:{free_port()}"}
-    assert await run_check(argv, nothing_there) != 0
+    # 1, never Docker's reserved 2.
+    assert await run_check(argv, nothing_there) == 1
 
 
 def test_session_image_serves_on_all_interfaces() -> None:

@@ -261,7 +261,10 @@ async def test_dead_workers_camera_is_taken_over_within_the_lease(
         await running.kill_worker("w1")
         died = time.monotonic()
         taken_s = await wait_for(lambda: second.cameras == ["cam-d"], 5)
-        assert taken_s < settings.lease_ttl_ms / 1000 + settings.claim_interval_s + 0.3
+        # 1.0 s of slack, not less: under heavy machine load the second worker's claim loop and the poll
+        # above were once late by more than 0.3 s. 2.7 s still proves that the first lease expiry hands
+        # the camera over: it is under two lease periods (3.0 s) and the 5 s limit of the wait.
+        assert taken_s < settings.lease_ttl_ms / 1000 + settings.claim_interval_s + 1.0
         async with asyncio.timeout(10):
             result = await anext(aiter(watch))
         watch.cancel()

@@ -1,4 +1,5 @@
-"""`siamstream serve`: the command parses, and the process serves, then drains and exits 0 on SIGTERM."""
+"""`siamstream serve`: the command parses, and the process serves, then drains and exits 0 on SIGTERM.
+`siamstream health` parses; it runs against real services in test_session_tls.py and tests/deploy."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from siamstream.cli.main import CommandGroups
 from siamstream_services.benchmark.model_server import free_port
-from siamstream_services.session.cli import add_commands, run_serve
+from siamstream_services.session.cli import HEALTH_TIMEOUT_S, add_commands, run_health, run_serve
 from tests.services.session_fixtures import export_test_package
 
 START_TIMEOUT_S = 60.0
@@ -27,13 +28,26 @@ SERVE = (
 )
 
 
-def test_serve_command_registers() -> None:
+def session_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
     root = parser.add_subparsers(dest="command")
     bench = root.add_parser("bench").add_subparsers(dest="bench_command")
     add_commands(CommandGroups(root=root, bench=bench))
-    args = parser.parse_args(["serve", "--config", "service.toml"])
+    return parser
+
+
+def test_serve_command_registers() -> None:
+    args = session_parser().parse_args(["serve", "--config", "service.toml"])
     assert args.run is run_serve and args.config == Path("service.toml")
+
+
+def test_health_command_registers_with_a_bounded_timeout() -> None:
+    parser = session_parser()
+    args = parser.parse_args(["health"])
+    assert args.run is run_health and args.timeout == HEALTH_TIMEOUT_S
+    assert parser.parse_args(["health", "--timeout", "0.5"]).timeout == 0.5
+    with pytest.raises(SystemExit):
+        parser.parse_args(["health", "--timeout", "0"])
 
 
 def _wait_serving(address: str, process: subprocess.Popen[bytes]) -> None:

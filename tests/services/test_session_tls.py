@@ -1,18 +1,35 @@
-"""TLS and mutual TLS on the service port, with certificates made by the openssl command line."""
+"""TLS and mutual TLS on the service port, with certificates made by the openssl command line, and the
+plaintext health port that probes use while the service port speaks TLS."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import os
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
+import pytest_asyncio
 from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from siamstream.v1 import tracking_pb2 as pb
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc
-from tests.services.session_fixtures import API_KEY_A, auth, export_test_package, running_service, status_of
+from siamstream_services.benchmark.model_server import free_port
+from siamstream_services.session.cli import run_health
+from siamstream_services.session.server import SERVICE_NAME
+from tests.services.session_fixtures import (
+    API_KEY_A,
+    Service,
+    auth,
+    export_test_package,
+    running_service,
+    status_of,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 
@@ -71,6 +88,14 @@ def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+def tls_files(pki: Path) -> dict[str, Path]:
+    return {"tls_cert_file": pki / "server.pem", "tls_key_file": pki / "server.key"}
+
+
+def trusting(pki: Path) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(root_certificates=(pki / "ca.pem").read_bytes())
+
+
 async def _list(port: int, credentials: grpc.ChannelCredentials) -> object:
     async with aio.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
         stub = pb_grpc.TrackingServiceStub(channel)
@@ -78,18 +103,12 @@ async def _list(port: int, credentials: grpc.ChannelCredentials) -> object:
 
 
 async def test_tls_serves_clients_that_trust_the_ca(pki: Path, package_dir: Path) -> None:
-    tls = {"tls_cert_file": pki / "server.pem", "tls_key_file": pki / "server.key"}
-    async with running_service(package_dir, **tls) as service:
-        trusted = grpc.ssl_channel_credentials(root_certificates=(pki / "ca.pem").read_bytes())
-        assert await _list(service.port, trusted) == pb.ListTracksResponse()
+    async with running_service(package_dir, **tls_files(pki)) as service:
+        assert await _list(service.port, trusting(pki)) == pb.ListTracksResponse()
 
 
 async def test_mutual_tls_refuses_clients_without_a_certificate(pki: Path, package_dir: Path) -> None:
-    tls = {
-        "tls_cert_file": pki / "server.pem",
-        "tls_key_file": pki / "server.key",
-        "tls_client_ca_file": pki / "ca.pem",
-    }
+    tls = {**tls_files(pki), "tls_client_ca_file": pki / "ca.pem"}
     async with running_service(package_dir, **tls) as service:
         ca = (pki / "ca.pem").read_bytes()
         anonymous = grpc.ssl_channel_credentials(root_certificates=ca)
@@ -101,3 +120,85 @@ async def test_mutual_tls_refuses_clients_without_a_certificate(pki: Path, packa
             certificate_chain=(pki / "client.pem").read_bytes(),
         )
         assert await _list(service.port, with_certificate) == pb.ListTracksResponse()
+
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@pytest_asyncio.fixture
+async def tls_service(pki: Path, package_dir: Path) -> AsyncIterator[tuple[Service, str]]:
+    """A service with TLS on its port and the plaintext health port, and the health port's address."""
+    health_address = f"127.0.0.1:{free_port()}"
+    async with running_service(
+        package_dir, **tls_files(pki), health_listen_address=health_address
+    ) as service:
+        yield service, health_address
+
+
+async def _check(channel: aio.Channel, service: str = "") -> health_pb2.HealthCheckResponse.ServingStatus:
+    request = health_pb2.HealthCheckRequest(service=service)
+    return (await health_pb2_grpc.HealthStub(channel).Check(request, timeout=10)).status
+
+
+async def test_health_port_answers_plaintext_without_a_key_and_serves_nothing_else(
+    pki: Path, tls_service: tuple[Service, str]
+) -> None:
+    service, health_address = tls_service
+    async with aio.insecure_channel(health_address) as channel:
+        assert [await _check(channel, name) for name in ("", SERVICE_NAME)] == [SERVING, SERVING]
+        tracking = pb_grpc.TrackingServiceStub(channel)
+        listed = tracking.ListTracks(pb.ListTracksRequest(), metadata=auth(API_KEY_A), timeout=10)
+        assert (await status_of(listed))[0] == grpc.StatusCode.UNIMPLEMENTED
+    # The service port still speaks TLS only, and serves the API there.
+    code, _ = await status_of(_check(service.channel))
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert await _list(service.port, trusting(pki)) == pb.ListTracksResponse()
+
+
+async def test_both_ports_turn_not_serving_when_the_drain_starts(
+    pki: Path, tls_service: tuple[Service, str]
+) -> None:
+    service, health_address = tls_service
+    request = health_pb2.HealthCheckRequest(service="")
+    async with (
+        aio.secure_channel(f"127.0.0.1:{service.port}", trusting(pki)) as main,
+        aio.insecure_channel(health_address) as health,
+    ):
+        main_watch = health_pb2_grpc.HealthStub(main).Watch(request)
+        health_watch = health_pb2_grpc.HealthStub(health).Watch(request)
+        assert [(await main_watch.read()).status, (await health_watch.read()).status] == [SERVING] * 2
+        drain = asyncio.ensure_future(service.server.drain(grace_s=10.0))
+        assert [(await main_watch.read()).status, (await health_watch.read()).status] == [NOT_SERVING] * 2
+        # The open watch on the service port holds its drain: probes still get an answer meanwhile.
+        assert await _check(health) == NOT_SERVING
+        main_watch.cancel()
+        await asyncio.wait_for(drain, timeout=5.0)
+        code, _ = await status_of(_check(health))
+        assert code == grpc.StatusCode.UNAVAILABLE
+
+
+async def _health_command(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> int:
+    """`siamstream health`'s exit status with `environment` (run in a thread: it blocks on its Check)."""
+    for name in list(os.environ):
+        if name.upper().startswith("SIAMSTREAM_"):
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return await asyncio.to_thread(run_health, argparse.Namespace(timeout=5.0))
+
+
+async def test_health_command_probes_the_health_port_of_a_tls_service(
+    pki: Path, tls_service: tuple[Service, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, health_address = tls_service
+    environment = {
+        "SIAMSTREAM_LISTEN_ADDRESS": f"0.0.0.0:{service.port}",
+        **{f"SIAMSTREAM_{name.upper()}": str(path) for name, path in tls_files(pki).items()},
+    }
+    # The plaintext probe cannot check the TLS port itself: that is what the health port is for.
+    assert await _health_command(monkeypatch, environment) == 1
+    health = {"SIAMSTREAM_HEALTH_LISTEN_ADDRESS": health_address}
+    assert await _health_command(monkeypatch, environment | health) == 0
+    closed = {"SIAMSTREAM_HEALTH_LISTEN_ADDRESS": f"127.0.0.1:{free_port()}"}
+    assert await _health_command(monkeypatch, environment | closed) == 1

@@ -104,6 +104,8 @@ def test_missing_or_unsupported_config_file_is_an_error(tmp_path: Path) -> None:
     [
         {"listen_address": "localhost"},
         {"listen_address": "127.0.0.1:70000"},
+        {"health_listen_address": "localhost"},
+        {"health_listen_address": "127.0.0.1:0"},
         {"store_url": "postgres://db/0"},
         {"store_url": "redis://db:6379/zero"},
         {"inference_backend": "triton://host"},
@@ -130,5 +132,31 @@ def test_valid_alternatives_are_accepted() -> None:
         tls_cert_file="cert.pem",
         tls_key_file="key.pem",
         tls_client_ca_file="ca.pem",
+        health_listen_address="[::]:50052",
     )
     assert settings.inference_backend == "triton://triton:8001"
+
+
+@pytest.mark.parametrize(
+    ("listen", "health"),
+    [
+        ("127.0.0.1:50051", "127.0.0.1:50051"),
+        # A wildcard bind takes the port on every host, so these would collide at start-up too.
+        ("0.0.0.0:50051", "127.0.0.1:50051"),
+        ("10.0.0.5:50051", "[::]:50051"),
+    ],
+)
+def test_health_address_must_not_take_the_listen_port(
+    monkeypatch: pytest.MonkeyPatch, listen: str, health: str
+) -> None:
+    monkeypatch.setenv("SIAMSTREAM_LISTEN_ADDRESS", listen)
+    monkeypatch.setenv("SIAMSTREAM_HEALTH_LISTEN_ADDRESS", health)
+    with pytest.raises(ValidationError, match="port of its own"):
+        ServiceSettings()
+
+
+def test_health_address_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ServiceSettings().health_listen_address is None
+    monkeypatch.setenv("SIAMSTREAM_LISTEN_ADDRESS", "0.0.0.0:50051")
+    monkeypatch.setenv("SIAMSTREAM_HEALTH_LISTEN_ADDRESS", "0.0.0.0:50052")
+    assert ServiceSettings().health_listen_address == "0.0.0.0:50052"
