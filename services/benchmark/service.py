@@ -23,7 +23,8 @@ from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.package import TrackerPackage, read_package
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.step import init_track, prepare_search
-from siamstream_services.client import TrackingClient, encode_frame
+from siamstream_services.client.client import TrackingClient
+from siamstream_services.client.frames import encode_frame
 from siamstream_services.demo.local_service import local_service
 from siamstream_services.demo.packages import export_random_package
 

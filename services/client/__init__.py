@@ -1,15 +1,7 @@
-"""A small asyncio client of the `siamstream.v1` tracking API (`TrackingClient`) and `siamstream client`."""
+"""A small asyncio client of the `siamstream.v1` tracking API and `siamstream client`.
 
-from .client import TrackingClient
-from .frames import ImageFormat, encode_frame
-from .results import FrameResult, SessionInfo, StartedTrack, StreamedFrame
-
-__all__ = [
-    "FrameResult",
-    "ImageFormat",
-    "SessionInfo",
-    "StartedTrack",
-    "StreamedFrame",
-    "TrackingClient",
-    "encode_frame",
-]
+`client.TrackingClient` makes the calls, `frames` encodes frames, `results` holds what comes back and
+`result_file` writes it in the offline tracker's layout. The package itself imports nothing: it is loaded
+whenever the `siamstream` parser is built (to register `siamstream client`), which must not load grpc,
+numpy and OpenCV.
+"""

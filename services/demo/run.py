@@ -16,9 +16,9 @@ import numpy as np
 
 from siamstream.annotate import AnnotatedVideoWriter
 from siamstream.evaluation import evaluate_sequence
-from siamstream_services.client import FrameResult, TrackingClient
+from siamstream_services.client.client import TrackingClient
 from siamstream_services.client.result_file import frame_record, write_result_file
-from siamstream_services.client.results import STAGE_FIELDS
+from siamstream_services.client.results import STAGE_FIELDS, FrameResult
 
 from .local_service import local_service
 from .packages import ChosenPackage

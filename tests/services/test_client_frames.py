@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from siamstream_services.client import ImageFormat, encode_frame
+from siamstream_services.client.frames import ImageFormat, encode_frame
 from tests.services.session_fixtures import moving_target_frames
 
 

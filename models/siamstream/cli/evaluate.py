@@ -14,16 +14,29 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from siamstream.cli.library import existing_path
 from siamstream.config import TemplateUpdateConfig, TrackerConfig
-from siamstream.data import Challenge, TrackingSequence, open_dataset, synthetic_suite, write_boxes
-from siamstream.evaluation import evaluate, plot_norm_precision, plot_precision, plot_success
-from siamstream.package import TrackerPackage, read_package
-from siamstream.runner import TorchScriptRunner
-from siamstream.tracking.offline import OfflineTracker
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from siamstream.data import TrackingSequence
+    from siamstream.package import TrackerPackage
+    from siamstream.tracking.offline import OfflineTracker
+
+# The values of `siamstream.data.Challenge`, spelled out because that module loads OpenCV, which building
+# the parser must not (tests/test_cli_startup.py checks that the two agree).
+CHALLENGES = (
+    "fast_motion",
+    "scale_change",
+    "aspect_change",
+    "out_of_view",
+    "occlusion",
+    "distractors",
+    "appearance_change",
+)
 
 
 @dataclass(frozen=True)
@@ -70,8 +83,7 @@ def add_parser(root: argparse._SubParsersAction) -> None:
         "--challenge",
         action="append",
         default=[],
-        type=Challenge,
-        choices=list(Challenge),
+        choices=CHALLENGES,
         help="add this challenge to every synthetic sequence (repeatable; e.g. appearance_change)",
     )
     parser.add_argument(
@@ -142,6 +154,8 @@ def track_boxes(
 ) -> np.ndarray:
     """Predicted `xywh` boxes for every frame; row 0 is the initial box. Steps after the first frame
     are timed into `log`, with the number of template updates they made."""
+    import numpy as np  # deferred with the rest of the evaluation (see run_eval)
+
     frames = iter(sequence.frames())
     boxes = [tracker.init(next(frames), tuple(float(v) for v in sequence.init_box)).bbox]
     for frame in frames:
@@ -155,12 +169,19 @@ def track_boxes(
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    # Deferred: torch, OpenCV and matplotlib load when an evaluation runs, not whenever the parser is built.
+    from siamstream.data import Challenge, open_dataset, synthetic_suite, write_boxes
+    from siamstream.evaluation import evaluate, plot_norm_precision, plot_precision, plot_success
+    from siamstream.package import read_package
+    from siamstream.runner import TorchScriptRunner
+    from siamstream.tracking.offline import OfflineTracker
+
     if args.dataset is not None:
         if args.challenge:
             raise ValueError("--challenge applies to --synthetic suites only")
         sequences: list[TrackingSequence] = list(open_dataset(args.dataset, args.layout))
     else:
-        extra = frozenset(args.challenge)
+        extra = frozenset(Challenge(name) for name in args.challenge)
         sequences = list(
             synthetic_suite(args.synthetic, args.seed, length=args.length, extra_challenges=extra)
         )

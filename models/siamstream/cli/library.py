@@ -11,7 +11,7 @@ from siamstream.config import Precision
 
 
 def add_commands(groups: CommandGroups) -> None:
-    # Deferred imports keep `siamstream --help` fast (torch loads in about a second).
+    # Imported here, not at the top: the command modules import the argument types below from this module.
     from siamstream.cli import benchmark, evaluate, packaging, track, train
 
     models = groups.root.add_parser("models", help="list the registered trackers and their configs")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from siamstream.checkpoint import Checkpoint, load_weights, read_checkpoint
 from siamstream.cli.evaluate import parse_update_override, with_template_update
 from siamstream.cli.library import add_precision_argument, existing_path
 from siamstream.config import Precision, TrackerConfig
-from siamstream.nn.network import build_network
-from siamstream.package import WeightsOrigin, export_package
 from siamstream.registry import get_config
+
+if TYPE_CHECKING:
+    from siamstream.checkpoint import Checkpoint
 
 
 def add_parsers(root: argparse._SubParsersAction) -> None:
@@ -39,12 +40,17 @@ def add_parsers(root: argparse._SubParsersAction) -> None:
 
 
 def import_checkpoint(args: argparse.Namespace) -> int:
+    # Deferred, here and below: torch loads when weights are read, not whenever the parser is built.
+    from siamstream.checkpoint import read_checkpoint
+
     checkpoint = read_checkpoint(args.weights)
     write_package(get_config(args.tracker), checkpoint, args.weights, args.out, args.precision)
     return 0
 
 
 def export_checkpoint(args: argparse.Namespace) -> int:
+    from siamstream.checkpoint import read_checkpoint
+
     checkpoint = read_checkpoint(args.checkpoint)
     if checkpoint.config is None:
         raise ValueError(
@@ -60,6 +66,10 @@ def export_checkpoint(args: argparse.Namespace) -> int:
 def write_package(
     config: TrackerConfig, checkpoint: Checkpoint, weights: Path, out: Path, precision: Precision
 ) -> None:
+    from siamstream.checkpoint import load_weights
+    from siamstream.nn.network import build_network
+    from siamstream.package import WeightsOrigin, export_package
+
     network = build_network(config)
     load_weights(network, checkpoint.state_dict, config.name)
     package = export_package(

@@ -8,15 +8,7 @@ import json
 import time
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
-from siamstream.annotate import AnnotatedVideoWriter
 from siamstream.cli.library import existing_path, parse_box
-from siamstream.data.frames import iter_frames
-from siamstream.package import read_package
-from siamstream.runner import TorchScriptRunner
-from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackResult
 
 
@@ -38,6 +30,16 @@ def result_record(result: TrackResult) -> dict:
 
 
 def run_track(args: argparse.Namespace) -> int:
+    # Deferred: torch and OpenCV load when a video is tracked, not whenever the parser is built.
+    import torch
+    from tqdm import tqdm
+
+    from siamstream.annotate import AnnotatedVideoWriter
+    from siamstream.data.frames import iter_frames
+    from siamstream.package import read_package
+    from siamstream.runner import TorchScriptRunner
+    from siamstream.tracking.offline import OfflineTracker
+
     package = read_package(args.package)
     if package.meta.tracker != args.tracker:
         raise ValueError(f"package {args.package} holds {package.meta.tracker!r}, not {args.tracker!r}")
