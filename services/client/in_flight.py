@@ -1,10 +1,11 @@
 """The frames of a `Track` stream sent and not yet answered, and the bounded wait for the next answer.
 
 While a frame is in flight (or the frames have all been sent and the end of the stream is awaited), each
-answer must come within `answer_timeout_s` of the client starting to wait for it; answers come in sending
-order, so that is at most `answer_timeout_s` after its frame was sent, and time the caller spends between
-two answers is not held against the server. With no frame in flight and more to come the wait is
-unbounded: the frame source sets the pace (a live camera between two frames), not the server.
+answer must come within `answer_timeout_s` of the client starting to wait for it. That wait starts no
+earlier than its frame was sent, so the server always gets at least `answer_timeout_s` per frame, and
+time the caller spends between two answers is not held against the server. With no frame in flight and
+more to come the wait is unbounded: the frame source sets the pace (a live camera between two frames),
+not the server.
 """
 
 from __future__ import annotations
