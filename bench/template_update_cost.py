@@ -88,7 +88,9 @@ def main() -> None:
         "scheduler out of the small update stage",
     )
     args = parser.parse_args()
-    if args.threads:
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be at least 1")
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name in args.trackers:

@@ -15,6 +15,7 @@ from siamstream.config import (
     Family,
     FCHyper,
     HeadConfig,
+    RPNHyper,
     TemplateUpdateConfig,
     TrackerConfig,
     WeightsSource,
@@ -36,7 +37,9 @@ def siamban_acm_r50() -> TrackerConfig:
         backbone=R50_LAYERS,
         neck=R50_NECK,
         head=HeadConfig(kind="ban", levels=3, weighted=True, correlation="acm"),
-        hyper=SIAMBAN_R50_HYPER.model_copy(update={"fast_motion_instance_size": ACM_FAST_MOTION_INSTANCE}),
+        hyper=RPNHyper.model_validate(
+            {**SIAMBAN_R50_HYPER.model_dump(), "fast_motion_instance_size": ACM_FAST_MOTION_INSTANCE}
+        ),
         weights=WeightsSource(origin="wencheng256/SiamBAN-ACM", licence="unlicensed research code"),
     )
 

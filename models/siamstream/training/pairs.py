@@ -92,14 +92,19 @@ class PairDataset(Dataset):
         return self.training.pairs_per_epoch
 
     def _crop(
-        self, sequence: int, frame: int, out_size: int, augmentation: Augmentation, rng: np.random.Generator
+        self,
+        sequence_index: int,
+        frame_index: int,
+        out_size: int,
+        augmentation: Augmentation,
+        rng: np.random.Generator,
     ) -> TrainingCrop:
-        """`sample_crop` of frame `frame` of sequence `sequence`, `out_size` px, the tracker's context."""
-        source = self.sampler.sequences[sequence]
+        """`sample_crop` of one frame of one sequence, `out_size` px, with the tracker's context."""
+        source = self.sampler.sequences[sequence_index]
         crop = self.tracker.crop
         return sample_crop(
-            source.frame(frame),
-            source.box(frame),
+            source.frame(frame_index),
+            source.box(frame_index),
             out_size,
             crop.exemplar_size,
             crop.context_amount,
