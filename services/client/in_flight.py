@@ -47,7 +47,10 @@ class InFlightFrames(Generic[Frame]):
         self._progress.set()
 
     def answered(self) -> tuple[Frame, float]:
-        """The oldest frame in flight, now answered, and its round trip in milliseconds."""
+        """The oldest frame in flight, now answered, and its round trip in milliseconds; `aio.AioRpcError`
+        INTERNAL when no frame is in flight (the server answered a frame that was never sent)."""
+        if not self._frames:
+            raise _stream_error(grpc.StatusCode.INTERNAL, "the server answered with no frame in flight")
         _, frame, sent_at = self._frames.popleft()
         return frame, (time.perf_counter() - sent_at) * 1000.0
 
@@ -60,8 +63,10 @@ class InFlightFrames(Generic[Frame]):
                 # Nothing awaits an answer yet: wait for the read or for the next frame sent.
                 self._progress.clear()
                 progress = asyncio.ensure_future(self._progress.wait())
-                await asyncio.wait((read, progress), return_when=asyncio.FIRST_COMPLETED)
-                progress.cancel()
+                try:
+                    await asyncio.wait((read, progress), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    progress.cancel()  # also when the caller is cancelled meanwhile
                 if read.done():
                     return read.result()
             try:
@@ -76,5 +81,13 @@ class InFlightFrames(Generic[Frame]):
             number = self._frames[0][0]
             details = f"no answer to frame {number} within {self.answer_timeout_s:g} s"
         else:
-            details = f"the stream did not end within {self.answer_timeout_s:g} s of the last answer"
-        return aio.AioRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, aio.Metadata(), aio.Metadata(), details)
+            details = (
+                f"the stream did not end within {self.answer_timeout_s:g} s of the last answer and the end "
+                "of the frames, whichever came later"
+            )
+        return _stream_error(grpc.StatusCode.DEADLINE_EXCEEDED, details)
+
+
+def _stream_error(code: grpc.StatusCode, details: str) -> aio.AioRpcError:
+    """A failure of the stream raised on the client side, as gRPC raises the server's."""
+    return aio.AioRpcError(code, aio.Metadata(), aio.Metadata(), details)

@@ -8,11 +8,15 @@ Crops travel as uint8 (4x smaller than float32; the models convert). With `share
 and server on one host) tensors go through system shared memory regions that are registered once, reused
 call after call and unregistered on close; a region whose call failed or was cancelled is never reused
 (Triton may still be writing its outputs into it): it is destroyed at once and unregistered by the next
-calls, as soon as Triton lets go of it (it refuses while the timed out request still runs or waits).
+calls, as soon as Triton lets go of it (it refuses while the timed out request still runs or waits; the
+calls ask again at most once per `_RETIRED_RETRY_INTERVAL_S`, not each one once per region).
 Every request carries `request_timeout_s`, so a dead server surfaces as BackendUnavailable within that
 bound; the channel is then rebuilt on the next call and the regions registered again, so the same backend
-object works again once the server is back. A server that was only slow still holds those registrations:
-it answers ALREADY_EXISTS, which means registered (region names are unique to one region of one process).
+object works again once the server is back. Closing the failed channel cuts off the calls still running
+on it, which grpc reports as asyncio.CancelledError: they too end in BackendUnavailable (a task that was
+really cancelled still gets its CancelledError). A server that was only slow still holds the
+registrations: it answers ALREADY_EXISTS, which means registered (region names are unique to one region of
+one process).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import asyncio
 import contextlib
 import math
 import os
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +57,9 @@ _NOT_FOUND = "StatusCode.NOT_FOUND"
 _ALREADY_EXISTS = "StatusCode.ALREADY_EXISTS"
 _UNKNOWN_REGION = "Unable to find shared memory region"
 _REGION_IN_USE = "it is currently in use"  # Triton's refusal to unregister a region of a running request
+# A timed out request can wait in a long queue for seconds, and every call in between would spend a round
+# trip per retired region asking for it in vain.
+_RETIRED_RETRY_INTERVAL_S = 1.0
 # gRPC shares one subchannel among the channels to an address and backs off reconnecting it (1 s growing
 # to 120 s), so a channel opened after Triton came back reported the stale "Connection refused" for
 # seconds. A local pool gives each new channel its own first attempt; the cap bounds the wait on a kept
@@ -117,9 +126,19 @@ _MODEL_NAMES = {
 
 
 class TritonBackend(InferenceBackend):
-    """InferenceBackend over Triton gRPC. `url` is `host:port` of the gRPC endpoint."""
+    """InferenceBackend over Triton gRPC. `url` is `host:port` of the gRPC endpoint.
 
-    def __init__(self, url: str, *, request_timeout_s: float = 1.0, shared_memory: bool = False):
+    `clock` (seconds, monotonic) paces the retries of retired regions; tests move it by hand.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        request_timeout_s: float = 1.0,
+        shared_memory: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._url = url
         self._timeout = request_timeout_s
         self._shared_memory = shared_memory
@@ -128,6 +147,8 @@ class TritonBackend(InferenceBackend):
         self._pools: dict[str, _RegionPool] = {}
         self._registered: set[str] = set()  # region names registered over the current channel
         self._retired: set[str] = set()  # names of dropped regions the server may still hold
+        self._clock = clock
+        self._retry_retired_at = -math.inf  # `clock` time from which the retired regions are asked again
         self._closed = False
 
     async def run_stage(
@@ -148,6 +169,10 @@ class TritonBackend(InferenceBackend):
         except InferenceServerException:
             await self._disconnect(client)
             return False
+        except asyncio.CancelledError:
+            if _cancelled():
+                raise
+            return False  # another call's failure closed the channel under this one
 
     async def close(self) -> None:
         """Unregister and destroy the shared memory regions (best effort if the server is gone)."""
@@ -179,7 +204,10 @@ class TritonBackend(InferenceBackend):
             outputs = spec.requested_outputs(model, search_features)
             if not self._shared_memory:
                 return await self._infer_plain(client, model, spec, arrays, outputs)
-            await self._unregister_retired(client)
+            if self._retired and self._clock() >= self._retry_retired_at:
+                # Set before the round trips, so that the calls made meanwhile do not ask too.
+                self._retry_retired_at = self._clock() + _RETIRED_RETRY_INTERVAL_S
+                await self._unregister_retired(client)
             try:
                 return await self._infer_shared(client, model, spec, arrays, outputs)
             except InferenceServerException as error:
@@ -190,6 +218,12 @@ class TritonBackend(InferenceBackend):
                 return await self._infer_shared(client, model, spec, arrays, outputs)
         except InferenceServerException as error:
             raise await self._translate(client, model, error) from error
+        except asyncio.CancelledError:
+            if _cancelled():
+                raise
+            raise BackendUnavailable(
+                f"Triton at {self._url}: the channel was closed after another call failed"
+            ) from None
 
     async def _infer_plain(
         self,
@@ -257,12 +291,15 @@ class TritonBackend(InferenceBackend):
     def _retire(self, model: str, region: _Region) -> None:
         """Drop a region whose call failed or was cancelled: Triton may still write into it (a timed out
         request runs on), so it must never serve another call. Destroying it here only unmaps and unlinks
-        this process's view; Triton's mapping lives until the region is unregistered on the next call."""
+        this process's view; Triton's mapping lives until the region is unregistered by a later call.
+
+        Retired even when `_registered` does not list it: calls that fail together see the first failure
+        drop the channel and clear `_registered`, yet the server holds the regions of all of them (and
+        unregistering a name it does not hold succeeds)."""
         self._pools[model].all.remove(region)
         shm.destroy_shared_memory_region(region.handle)
-        if region.name in self._registered:
-            self._registered.discard(region.name)
-            self._retired.add(region.name)
+        self._registered.discard(region.name)
+        self._retired.add(region.name)
 
     async def _unregister_retired(self, client: grpcclient.InferenceServerClient) -> None:
         """Unregister the retired regions. A region stays retired, for the next call to try again, while
@@ -350,6 +387,12 @@ class TritonBackend(InferenceBackend):
         if status == _NOT_FOUND and _UNKNOWN_REGION not in (error.message() or ""):
             return UnknownTracker(f"Triton at {self._url} serves no model {model!r}")
         return InferenceError(f"Triton at {self._url}, model {model}: {error.message()}")
+
+
+def _cancelled() -> bool:
+    """Whether the running task is being cancelled, rather than its gRPC call cut off by a closed channel."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 def _tensor_spec(name: str, data_type: int, dims: list[int]) -> _TensorSpec:

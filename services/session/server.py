@@ -104,18 +104,31 @@ class TrackingServer:
     async def start(self, address: str | None = None) -> int:
         """Bind `address` (default: the settings' listen address; port 0 picks one) and start serving.
 
-        Returns the bound port. Health is NOT_SERVING until the store and backend have answered.
+        Returns the bound port. Health is NOT_SERVING until the store and backend have answered. Every
+        port is bound before anything serves: when one cannot be (a port taken), `start` raises
+        (RuntimeError for a gRPC port, OSError for the metrics port) and leaves nothing listening.
         """
-        port = self._bind(address or self.settings.listen_address)
+        address = address or self.settings.listen_address
+        health_address = self.settings.health_listen_address
+        bound: list[aio.Server] = []
+        try:
+            port = _add_port(self._server, address, self._credentials(), "service port")
+            bound.append(self._server)
+            if self._health_server is not None and health_address is not None:
+                _add_port(self._health_server, health_address, None, "health-only port")
+                bound.append(self._health_server)
+            if self.settings.metrics_port:
+                host = address.rsplit(":", 1)[0].strip("[]")
+                self._metrics_server = self.metrics.serve(self.settings.metrics_port, host)
+        except BaseException:
+            for server in bound:
+                await _release(server)
+            raise
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        if self.settings.metrics_port:
-            host = (address or self.settings.listen_address).rsplit(":", 1)[0].strip("[]")
-            self._metrics_server = self.metrics.serve(self.settings.metrics_port, host)
         await self._server.start()
-        if self._health_server is not None and self.settings.health_listen_address is not None:
-            self._health_server.add_insecure_port(self.settings.health_listen_address)
+        if self._health_server is not None:
             await self._health_server.start()
-            log.info("health only, plaintext, on %s", self.settings.health_listen_address)
+            log.info("health only, plaintext, on %s", health_address)
         await self._update_health()
         self._health_task = asyncio.get_running_loop().create_task(self._watch_health())
         log.info("serving %s on port %d", ", ".join(self.manager.tracker_names), port)
@@ -149,17 +162,17 @@ class TrackingServer:
     async def wait_for_termination(self) -> None:
         await self._server.wait_for_termination()
 
-    def _bind(self, address: str) -> int:
+    def _credentials(self) -> grpc.ServerCredentials | None:
+        """The service port's TLS credentials, or None for plaintext."""
         settings = self.settings
         if settings.tls_cert_file is None or settings.tls_key_file is None:
-            return self._server.add_insecure_port(address)
+            return None
         client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
-        credentials = grpc.ssl_server_credentials(
+        return grpc.ssl_server_credentials(
             [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
             root_certificates=client_ca,
             require_client_auth=client_ca is not None,
         )
-        return self._server.add_secure_port(address, credentials)
 
     async def _watch_health(self) -> None:
         while True:
@@ -191,6 +204,26 @@ class TrackingServer:
     async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
         for service in (health.OVERALL_HEALTH, SERVICE_NAME):
             await self._health.set(service, status)
+
+
+def _add_port(server: aio.Server, address: str, credentials: grpc.ServerCredentials | None, role: str) -> int:
+    """Bind `address` on `server` (plaintext without `credentials`) and return the port bound."""
+    try:
+        if credentials is None:
+            return server.add_insecure_port(address)
+        return server.add_secure_port(address, credentials)
+    except RuntimeError as error:
+        # grpc names the address, but neither which port it was for nor the likely cause.
+        raise RuntimeError(
+            f"cannot bind the {role} on {address}: the port is taken or the address is not this host's"
+        ) from error
+
+
+async def _release(server: aio.Server) -> None:
+    """Close the ports bound on a server that never started: grpc listens from the bind on, and closes
+    the sockets only when a started server stops (stopping one never started, or dropping it, does not)."""
+    await server.start()
+    await server.stop(None)
 
 
 def open_backend(

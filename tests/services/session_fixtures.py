@@ -94,9 +94,8 @@ class Service:
     port: int
 
 
-@asynccontextmanager
-async def running_service(package_dir: Path, **settings: object) -> AsyncIterator[Service]:
-    """The service on a free loopback port over a memory store and the embedded backend; drained on exit."""
+def memory_service(package_dir: Path, **settings: object) -> tuple[TrackingServer, MemorySessionStore]:
+    """The service, not started, over a memory store and the embedded backend, and its store."""
     values: dict[str, object] = {
         "package_dir": package_dir,
         "api_keys": [API_KEY_A, API_KEY_B],
@@ -111,7 +110,13 @@ async def running_service(package_dir: Path, **settings: object) -> AsyncIterato
         catalog.packages, max_wait_ms=config.batch_max_wait_ms, on_batch=metrics.observe_batch
     )
     store = MemorySessionStore(config.session_idle_ttl_s)
-    server = TrackingServer(config, store, backend, catalog.trackers, metrics)
+    return TrackingServer(config, store, backend, catalog.trackers, metrics), store
+
+
+@asynccontextmanager
+async def running_service(package_dir: Path, **settings: object) -> AsyncIterator[Service]:
+    """The service on a free loopback port over a memory store and the embedded backend; drained on exit."""
+    server, store = memory_service(package_dir, **settings)
     port = await server.start("127.0.0.1:0")
     channel = aio.insecure_channel(f"127.0.0.1:{port}")
     try:

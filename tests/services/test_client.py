@@ -23,6 +23,7 @@ from siamstream.v1 import tracking_pb2 as pb
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.client.client import TrackingClient
 from siamstream_services.client.frames import ImageFormat, encode_frame
+from siamstream_services.client.in_flight import InFlightFrames
 from tests.services.session_fixtures import (
     API_KEY_A,
     API_KEY_B,
@@ -167,8 +168,19 @@ class ScriptedTracking(pb_grpc.TrackingServiceServicer):
             raise
 
 
+class AnsweringAheadTracking(pb_grpc.TrackingServiceServicer):
+    """A `Track` server that answers at once, before any request has come, then waits."""
+
+    async def Track(
+        self, requests: AsyncIterator[pb.TrackRequest], context: aio.ServicerContext
+    ) -> AsyncIterator[pb.TrackResponse]:
+        result = pb.TrackResult(frame_index=0, status=pb.TRACK_STATUS_TRACKING)
+        yield pb.TrackResponse(session_id="ahead", result=result)
+        await asyncio.Event().wait()
+
+
 @asynccontextmanager
-async def scripted_client(servicer: ScriptedTracking) -> AsyncIterator[TrackingClient]:
+async def scripted_client(servicer: pb_grpc.TrackingServiceServicer) -> AsyncIterator[TrackingClient]:
     """A client of `servicer` served over loopback gRPC."""
     server = aio.server()
     pb_grpc.add_TrackingServiceServicer_to_server(servicer, server)
@@ -185,7 +197,10 @@ async def scripted_client(servicer: ScriptedTracking) -> AsyncIterator[TrackingC
     ("servicer", "late"),
     [
         (ScriptedTracking(answered=0, ends=False), "no answer to frame 1 within 0.5 s"),
-        (ScriptedTracking(answered=FRAMES, ends=False), "the stream did not end within 0.5 s"),
+        (
+            ScriptedTracking(answered=FRAMES, ends=False),
+            "the stream did not end within 0.5 s of the last answer and the end of the frames",
+        ),
     ],
     ids=["silent-after-start", "never-ends"],
 )
@@ -221,6 +236,38 @@ async def test_track_stream_waits_for_a_slow_frame_source_without_a_timeout(
         stream = client.track_stream(slow_camera(), INIT_BOX, TRACKER, max_in_flight=1, answer_timeout_s=0.2)
         answers = [answer.result.frame_index async for answer in stream]
     assert answers == [0, 1, 2]
+
+
+async def test_track_stream_refuses_an_answer_with_no_frame_in_flight(frames: list[np.ndarray]) -> None:
+    async def camera_not_ready() -> AsyncIterator[np.ndarray]:
+        await asyncio.Event().wait()
+        yield frames[0]
+
+    async with scripted_client(AnsweringAheadTracking()) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async for _ in client.track_stream(camera_not_ready(), INIT_BOX, TRACKER):
+                pass
+    assert refused.value.code() == grpc.StatusCode.INTERNAL
+    assert refused.value.details() == "the server answered with no frame in flight"
+
+
+async def test_waiting_between_frames_leaves_no_task_behind_when_cancelled() -> None:
+    """A consumer cancelled while no frame is in flight (the wait for the next answer or the next frame
+    sent) takes both of its waits down with it."""
+    in_flight: InFlightFrames[int] = InFlightFrames(answer_timeout_s=1.0)
+
+    async def silent_server() -> AsyncIterator[int]:
+        await asyncio.Event().wait()
+        yield 0
+
+    before = asyncio.all_tasks()
+    waiting = asyncio.ensure_future(in_flight.next_answer(silent_server()))
+    await asyncio.sleep(0.05)  # into the wait for the read or the next frame
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(0.05)  # the cancelled waits finish
+    assert asyncio.all_tasks() - before == set()
 
 
 async def test_unary_calls_start_push_get_list_stop(service: Service, frames: list[np.ndarray]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from siamstream_services.inference.triton_repository import (
     BatchingSettings,
     RepositoryForm,
     search_model_name,
+    template_model_name,
     write_model_repository,
 )
 from siamstream_services.inference.triton_server import TritonServer
@@ -127,13 +128,27 @@ async def test_shared_memory_regions_are_reused_and_released(server: TritonServe
     assert not list(Path("/dev/shm").glob("siamstream_*"))
 
 
+@contextlib.asynccontextmanager
+async def shm_backend(
+    server: TritonServer, clock: Callable[[], float] = time.monotonic
+) -> AsyncIterator[tuple[TritonBackend, grpcclient.InferenceServerClient]]:
+    """A shared-memory backend of `server` and a client to inspect the server; both are closed on exit,
+    which leaves no region of this process in /dev/shm."""
+    backend = TritonBackend(server.grpc_url, shared_memory=True, clock=clock)
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        yield backend, client
+    finally:
+        await backend.close()
+        await client.close()
+    assert not list(Path("/dev/shm").glob("siamstream_*"))
+
+
 async def test_region_of_a_cancelled_call_is_never_reused(server: TritonServer) -> None:
     """Triton may still write the outputs of a call cancelled (or timed out) on the client side: its region
     must not serve the next call, and it is unregistered from the server."""
-    backend = TritonBackend(server.grpc_url, shared_memory=True)
     x = sample_inputs(rows=1, seed=0)
-    client = grpcclient.InferenceServerClient(server.grpc_url)
-    try:
+    async with shm_backend(server) as (backend, client):
         await backend.search("tiny", x["template_embedding"], x["crop_x"])
         (first,) = (await client.get_system_shared_memory_status(as_json=True))["regions"]
         call = asyncio.create_task(backend.search("tiny", x["template_embedding"], x["crop_x"]))
@@ -145,9 +160,6 @@ async def test_region_of_a_cancelled_call_is_never_reused(server: TritonServer) 
         await backend.search("tiny", x["template_embedding"], x["crop_x"])
         (second,) = (await client.get_system_shared_memory_status(as_json=True))["regions"]
         assert second != first
-    finally:
-        await backend.close()
-        await client.close()
 
 
 async def registered_regions(client: grpcclient.InferenceServerClient) -> set[str]:
@@ -158,6 +170,14 @@ async def registered_regions(client: grpcclient.InferenceServerClient) -> set[st
 async def failed_requests(client: grpcclient.InferenceServerClient, model: str) -> int:
     """How many requests of `model` the server has failed (a request whose client gave up included)."""
     return (await client.get_inference_statistics(model)).model_stats[0].inference_stats.fail.count
+
+
+async def until_dropped(client: grpcclient.InferenceServerClient, model: str, failed: int) -> None:
+    """Wait until the server has failed more than `failed` requests of `model`: it has dropped a request
+    whose client gave up, and with it the request's region."""
+    async with asyncio.timeout(10.0):  # the queue delay, and room for a loaded machine
+        while await failed_requests(client, model) == failed:
+            await asyncio.sleep(0.1)
 
 
 def queued_pair(backend: TritonBackend, x: dict[str, np.ndarray]) -> Awaitable[list[SearchOutputs]]:
@@ -176,9 +196,7 @@ async def timed_out_request(
     with pytest.raises(BackendUnavailable, match="Deadline Exceeded"):
         await backend.search(QUEUED, x["template_embedding"], x["crop_x"])
     yield
-    async with asyncio.timeout(10.0):  # the queue delay, and room for a loaded machine
-        while await failed_requests(client, model) == failed:
-            await asyncio.sleep(0.1)
+    await until_dropped(client, model, failed)
 
 
 async def test_backend_works_again_after_a_deadline_on_a_live_server(
@@ -188,9 +206,7 @@ async def test_backend_works_again_after_a_deadline_on_a_live_server(
     the backend must serve again from its pooled regions (not fail to register them twice), and unregister
     the timed out request's region once the server lets go of it (it refuses while the request waits)."""
     x, _, expected = await embedded_outputs(package, rows=1, seed=3)
-    backend = TritonBackend(server.grpc_url, shared_memory=True)
-    client = grpcclient.InferenceServerClient(server.grpc_url)
-    try:
+    async with shm_backend(server) as (backend, client):
         for answer in await queued_pair(backend, x):  # run at once: two regions, both registered
             assert_outputs_equal(answer, expected)
         async with timed_out_request(backend, client, x):
@@ -204,10 +220,6 @@ async def test_backend_works_again_after_a_deadline_on_a_live_server(
         assert len(await registered_regions(client)) == 3
         await backend.close()
         assert not await registered_regions(client)
-    finally:
-        await backend.close()
-        await client.close()
-    assert not list(Path("/dev/shm").glob("siamstream_*"))
 
 
 async def test_close_after_a_deadline_unregisters_every_region_the_server_lets_go(
@@ -216,18 +228,51 @@ async def test_close_after_a_deadline_unregisters_every_region_the_server_lets_g
     """Closing right after a timeout, with the channel dropped: the pooled region the server still holds
     is unregistered too; only the one of the request still queued is refused."""
     x = sample_inputs(rows=1, seed=4)
-    backend = TritonBackend(server.grpc_url, shared_memory=True)
-    client = grpcclient.InferenceServerClient(server.grpc_url)
-    try:
+    async with shm_backend(server) as (backend, client):
         await queued_pair(backend, x)
         async with timed_out_request(backend, client, x):
             await backend.close()
             (in_use,) = await registered_regions(client)
         await client.unregister_system_shared_memory(in_use)  # let go of it now, for the tests after
-    finally:
+
+
+async def test_close_unregisters_the_regions_of_calls_that_timed_out_together(
+    server: TritonServer,
+) -> None:
+    """The first of two calls failing together drops the channel and forgets what it registered; the
+    region of the second is the server's all the same, and close must unregister both."""
+    x = sample_inputs(rows=1, seed=6)
+    models = (template_model_name(QUEUED), search_model_name(QUEUED))
+    async with shm_backend(server) as (backend, client):
+        failed = [await failed_requests(client, model) for model in models]
+        # Alone in its model's queue, each waits 3 s for company: both time out, on one region each.
+        calls = await asyncio.gather(
+            backend.template(QUEUED, x["crop_z"], x["box_prior"]),
+            backend.search(QUEUED, x["template_embedding"], x["crop_x"]),
+            return_exceptions=True,
+        )
+        assert [type(call) for call in calls] == [BackendUnavailable, BackendUnavailable]
+        assert len(await registered_regions(client)) == 2
+        for model, count in zip(models, failed, strict=True):
+            await until_dropped(client, model, count)
         await backend.close()
-        await client.close()
-    assert not list(Path("/dev/shm").glob("siamstream_*"))
+        assert not await registered_regions(client)
+
+
+async def test_a_region_still_in_use_is_asked_for_again_once_per_interval(server: TritonServer) -> None:
+    """While a timed out request holds its region, the calls do not each spend a round trip asking for
+    it: the next call after the timeout asks, the calls of the following second do not."""
+    x = sample_inputs(rows=1, seed=7)
+    now = 0.0
+    async with shm_backend(server, clock=lambda: now) as (backend, client):
+        async with timed_out_request(backend, client, x):
+            await backend.search("tiny", x["template_embedding"], x["crop_x"])  # asks: still in use
+        # Triton has let go of the region, but it is not asked for again within the interval.
+        await backend.search("tiny", x["template_embedding"], x["crop_x"])
+        assert len(await registered_regions(client)) == 2
+        now += 1.0
+        await backend.search("tiny", x["template_embedding"], x["crop_x"])
+        assert len(await registered_regions(client)) == 1
 
 
 async def test_dynamic_batching_answers_8_concurrent_requests(

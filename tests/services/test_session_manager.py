@@ -8,11 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 import pytest_asyncio
 
-from siamstream_services.inference.backend import BackendUnavailable, InferenceError
+from siamstream_services.inference.backend import (
+    BackendUnavailable,
+    InferenceBackend,
+    InferenceError,
+    Stage,
+    Tensors,
+)
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.session import sessions
 from siamstream_services.session.catalog import Catalog, load_catalog
@@ -159,11 +164,12 @@ async def test_unreachable_store_is_unavailable_quickly(
     assert loop.time() - began < 2.0
 
 
-class DownBackend:
-    async def template(self, tracker: str, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
-        raise BackendUnavailable("model server unreachable")
+class DownBackend(InferenceBackend):
+    """A backend whose model server cannot be reached."""
 
-    async def search(self, tracker: str, template_embedding: np.ndarray, crop_x: np.ndarray):
+    async def run_stage(
+        self, tracker: str, stage: Stage, inputs: Tensors, *, search_features: bool = False
+    ) -> Tensors:
         raise BackendUnavailable("model server unreachable")
 
     async def ready(self) -> bool:
@@ -187,11 +193,13 @@ async def test_unreachable_backend_is_unavailable_and_session_unchanged(rig: Rig
 class BrokenModelBackend(DownBackend):
     """A backend that answers, but whose model fails on every call (a plain InferenceError)."""
 
-    async def template(self, tracker: str, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
+    async def run_stage(
+        self, tracker: str, stage: Stage, inputs: Tensors, *, search_features: bool = False
+    ) -> Tensors:
         raise InferenceError("output 'cls' has shape [1, 7]")
 
-    async def search(self, tracker: str, template_embedding: np.ndarray, crop_x: np.ndarray):
-        raise InferenceError("output 'cls' has shape [1, 7]")
+    async def ready(self) -> bool:
+        return True
 
 
 async def test_model_error_is_internal_counted_and_session_unchanged(rig: Rig) -> None:

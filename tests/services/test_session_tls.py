@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.services.session_fixtures import (
     Service,
     auth,
     export_test_package,
+    memory_service,
     running_service,
     status_of,
 )
@@ -176,6 +178,45 @@ async def test_both_ports_turn_not_serving_when_the_drain_starts(
         await asyncio.wait_for(drain, timeout=5.0)
         code, _ = await status_of(_check(health))
         assert code == grpc.StatusCode.UNAVAILABLE
+
+
+def _listening(port: int) -> bool:
+    """Whether something accepts TCP connections on loopback `port`."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize(
+    ("taken", "refusal"),
+    [
+        ("service", "cannot bind the service port on 127.0.0.1:"),
+        ("health", "cannot bind the health-only port on 127.0.0.1:"),
+        ("metrics", "Address already in use"),
+    ],
+    ids=["service", "health", "metrics"],
+)
+async def test_start_with_the_service_health_or_metrics_port_taken_leaves_nothing_listening(
+    package_dir: Path, taken: str, refusal: str
+) -> None:
+    """Every port is bound before any serves: a replica must not serve without its health port (probes
+    would restart it while it takes calls), nor hold ports it serves nothing on, when `start` fails."""
+    with socket.socket() as occupant:  # no SO_REUSEPORT, which would let grpc bind the port as well
+        occupant.bind(("127.0.0.1", 0))
+        occupant.listen()
+        ports = {"service": free_port(), "health": free_port(), "metrics": free_port()}
+        ports[taken] = occupant.getsockname()[1]
+        server, _ = memory_service(
+            package_dir,
+            listen_address=f"127.0.0.1:{ports['service']}",
+            health_listen_address=f"127.0.0.1:{ports['health']}",
+            metrics_port=ports["metrics"],
+        )
+        try:
+            with pytest.raises(OSError if taken == "metrics" else RuntimeError, match=refusal):
+                await server.start()
+            assert {name for name, port in ports.items() if _listening(port)} == {taken}
+        finally:
+            await server.drain(grace_s=0.0)
 
 
 async def _health_command(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> int:
