@@ -154,7 +154,8 @@ class TrackingClient:
         A server that stops answering ends the stream with `grpc.aio.AioRpcError` DEADLINE_EXCEEDED
         ("no answer to frame N within T s"): each answer, and the end of the stream after the last frame,
         is awaited at most `answer_timeout_s` (default: the client's `timeout_s`). Time without a frame in
-        flight, waiting on `frames`, is not bounded.
+        flight, waiting on `frames`, is not bounded. An answer that arrives with no frame in flight ends
+        it with INTERNAL ("the server answered with no frame in flight").
 
         grpcio's asyncio client may report a status with which the server ended the stream as INTERNAL
         "Internal error from Core" when a frame was still being written at that moment (grpc/grpc#36066):
