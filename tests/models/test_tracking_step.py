@@ -60,6 +60,40 @@ def test_neutral_outputs_keep_the_target_centred(frame):
     assert result.bbox == (129.5 - new_state.w / 2, 139.5 - new_state.h / 2, new_state.w, new_state.h)
 
 
+HUGE = float(np.finfo(np.float32).max)
+
+
+@pytest.mark.parametrize("name", list_trackers())
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_huge_outputs_never_store_a_nan_or_empty_box(frame, name, sign):
+    """Finite outputs far outside a model's range (an undertrained head) overflow in post-processing;
+    the step must still return a storable state and a finite box."""
+    config = get_config(name)
+    state, _ = init_track(config, frame, BOX)
+    request = prepare_search(config, state, frame)
+    outputs = tuple(np.full_like(o, sign * HUGE) for o in neutral_outputs(config, request.crops.shape[0]))
+    with np.errstate(all="ignore"):
+        new_state, result = finish_search(config, state, request, outputs)
+    assert new_state.w > 0 and new_state.h > 0 and np.isfinite([new_state.cx, new_state.cy]).all()
+    assert np.isfinite(result.bbox).all() and 0.0 <= result.score <= 1.0
+
+
+@pytest.mark.parametrize("name", ["siamcar_r50", "dcfnet_r50"])
+def test_an_overflowing_box_keeps_the_previous_box_as_a_failed_frame(frame, name):
+    """SiamCAR's exponentiated distances of an undertrained head overflowed the size penalty into NaN
+    (seen on a short-schedule SiamCAR); the reference would carry the NaN box on."""
+    config = get_config(name)
+    state, _ = init_track(config, frame, BOX)
+    request = prepare_search(config, state, frame)
+    cls, loc, cen = neutral_outputs(config, 1)
+    with np.errstate(all="ignore"):
+        new_state, result = finish_search(config, state, request, (cls, np.full_like(loc, HUGE), cen))
+    assert (new_state.cx, new_state.cy, new_state.w, new_state.h) == (state.cx, state.cy, state.w, state.h)
+    assert result.score == 0.0 and new_state.low_score_count == 1
+    assert result.status is TrackStatus.UNCERTAIN and new_state.frame_index == 1
+    assert result.bbox == (state.cx - state.w / 2, state.cy - state.h / 2, state.w, state.h)
+
+
 def test_siamfc_searches_three_scales(frame):
     config = get_config("siamfc_alexnet")
     state, template = init_track(config, frame, BOX)

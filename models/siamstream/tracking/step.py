@@ -150,13 +150,14 @@ def finish_search(
     hyper = config.hyper
     if isinstance(hyper, FCHyper):
         estimate = siamfc_update(hyper, config.crop, maps[0], target, _search_size(state))
-        bbox = siamfc_box_from_center(estimate.cx, estimate.cy, estimate.w, estimate.h)
+    elif isinstance(hyper, CARHyper):
+        estimate = car_update(hyper, config.crop, maps, target, request.scale_z, image_size)
     else:
-        if isinstance(hyper, CARHyper):
-            estimate = car_update(hyper, config.crop, maps, target, request.scale_z, image_size)
-        else:
-            estimate = _rpn_estimate(config, hyper, maps, target, request.scale_z, image_size)
-        bbox = box_from_center(estimate.cx, estimate.cy, estimate.w, estimate.h)
+        estimate = _rpn_estimate(config, hyper, maps, target, request.scale_z, image_size)
+    if _degenerate(estimate):
+        estimate = _held(state)
+    to_box = siamfc_box_from_center if isinstance(hyper, FCHyper) else box_from_center
+    bbox = to_box(estimate.cx, estimate.cy, estimate.w, estimate.h)
     status, low_count = next_status(config.status, state.status, state.low_score_count, estimate.score)
     # Validated (not model_copy) so that a degenerate estimate can never be stored.
     new_state = TrackerState.model_validate(
@@ -176,6 +177,21 @@ def finish_search(
     )
     result = TrackResult(frame_index=request.frame_index, bbox=bbox, score=estimate.score, status=status)
     return new_state, result
+
+
+def _degenerate(estimate: TargetEstimate) -> bool:
+    """Whether a post-processor gave a box no state can hold: a non-finite value or an empty side. The
+    reference trackers carry such a box on (into NaN crops or a division by zero); it comes from a model
+    outside its working range, e.g. an exponentiated box head that overflowed."""
+    values = (estimate.cx, estimate.cy, estimate.w, estimate.h, estimate.score)
+    return not all(np.isfinite(values)) or estimate.w <= 0 or estimate.h <= 0
+
+
+def _held(state: TrackerState) -> TargetEstimate:
+    """The previous target kept with score 0, so the frame counts as failed in the status rule."""
+    return TargetEstimate(
+        cx=state.cx, cy=state.cy, w=state.w, h=state.h, score=0.0, search_size=state.search_size
+    )
 
 
 def _rpn_estimate(
