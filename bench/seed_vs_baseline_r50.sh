@@ -4,13 +4,14 @@
 # bench/short_schedule.py), exported, and evaluated together in ONE `siamstream eval` call on a held-out
 # synthetic suite.
 #
-#   bash bench/seed_vs_baseline_r50.sh      # from the repository root, after `make venv`; ~75 min on 2 cores
+#   bash bench/seed_vs_baseline_r50.sh      # from the repository root, after `make venv`; ~90 min on 2 cores
 #
 # No pretrained backbone can be fetched here, so every backbone is seeded-random and stays frozen (its
 # BatchNorm statistics too): the pairs compare what the seed papers change - correlation (ACM), head and
 # attention (SiamCAN, DCFNet's staged fusion), margin supervision (SiamMargin) - on equal random features.
 # Training uses synthetic suite seed 0 (320x240, 40 frames); evaluation suite EVAL_SEED (default 1000)
-# is 640x480, EVAL_LENGTH frames. TRACKERS overrides the list; SKIP_TRAIN=1 re-exports and re-evaluates.
+# is 640x480, EVAL_LENGTH frames. TRACKERS overrides the list; SKIP_TRAIN=1 re-exports and re-evaluates;
+# DEVICE=cuda trains and evaluates on the GPU.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ TRAIN_SEQUENCES=${TRAIN_SEQUENCES:-300}
 EVAL_SEQUENCES=${EVAL_SEQUENCES:-8}
 EVAL_LENGTH=${EVAL_LENGTH:-30}
 EVAL_SEED=${EVAL_SEED:-1000}
+DEVICE=${DEVICE:-cpu}
 # Seeds with the baseline each one is built on and compared with.
 TRACKERS=${TRACKERS:-"siamrpnpp_r50 siamrpnpp_acm_r50 siammargin_r50 siamban_r50 siamban_acm_r50 siamcan_r50 siamcar_r50 dcfnet_r50"}
 
@@ -35,7 +37,7 @@ for tracker in $TRACKERS; do
         "$PYTHON" bench/short_schedule.py --tracker "$tracker" --schedule "$SCHEDULE" >"$run/training.json"
         started=$(date +%s)
         "$SIAMSTREAM" train --tracker "$tracker" --data "synthetic:$TRAIN_SEQUENCES" --config "$run/training.json" \
-            --out "$run/train" --no-progress
+            --out "$run/train" --device "$DEVICE" --no-progress
         echo "$tracker training wall time: $(($(date +%s) - started)) s"
     fi
     last=$(ls "$run"/train/checkpoint_e*.pth | sort | tail -n 1)
@@ -46,5 +48,5 @@ done
 rm -rf "$OUT/eval"
 started=$(date +%s)
 "$SIAMSTREAM" eval "${packages[@]}" --synthetic "$EVAL_SEQUENCES" --length "$EVAL_LENGTH" --seed "$EVAL_SEED" \
-    --out "$OUT/eval"
+    --device "$DEVICE" --out "$OUT/eval"
 echo "evaluation wall time: $(($(date +%s) - started)) s"
