@@ -1,4 +1,5 @@
-"""Real redis-server instances for the store tests, on free loopback ports, stopped by pid at teardown.
+"""Real redis-server instances for the store tests, on free loopback ports, stopped by pid at teardown,
+and the tracker package the service tests serve.
 
 `redis-server` comes from `scripts/install_redis.sh`; without it the tests that need one are skipped.
 """
@@ -17,6 +18,7 @@ import pytest
 import redis
 
 from siamstream_services.benchmark.model_server import free_port
+from tests.services.session_fixtures import export_test_package
 
 START_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 5.0
@@ -147,3 +149,11 @@ def make_redis_server(redis_binary: str) -> Iterator[Callable[[], RedisServer]]:
     yield make
     for server in servers:
         server.remove()
+
+
+@pytest.fixture(scope="module")
+def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The service tests' tracker package (random siamrpn_alex weights), exported once per test module."""
+    directory = tmp_path_factory.mktemp("packages")
+    export_test_package(directory)
+    return directory

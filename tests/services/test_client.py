@@ -30,7 +30,6 @@ from tests.services.session_fixtures import (
     INIT_BOX,
     TRACKER,
     Service,
-    export_test_package,
     moving_target_frames,
     running_service,
 )
@@ -40,13 +39,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FRAMES = 5
 JPEG_QUALITY = 80
-
-
-@pytest.fixture(scope="module")
-def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("packages")
-    export_test_package(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import MemorySessionStore
 from tests.services.conftest import RedisServer
 from tests.services.rtsp_fixtures import RtspCamera, decode_index, rtsp_available
-from tests.services.session_fixtures import TRACKER, export_test_package
+from tests.services.session_fixtures import TRACKER
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -65,13 +65,6 @@ def ingest_settings(**overrides: object) -> IngestSettings:
     }
     values.update(overrides)
     return IngestSettings(**values)
-
-
-@pytest.fixture(scope="module")
-def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("packages")
-    export_test_package(directory)
-    return directory
 
 
 @pytest.fixture

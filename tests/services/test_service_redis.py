@@ -38,7 +38,6 @@ from tests.services.session_fixtures import (
     INIT_BOX,
     TRACKER,
     box_message,
-    export_test_package,
     moving_target_frames,
     status_of,
 )
@@ -55,13 +54,6 @@ STALE = re.compile(r"stale frame (\d+), session is at (\d+)")
 # Keys under the stores' default prefix: the health probe's session, a camera's results stream.
 HEALTH_PROBE_KEY = f"siamstream:v1:session:{HEALTH_PROBE_SESSION}"
 CAMERA_RESULTS_KEY = "siamstream:v1:camera-results:{camera_id}"
-
-
-@pytest.fixture(scope="module")
-def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("packages")
-    export_test_package(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,6 @@ from tests.services.session_fixtures import (
     INIT_BOX,
     TRACKER,
     box_message,
-    export_test_package,
     moving_target_frames,
     png_frame,
     status_of,
@@ -73,13 +72,6 @@ SERVE_STOP_TIMEOUT_S = 15.0
 STATS_LAG_S = 2.0
 # Longer than tritonclient's usual 1 s request bound, well within the service's inference bound (5 s).
 FREEZE_S = 1.5
-
-
-@pytest.fixture(scope="module")
-def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("packages")
-    export_test_package(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,6 @@ from tests.services.session_fixtures import (
     auth,
     box_message,
     encode,
-    export_test_package,
     moving_target_frames,
     png_frame,
     running_service,
@@ -45,13 +44,6 @@ B = auth(API_KEY_B)
 MAX_FRAME_PIXELS = 400 * 300
 MAX_FRAME_BYTES = 1_000_000
 CODE = grpc.StatusCode
-
-
-@pytest.fixture(scope="module")
-def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("packages")
-    export_test_package(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,6 @@ from tests.services.session_fixtures import (
     API_KEY_A,
     Service,
     auth,
-    export_test_package,
     memory_service,
     running_service,
     status_of,
@@ -81,13 +80,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
             f"{d}/{name}.pem",
         )
     return d
-
-
-@pytest.fixture(scope="module")
-def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("packages")
-    export_test_package(directory)
-    return directory
 
 
 def tls_files(pki: Path) -> dict[str, Path]:
