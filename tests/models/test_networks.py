@@ -532,7 +532,8 @@ def test_bf16_stages_are_close_to_fp32(tracker: Tracker, streams_run: StreamsRun
     for reduced, full in zip(outputs, run.single_outputs[0], strict=True):
         assert reduced.dtype == torch.float32
         assert torch.isfinite(reduced).all()
-        assert float((reduced - full).norm() / full.norm()) < 0.05
+        # No division: DCFNet's centerness output is all zeros (its head has none) and must stay zeros.
+        assert float((reduced - full).norm()) <= 0.05 * float(full.norm())
     assert all(p.dtype == torch.float32 for p in tracker.network.parameters()), "the network was converted"
 
 

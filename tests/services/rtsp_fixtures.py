@@ -20,6 +20,9 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 READY_TIMEOUT_S = 10.0
 
 
+RTSP_MISSING = "GStreamer RTSP server is not installed (run scripts/install_rtsp.sh)"
+
+
 def rtsp_available() -> bool:
     """Whether the system Python can run the test server."""
     check = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"

@@ -29,7 +29,7 @@ from siamstream_services.ingest.config import IngestSettings
 from siamstream_services.ingest.process import open_ingest
 from siamstream_services.settings import ServiceSettings
 from tests.services.conftest import RedisServer
-from tests.services.rtsp_fixtures import RtspCamera, rtsp_available
+from tests.services.rtsp_fixtures import RTSP_MISSING, RtspCamera, rtsp_available
 from tests.services.session_fixtures import TRACKER, export_test_package
 
 SIAMSTREAM = Path(sys.executable).with_name("siamstream")
@@ -118,7 +118,7 @@ def _serving(stub: pb_grpc.TrackingServiceStub) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-@pytest.mark.skipif(not rtsp_available(), reason="GStreamer RTSP server missing (scripts/install_rtsp.sh)")
+@pytest.mark.skipif(not rtsp_available(), reason=RTSP_MISSING)
 def test_serve_and_ingest_track_a_camera_and_stop_cleanly_on_sigterm(
     tmp_path: Path, redis_server: RedisServer, camera: RtspCamera
 ) -> None:

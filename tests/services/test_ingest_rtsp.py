@@ -35,14 +35,12 @@ from siamstream_services.session.server import TrackingServer
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import MemorySessionStore
 from tests.services.conftest import RedisServer
-from tests.services.rtsp_fixtures import RtspCamera, decode_index, rtsp_available
+from tests.services.rtsp_fixtures import RTSP_MISSING, RtspCamera, decode_index, rtsp_available
 from tests.services.session_fixtures import TRACKER
 
 pytestmark = [
     pytest.mark.timeout(60),
-    pytest.mark.skipif(
-        not rtsp_available(), reason="GStreamer RTSP server missing (scripts/install_rtsp.sh)"
-    ),
+    pytest.mark.skipif(not rtsp_available(), reason=RTSP_MISSING),
 ]
 
 BOX = pb.Box(x=100, y=80, width=48, height=48)

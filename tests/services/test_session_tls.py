@@ -32,7 +32,9 @@ from tests.services.session_fixtures import (
     status_of,
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+pytestmark = pytest.mark.skipif(
+    shutil.which("openssl") is None, reason="openssl is not installed (run scripts/install_deploy_tools.sh)"
+)
 
 
 def _openssl(*args: str) -> None:
