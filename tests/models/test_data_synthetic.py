@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from siamstream.data.synthetic import Challenge, SequenceSpec, generate_sequence, synthetic_suite
+from siamstream.data.synthetic import (
+    Challenge,
+    SequenceSpec,
+    generate_sequence,
+    stratified_suite,
+    synthetic_suite,
+)
 
 SMALL = {"width": 320, "height": 240, "length": 24}
 
@@ -190,3 +196,22 @@ def test_suite_covers_every_challenge_reproducibly():
     assert all(np.array_equal(a.ground_truth, b.ground_truth) for a, b in zip(suite, again, strict=True))
     other = synthetic_suite(2, seed=2, **SMALL)
     assert not np.array_equal(suite[0].ground_truth, other[0].ground_truth)
+
+
+def test_stratified_suite_has_each_challenge_in_its_own_stratum() -> None:
+    suite = stratified_suite(2, seed=5, length=12, width=160, height=120)
+    assert [sequence.name for sequence in suite[:4]] == [
+        "distractors-00",
+        "distractors-01",
+        "appearance_change-00",
+        "appearance_change-01",
+    ]
+    assert len(suite) == 12
+    assert suite[6].spec.challenges == {Challenge.SCALE_CHANGE, Challenge.ASPECT_CHANGE}
+    assert suite[-1].spec.challenges == {Challenge.OUT_OF_VIEW}
+    assert all(len(sequence) == 12 and sequence.frame(0).shape == (120, 160, 3) for sequence in suite)
+    # Held out: no sequence seed is shared with the training suite (`synthetic:N` is synthetic_suite seed 0).
+    training_seeds = {sequence.spec.seed for sequence in synthetic_suite(300, seed=0, length=2)}
+    assert training_seeds.isdisjoint(
+        sequence.spec.seed for sequence in stratified_suite(10, seed=5, length=2)
+    )

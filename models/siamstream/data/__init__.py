@@ -9,6 +9,7 @@ from siamstream.data.synthetic import (
     SequenceSpec,
     SyntheticSequence,
     generate_sequence,
+    stratified_suite,
     synthetic_suite,
 )
 from siamstream.data.writers import write_got10k, write_mp4, write_otb
@@ -28,6 +29,7 @@ __all__ = [
     "iter_frames",
     "open_dataset",
     "read_boxes",
+    "stratified_suite",
     "synthetic_suite",
     "write_boxes",
     "write_got10k",

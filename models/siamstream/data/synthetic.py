@@ -471,3 +471,39 @@ def synthetic_suite(
         )
         suite.append(generate_sequence(spec))
     return suite
+
+
+# The strata of the held-out study suite: one challenge (scale and aspect change together) per stratum, so
+# that results can be sliced by what made a sequence hard.
+STUDY_STRATA: dict[str, frozenset[Challenge]] = {
+    "distractors": frozenset({Challenge.DISTRACTORS}),
+    "appearance_change": frozenset({Challenge.APPEARANCE_CHANGE}),
+    "fast_motion": frozenset({Challenge.FAST_MOTION}),
+    "scale_aspect": frozenset({Challenge.SCALE_CHANGE, Challenge.ASPECT_CHANGE}),
+    "occlusion": frozenset({Challenge.OCCLUSION}),
+    "out_of_view": frozenset({Challenge.OUT_OF_VIEW}),
+}
+
+
+def stratified_suite(
+    per_stratum: int, seed: int, length: int = 100, width: int = 640, height: int = 480
+) -> list[SyntheticSequence]:
+    """`per_stratum` sequences of each stratum of `STUDY_STRATA`, named `<stratum>-NN`.
+
+    Sequence `j` of stratum `k` is seeded from `(seed, k, j)`: a suite is reproducible, its sequences differ
+    from one another and from every `synthetic_suite` sequence (whose seeds come from two-number keys).
+    """
+    suite = []
+    for stratum_index, (stratum, challenges) in enumerate(STUDY_STRATA.items()):
+        for index in range(per_stratum):
+            key = [seed, stratum_index, index]
+            spec = SequenceSpec(
+                name=f"{stratum}-{index:02d}",
+                width=width,
+                height=height,
+                length=length,
+                seed=int(np.random.SeedSequence(key).generate_state(1)[0]),
+                challenges=challenges,
+            )
+            suite.append(generate_sequence(spec))
+    return suite
