@@ -13,21 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from siamstream.registry import get_config
-from siamstream.training.config import TrainingConfig, default_training_config
-
-
-def laid_over(base: dict[str, Any], schedule: dict[str, Any]) -> dict[str, Any]:
-    """`base` with every value that `schedule` names replaced, sections merged field by field."""
-    merged = dict(base)
-    for key, value in schedule.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merged[key] = laid_over(base[key], value)
-        else:
-            merged[key] = value
-    return merged
+from siamstream.training.config import default_training_config, with_schedule
 
 
 def main() -> None:
@@ -35,9 +23,8 @@ def main() -> None:
     parser.add_argument("--tracker", required=True, help="registry name")
     parser.add_argument("--schedule", required=True, type=Path, help="JSON of TrainingConfig fields")
     args = parser.parse_args()
-    tracker_default = default_training_config(get_config(args.tracker)).model_dump(mode="json")
-    merged = laid_over(tracker_default, json.loads(args.schedule.read_text()))
-    print(TrainingConfig.model_validate(merged).model_dump_json(indent=2))
+    tracker_default = default_training_config(get_config(args.tracker))
+    print(with_schedule(tracker_default, json.loads(args.schedule.read_text())).model_dump_json(indent=2))
 
 
 if __name__ == "__main__":

@@ -13,13 +13,25 @@ Conventions used throughout the library:
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def merge_fields(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`base` (a dumped config) with every field `changes` names replaced, nested sections merged field by
+    field: what `changes` does not name, at any depth, keeps its value."""
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = merge_fields(base[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 class Family(StrEnum):
@@ -40,7 +52,15 @@ class Precision(StrEnum):
 
 
 BackboneKind = Literal[
-    "resnet50_atrous", "mobilenetv2", "alexnet_legacy", "alexnet_siamfc", "dcfnet_resnet50"
+    "resnet50_atrous",
+    "mobilenetv2",
+    "alexnet_legacy",
+    "alexnet_siamfc",
+    "dcfnet_resnet50",
+    # DCFNet's stage geometry in a few thin convolutions, for training from scratch on a CPU; "_fused"
+    # adds DCFNet's two correlation-fusions (`nn.small_staged`).
+    "small_staged",
+    "small_staged_fused",
 ]
 
 

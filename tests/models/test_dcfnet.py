@@ -52,21 +52,23 @@ def crops(seed: int, side: int) -> torch.Tensor:
 
 def test_correlation_fusion_by_hand() -> None:
     fusion = CorrelationFusion(2).eval()  # fresh batch norm: identity up to its eps
-    search = torch.stack([torch.arange(1.0, 10.0).reshape(3, 3), torch.ones(3, 3)]).repeat(2, 1, 1, 1)
-    template = torch.tensor(
-        [
-            [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 2.0], [3.0, 4.0]]],
-            [[[0.0, 0.0], [0.0, 0.0]], [[1.0, 2.0], [3.0, 4.0]]],
-        ]
+    search = torch.stack([torch.arange(1.0, 17.0).reshape(4, 4), torch.ones(4, 4)]).repeat(2, 1, 1, 1)
+    diagonal = torch.eye(3)
+    template = torch.stack(
+        [torch.stack([diagonal, torch.full((3, 3), 2.0)]), torch.stack([torch.zeros(3, 3), torch.ones(3, 3)])]
     )
     with torch.inference_mode():
         fused = fusion(search, template)
-    # Row 0, channel 0: correlation s[i,j] + s[i+1,j+1] = [[6, 8], [12, 14]]; bilinear 2 -> 3
-    # (align_corners=False) keeps the corners and averages in between: [[6, 7, 8], [9, 10, 11], [12, 13, 14]].
-    expected_row0_c0 = torch.tensor([[7.0, 9.0, 11.0], [13.0, 15.0, 17.0], [19.0, 21.0, 23.0]])
+    # Row 0, channel 0: the 2x2 valid correlation s[i,j] + s[i+1,j+1] + s[i+2,j+2] = [[18, 21], [30, 33]]
+    # belongs to the windows' centre cells (1..2, 1..2); the border cells get nothing.
+    expected_row0_c0 = search[0, 0].clone()
+    expected_row0_c0[1:3, 1:3] += torch.tensor([[18.0, 21.0], [30.0, 33.0]])
     torch.testing.assert_close(fused[0, 0], expected_row0_c0, rtol=1e-5, atol=1e-4)
-    # Channel 1 correlates with its own kernel only: 1 + 2 + 3 + 4 = 10 everywhere, added to the ones.
-    torch.testing.assert_close(fused[:, 1], torch.full((2, 3, 3), 11.0), rtol=1e-5, atol=1e-4)
+    # Channel 1 correlates with its own kernel only: 9 x 2 in row 0 and 9 x 1 in row 1, on the centre cells.
+    for row, added in ((0, 18.0), (1, 9.0)):
+        expected = torch.ones(4, 4)
+        expected[1:3, 1:3] += added
+        torch.testing.assert_close(fused[row, 1], expected, rtol=1e-5, atol=1e-4)
     # Row 1 has a zero kernel in channel 0: its search map passes unchanged (rows are not mixed).
     torch.testing.assert_close(fused[1, 0], search[1, 0], rtol=1e-5, atol=1e-4)
 
@@ -78,8 +80,33 @@ def test_correlation_fusion_scales_the_response_by_its_batch_norm() -> None:
         fusion.bn.bias.fill_(1.0)
     search = torch.ones(1, 1, 4, 4)
     with torch.inference_mode():
-        fused = fusion(search, torch.ones(1, 1, 4, 4))  # one response value: 16
-    torch.testing.assert_close(fused, torch.full((1, 1, 4, 4), 1 + 16 * 0.5 / math.sqrt(1 + 1e-5) + 1.0))
+        fused = fusion(search, torch.ones(1, 1, 3, 3))  # 2x2 responses of 9, on cells (1..2, 1..2)
+    expected = torch.ones(1, 1, 4, 4)
+    expected[..., 1:3, 1:3] += 9 * 0.5 / math.sqrt(1 + 1e-5) + 1.0
+    torch.testing.assert_close(fused, expected)
+
+
+@pytest.mark.parametrize(("template_side", "search_side"), [(31, 63), (15, 31)])  # stage 1, stage 2
+@pytest.mark.parametrize(("row_offset", "col_offset"), [(0, 0), (0, 4), (-4, 0), (8, -8), (-8, 4)])
+def test_correlation_fusion_highlights_the_template_where_it_is(
+    template_side: int, search_side: int, row_offset: int, col_offset: int
+) -> None:
+    # A random template pattern pasted into an empty search map with its centre `offset` cells from the
+    # search centre. By Cauchy-Schwarz no other window correlates as much with the template as the one
+    # holding it exactly, so the added response must peak on the pattern's centre cell.
+    generator = torch.Generator().manual_seed(template_side + 10 * row_offset + col_offset)
+    template = torch.randn(1, 2, template_side, template_side, generator=generator)
+    centre = search_side // 2
+    row, col = centre + row_offset, centre + col_offset
+    half = template_side // 2
+    search = torch.zeros(1, 2, search_side, search_side)
+    search[..., row - half : row + half + 1, col - half : col + half + 1] = template
+    fusion = CorrelationFusion(2).eval()
+    with torch.inference_mode():
+        added = (fusion(search, template) - search).sum(1)[0]
+    assert added.shape == (search_side, search_side)
+    peak = int(added.argmax())
+    assert divmod(peak, search_side) == (row, col)
 
 
 def test_template_embedding_holds_every_staged_template_map(dcfnet: DCFNetwork) -> None:
@@ -188,10 +215,10 @@ def batch_labels(labels: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {name: torch.from_numpy(value)[None] for name, value in labels.items()}
 
 
-def test_finetuning_trains_the_head_and_the_last_two_layers_with_cross_entropy_and_iou() -> None:
+def test_finetuning_trains_the_head_and_the_last_two_layers_with_cross_entropy_and_log_iou() -> None:
     tracker, training = get_config("dcfnet_r50"), dcfnet_finetuning_config()
     objective = build_objective(tracker, training)
-    assert isinstance(objective, DCFObjective) and objective.box_loss is BOX_LOSSES["iou"]
+    assert isinstance(objective, DCFObjective) and objective.box_loss is BOX_LOSSES["log_iou"]
     network = trained_like_network(tracker, seed=1).train()
     trainable = apply_backbone_schedule(network.backbone, training.backbone, epoch=0)
     assert trainable == 2 * (256 * 256 * 3 * 3) + 2 * 2 * 256  # conv5, conv6 and their batch norms
@@ -243,3 +270,39 @@ def test_pretraining_is_siamfc_style_on_the_whole_backbone() -> None:
     assert float(network.backbone.conv1.weight.grad.abs().sum()) > 0
     assert float(network.backbone.fusion1.bn.weight.grad.abs().sum()) > 0
     assert network.car_head.cls_logits.weight.grad is None  # the SiamCAR head is not part of stage 1
+
+
+def test_small_dcfnet_takes_its_pieces_and_widths_from_the_small_backbone() -> None:
+    # dcfnet_small: the same template pieces from the small staged backbone, 16x31x31 and 32x15x15 stage
+    # maps and a 32x7x7 kernel; the same search geometry (a 143 crop gives 17x17 maps and 11x11 outputs).
+    network = trained_like_network(get_config("dcfnet_small"), seed=3)
+    assert isinstance(network, DCFNetwork)
+    backbone = network.backbone
+    crop_z, crop_x = crops(13, TEMPLATE_SIDE), crops(14, SEARCH_SIDE)
+    with torch.inference_mode():
+        embedding = network.template_embedding(crop_z, torch.tensor([[40.0, 50.0]]))
+        stage1 = backbone.stage1(crop_z)
+        stage2 = backbone.stage2(stage1)
+        final = backbone.last_layers(stage2)
+        fused = backbone.fused(crop_x, [stage1, stage2])
+        plain = backbone.last_layers(backbone.stage2(backbone.stage1(crop_x)))
+        cls, loc, cen = network.search_outputs(embedding, crop_x)
+    assert (stage1.shape, stage2.shape, final.shape) == ((1, 16, 31, 31), (1, 32, 15, 15), (1, 32, 15, 15))
+    expected = torch.cat([stage1.flatten(1), stage2.flatten(1), final[:, :, 4:11, 4:11].flatten(1)], 1)
+    assert network.embedding_dim == 16 * 31 * 31 + 32 * 15 * 15 + 32 * 7 * 7
+    torch.testing.assert_close(embedding, expected)
+    assert fused.shape == plain.shape == (1, 32, 17, 17)
+    assert float((fused - plain).abs().mean()) > 1e-2 * float(plain.abs().mean())
+    assert (cls.shape, loc.shape) == ((1, 2, 11, 11), (1, 4, 11, 11))
+    assert torch.equal(cen, torch.zeros(1, 1, 11, 11))
+    # The paper's fine-tuning recipe finds the small backbone's last two conv layers by the same names.
+    trainable = apply_backbone_schedule(backbone, dcfnet_finetuning_config().backbone, epoch=0)
+    assert trainable == 2 * (32 * 32 * 3 * 3) + 2 * 2 * 32
+
+
+def test_build_rejects_the_small_backbone_without_its_fusions() -> None:
+    config = get_config("dcfnet_small")
+    backbone = config.backbone.model_copy(update={"kind": "small_staged"})
+    plain = config.model_copy(update={"backbone": backbone})
+    with pytest.raises(ValueError, match="correlation-fusions"):
+        build_network(plain)

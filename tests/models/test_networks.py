@@ -16,6 +16,7 @@ from siamstream.config import Precision, TrackerConfig
 from siamstream.nn.correlation import xcorr_depthwise, xcorr_full
 from siamstream.nn.neck import AdjustLayer
 from siamstream.nn.network import SiameseNetwork, build_network
+from siamstream.nn.small_staged import SmallStagedBackbone
 from siamstream.nn.stages import SearchStage, TemplateStage, script_stages
 from siamstream.registry import get_config, list_trackers
 
@@ -28,9 +29,9 @@ Layout = dict[str, Shape]
 SMALL_SEARCH_SIDE = 175
 BATCH = 3
 # Reduced precision is emulated, 40-100x slower than fp32, on CPUs without native bf16: only the AlexNet
-# trackers are affordable there.
+# and small-backbone trackers are affordable there.
 NATIVE_BF16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-CHEAP_BACKBONES = ("alexnet_legacy", "alexnet_siamfc")
+CHEAP_BACKBONES = ("alexnet_legacy", "alexnet_siamfc", "small_staged", "small_staged_fused")
 
 # TorchScript is deprecated in torch 2.13 but is what the stages are exported as (Contract 1, Triton).
 pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:DeprecationWarning")
@@ -129,73 +130,104 @@ def dcfnet_resnet50_layout() -> Layout:
     return layout | batch_norm("backbone.fusion1.bn", 64) | batch_norm("backbone.fusion2.bn", 512)
 
 
+def small_staged_layout() -> Layout:
+    # The small backbone of the from-scratch study (this library's layout, trained here): DCFNet's three
+    # stage-1 convs at 16 channels, stage 2 (`layer1`) a strided and a plain 3x3 conv-BN-ReLU at 32, and
+    # three 3x3 convs at 32 (the levels); every conv without bias, followed by its batch norm.
+    layout = conv("backbone.conv1", 16, 3, 7) | batch_norm("backbone.bn1", 16)
+    layout |= conv("backbone.conv2", 16, 16, 3) | batch_norm("backbone.bn2", 16)
+    layout |= conv("backbone.conv3", 16, 16, 3) | batch_norm("backbone.bn3", 16)
+    layout |= conv("backbone.layer1.0", 32, 16, 3) | batch_norm("backbone.layer1.1", 32)
+    layout |= conv("backbone.layer1.3", 32, 32, 3) | batch_norm("backbone.layer1.4", 32)
+    for index in (4, 5, 6):
+        layout |= conv(f"backbone.conv{index}", 32, 32, 3) | batch_norm(f"backbone.bn{index}", 32)
+    return layout
+
+
+def small_staged_fused_layout() -> Layout:
+    # The same with DCFNet's correlation-fusions after stage 1 (16 channels) and stage 2 (32).
+    fusions = batch_norm("backbone.fusion1.bn", 16) | batch_norm("backbone.fusion2.bn", 32)
+    return small_staged_layout() | fusions
+
+
 BACKBONE_LAYOUTS = {
     "dcfnet_resnet50": dcfnet_resnet50_layout,
+    "small_staged": small_staged_layout,
+    "small_staged_fused": small_staged_fused_layout,
     "resnet50_atrous": resnet50_atrous_layout,
     "mobilenetv2": mobilenetv2_layout,
     "alexnet_legacy": alexnet_legacy_layout,
     "alexnet_siamfc": alexnet_siamfc_layout,
 }
 # Channels of the used backbone outputs, which the neck adjusts.
-BACKBONE_OUTPUT_CHANNELS = {"resnet50_atrous": (512, 1024, 2048), "mobilenetv2": (44, 134, 448)}
+BACKBONE_OUTPUT_CHANNELS = {
+    "resnet50_atrous": (512, 1024, 2048),
+    "mobilenetv2": (44, 134, 448),
+    "small_staged": (32, 32, 32),
+}
+# Width of the neck and heads: the references' 256, narrowed to 32 on the small backbone.
+HEAD_CHANNELS = {"small_staged": 32, "small_staged_fused": 32}
 
 
-def neck_layout(in_channels: tuple[int, ...]) -> Layout:
+def neck_layout(in_channels: tuple[int, ...], out_channels: int = 256) -> Layout:
     levels = len(in_channels)
     names = ["downsample"] if levels == 1 else [f"downsample{level}" for level in range(2, 2 + levels)]
     layout: Layout = {}
     for name, channels in zip(names, in_channels, strict=True):
-        layout |= conv(f"neck.{name}.downsample.0", 256, channels, 1) | batch_norm(
-            f"neck.{name}.downsample.1", 256
+        layout |= conv(f"neck.{name}.downsample.0", out_channels, channels, 1) | batch_norm(
+            f"neck.{name}.downsample.1", out_channels
         )
     return layout
 
 
-def depthwise_xcorr_layout(prefix: str, out_channels: int) -> Layout:
+def depthwise_xcorr_layout(prefix: str, out_channels: int, channels: int) -> Layout:
+    c = channels
     layout: Layout = {}
     for side in ("conv_kernel", "conv_search"):
-        layout |= conv(f"{prefix}.{side}.0", 256, 256, 3) | batch_norm(f"{prefix}.{side}.1", 256)
-    layout |= conv(f"{prefix}.head.0", 256, 256, 1) | batch_norm(f"{prefix}.head.1", 256)
-    return layout | conv(f"{prefix}.head.3", out_channels, 256, 1, bias=True)
+        layout |= conv(f"{prefix}.{side}.0", c, c, 3) | batch_norm(f"{prefix}.{side}.1", c)
+    layout |= conv(f"{prefix}.head.0", c, c, 1) | batch_norm(f"{prefix}.head.1", c)
+    return layout | conv(f"{prefix}.head.3", out_channels, c, 1, bias=True)
 
 
-def box_head_layout(head: str, level_name: str, config: TrackerConfig, cls_out: int, loc_out: int) -> Layout:
+def box_head_layout(
+    head: str, level_name: str, config: TrackerConfig, cls_out: int, loc_out: int, channels: int
+) -> Layout:
     levels = config.head.levels
     prefixes = [head] if levels == 1 else [f"{head}.{level_name}{i + 2}" for i in range(levels)]
     layout: Layout = {}
     for prefix in prefixes:
-        layout |= depthwise_xcorr_layout(f"{prefix}.cls", cls_out)
-        layout |= depthwise_xcorr_layout(f"{prefix}.loc", loc_out)
+        layout |= depthwise_xcorr_layout(f"{prefix}.cls", cls_out, channels)
+        layout |= depthwise_xcorr_layout(f"{prefix}.loc", loc_out, channels)
     if config.head.weighted:
         layout |= {f"{head}.cls_weight": (levels,), f"{head}.loc_weight": (levels,)}
     return layout
 
 
-def car_head_layout() -> Layout:
+def car_head_layout(channels: int) -> Layout:
     layout: Layout = {}
     for tower in ("cls_tower", "bbox_tower"):
         for index in (0, 3, 6, 9):
-            layout |= conv(f"car_head.{tower}.{index}", 256, 256, 3, bias=True)
+            layout |= conv(f"car_head.{tower}.{index}", channels, channels, 3, bias=True)
             layout |= {
-                f"car_head.{tower}.{index + 1}.weight": (256,),
-                f"car_head.{tower}.{index + 1}.bias": (256,),
+                f"car_head.{tower}.{index + 1}.weight": (channels,),
+                f"car_head.{tower}.{index + 1}.bias": (channels,),
             }
     for name, out_channels in (("cls_logits", 2), ("bbox_pred", 4), ("centerness", 1)):
-        layout |= conv(f"car_head.{name}", out_channels, 256, 3, bias=True)
-    # ConvTranspose2d(768, 256, 1) stores its weight as [in, out, 1, 1].
-    return layout | {"down.weight": (768, 256, 1, 1), "down.bias": (256,)}
+        layout |= conv(f"car_head.{name}", out_channels, channels, 3, bias=True)
+    # ConvTranspose2d(3C, C, 1) (768 -> 256 in SiamCAR) stores its weight as [in, out, 1, 1].
+    return layout | {"down.weight": (3 * channels, channels, 1, 1), "down.bias": (channels,)}
 
 
-def dcf_head_layout() -> Layout:
+def dcf_head_layout(channels: int) -> Layout:
     # SiamCAR's towers, cls_logits and bbox_pred; no centerness branch, and one level so no `down`.
     return {
         key: shape
-        for key, shape in car_head_layout().items()
+        for key, shape in car_head_layout(channels).items()
         if not key.startswith(("car_head.centerness", "down."))
     }
 
 
-def can_head_layout(config: TrackerConfig) -> Layout:
+def can_head_layout(config: TrackerConfig, channels: int) -> Layout:
     # SiamBAN's depth-wise blocks per level, the 1-D channel-attention conv (k = 5) per level, a 7x7
     # spatial-attention conv per branch, one set of level weights (alpha) and SiamBAN's loc scales.
     levels = config.head.levels
@@ -204,65 +236,70 @@ def can_head_layout(config: TrackerConfig) -> Layout:
         prefix = f"head.box{level}"
         layout[f"{prefix}.channel_attention.conv.weight"] = (1, 1, 5)
         for branch, out_channels in (("cls", 2), ("loc", 4)):
-            layout |= depthwise_xcorr_layout(f"{prefix}.{branch}", out_channels)
+            layout |= depthwise_xcorr_layout(f"{prefix}.{branch}", out_channels, channels)
             layout[f"{prefix}.{branch}.spatial_attention.conv.weight"] = (1, 2, 7, 7)
     return layout | {"head.level_weight": (levels,), "head.loc_scale": (levels,)}
 
 
-def acm_branch_layout(prefix: str, out_channels: int, kernel_side: int = 5, adjust: bool = True) -> Layout:
+def acm_branch_layout(
+    prefix: str, out_channels: int, kernel_side: int = 5, adjust: bool = True, channels: int = 256
+) -> Layout:
     """One ACM branch as SiamBAN-ACM's `DepthwiseXCorr` stores it (`conv_kernel` / `conv_search` only
-    when the branch adjusts its inputs: SiamFC-ACM works on the backbone maps as they are)."""
+    when the branch adjusts its inputs: SiamFC-ACM works on the backbone maps as they are). The box-size
+    prior's hidden layers are 32 wide whatever the branch's `channels`."""
+    c = channels
     layout: Layout = {}
     if adjust:
         for side in ("conv_kernel", "conv_search"):
-            layout |= conv(f"{prefix}.{side}.0", 256, 256, 3) | batch_norm(f"{prefix}.{side}.1", 256)
-    layout |= conv(f"{prefix}.xorr_kernel", 256, 256, kernel_side, bias=True)
-    layout |= conv(f"{prefix}.xorr_search", 256, 256, kernel_side)
+            layout |= conv(f"{prefix}.{side}.0", c, c, 3) | batch_norm(f"{prefix}.{side}.1", c)
+    layout |= conv(f"{prefix}.xorr_kernel", c, c, kernel_side, bias=True)
+    layout |= conv(f"{prefix}.xorr_search", c, c, kernel_side)
     layout |= {f"{prefix}.xorr_bbox.0.weight": (32, 2), f"{prefix}.xorr_bbox.0.bias": (32,)}
     layout |= batch_norm(f"{prefix}.xorr_bbox.1", 32)
     layout |= {f"{prefix}.xorr_bbox.3.weight": (32, 32), f"{prefix}.xorr_bbox.3.bias": (32,)}
-    layout |= batch_norm(f"{prefix}.xorr_bbox.4", 32) | {f"{prefix}.xorr_bbox.6.weight": (256, 32)}
-    layout |= batch_norm(f"{prefix}.xorr_activate.0", 256)
-    layout |= conv(f"{prefix}.xorr_activate.2", 256, 256, 3, bias=True)
-    layout |= batch_norm(f"{prefix}.xorr_activate.3", 256)
-    layout |= conv(f"{prefix}.head.0", 256, 256, 3, bias=True) | batch_norm(f"{prefix}.head.1", 256)
-    return layout | conv(f"{prefix}.head.3", out_channels, 256, 3, bias=True)
+    layout |= batch_norm(f"{prefix}.xorr_bbox.4", 32) | {f"{prefix}.xorr_bbox.6.weight": (c, 32)}
+    layout |= batch_norm(f"{prefix}.xorr_activate.0", c)
+    layout |= conv(f"{prefix}.xorr_activate.2", c, c, 3, bias=True)
+    layout |= batch_norm(f"{prefix}.xorr_activate.3", c)
+    layout |= conv(f"{prefix}.head.0", c, c, 3, bias=True) | batch_norm(f"{prefix}.head.1", c)
+    return layout | conv(f"{prefix}.head.3", out_channels, c, 3, bias=True)
 
 
-def acm_head_layout(config: TrackerConfig) -> Layout:
+def acm_head_layout(config: TrackerConfig, channels: int) -> Layout:
     # SiamFC-ACM: one branch on the 6x6 AlexNet map. SiamRPN++-ACM / SiamBAN-ACM: the depth-wise heads'
     # levels and fusion weights with ACM branches (SiamBAN-ACM's released layout).
     if config.head.kind == "siamfc":
-        return acm_branch_layout("head", 1, kernel_side=6, adjust=False)
+        return acm_branch_layout("head", 1, kernel_side=6, adjust=False, channels=channels)
     head, level_name = ("rpn_head", "rpn") if config.head.kind == "rpn" else ("head", "box")
     anchors = config.head.anchor_num
     cls_out, loc_out = (2 * anchors, 4 * anchors) if head == "rpn_head" else (2, 4)
     levels = config.head.levels
     layout: Layout = {}
     for level in range(2, 2 + levels):
-        layout |= acm_branch_layout(f"{head}.{level_name}{level}.cls", cls_out)
-        layout |= acm_branch_layout(f"{head}.{level_name}{level}.loc", loc_out)
+        layout |= acm_branch_layout(f"{head}.{level_name}{level}.cls", cls_out, channels=channels)
+        layout |= acm_branch_layout(f"{head}.{level_name}{level}.loc", loc_out, channels=channels)
     if config.head.weighted:
         layout |= {f"{head}.cls_weight": (levels,), f"{head}.loc_weight": (levels,)}
     return layout | ({"head.loc_scale": (levels,)} if head == "head" else {})
 
 
-def head_layout(config: TrackerConfig) -> Layout:
+def head_layout(config: TrackerConfig, channels: int) -> Layout:
     anchors = config.head.anchor_num
     if config.head.correlation == "acm":
-        return acm_head_layout(config)
+        return acm_head_layout(config, channels)
     if config.head.kind == "rpn":
-        return box_head_layout("rpn_head", "rpn", config, 2 * anchors, 4 * anchors)
+        return box_head_layout("rpn_head", "rpn", config, 2 * anchors, 4 * anchors, channels)
     if config.head.kind == "ban":
-        return box_head_layout("head", "box", config, 2, 4) | {"head.loc_scale": (config.head.levels,)}
+        layout = box_head_layout("head", "box", config, 2, 4, channels)
+        return layout | {"head.loc_scale": (config.head.levels,)}
     if config.head.kind == "car":
-        return car_head_layout()
+        return car_head_layout(channels)
     if config.head.kind == "siamfc":
         return {}  # siamfc-pytorch's head has no parameters
     if config.head.kind == "dcf":
-        return dcf_head_layout()
+        return dcf_head_layout(channels)
     if config.head.kind == "can":
-        return can_head_layout(config)
+        return can_head_layout(config, channels)
     pytest.fail(f"no reference layout for head kind {config.head.kind!r}: add one to this table")
 
 
@@ -270,10 +307,11 @@ def reference_layout(config: TrackerConfig) -> Layout:
     if config.backbone.kind not in BACKBONE_LAYOUTS:
         pytest.fail(f"no reference layout for backbone {config.backbone.kind!r}: add one to this table")
     layout = BACKBONE_LAYOUTS[config.backbone.kind]()
+    channels = HEAD_CHANNELS.get(config.backbone.kind, 256)
     if config.neck is not None:
         assert config.neck.in_channels == BACKBONE_OUTPUT_CHANNELS[config.backbone.kind]
-        layout |= neck_layout(config.neck.in_channels)
-    return layout | head_layout(config)
+        layout |= neck_layout(config.neck.in_channels, channels)
+    return layout | head_layout(config, channels)
 
 
 # Literal entries of the facts file and the reference checkpoints, per registered tracker.
@@ -308,6 +346,20 @@ REFERENCE_ANCHORS: dict[str, Layout] = {
         "backbone.conv4.weight": (256, 512, 3, 3),
         "backbone.fusion2.bn.weight": (512,),
         "car_head.bbox_pred.weight": (4, 256, 3, 3),
+    },
+    "dcfnet_small": {
+        "backbone.conv1.weight": (16, 3, 7, 7),
+        "backbone.layer1.0.weight": (32, 16, 3, 3),
+        "backbone.conv6.weight": (32, 32, 3, 3),
+        "backbone.fusion1.bn.weight": (16,),
+        "backbone.fusion2.bn.weight": (32,),
+        "car_head.bbox_pred.weight": (4, 32, 3, 3),
+    },
+    "siamrpnpp_small": {
+        "backbone.conv4.weight": (32, 32, 3, 3),
+        "neck.downsample4.downsample.0.weight": (32, 32, 1, 1),
+        "rpn_head.rpn2.cls.head.3.weight": (10, 32, 1, 1),
+        "rpn_head.cls_weight": (3,),
     },
     "siamban_acm_r50": {
         "head.box2.cls.xorr_kernel.weight": (256, 256, 5, 5),
@@ -345,6 +397,16 @@ EMBEDDING_DIMS = {
     "siamrpnpp_acm_r50": 3 * 2 * 256,
     "siamfc_acm_alexnet": 256,
     "siammargin_r50": 3 * 2 * 256 * 5 * 5,
+    # The small backbone's trackers: the same pieces 32 channels wide; DCFNet's stage maps are 16x31x31
+    # and 32x15x15.
+    "siamrpnpp_small": 3 * 2 * 32 * 5 * 5,
+    "siammargin_small": 3 * 2 * 32 * 5 * 5,
+    "siamban_small": 3 * 2 * 32 * 5 * 5,
+    "siamcar_small": 3 * 32 * 7 * 7,
+    "siamcan_small": 3 * (2 * 32 * 5 * 5 + 32),
+    "siamrpnpp_acm_small": 3 * 2 * 32,
+    "siamban_acm_small": 3 * 2 * 32,
+    "dcfnet_small": 16 * 31 * 31 + 32 * 15 * 15 + 32 * 7 * 7,
 }
 
 # --- fixtures --------------------------------------------------------------------------------------------
@@ -566,3 +628,25 @@ def test_neck_crops_the_centre_7x7_of_template_maps_only() -> None:
     with torch.inference_mode():
         torch.testing.assert_close(layer(template_map), layer.downsample(template_map)[:, :, 4:11, 4:11])
         assert layer(search_map).shape == (1, 4, 21, 21)
+
+
+def test_small_staged_backbone_returns_the_maps_its_used_layers_number() -> None:
+    # Maps 1..5: stage 1 (stride 4), stage 2, then the conv4..conv6 levels (stride 8), at DCFNet's sides.
+    torch.manual_seed(6)
+    backbone = SmallStagedBackbone((1, 2, 3, 4, 5)).eval()
+    randomise_normalisation(backbone, torch.Generator().manual_seed(7))
+    crop = crops(torch.Generator().manual_seed(8), 2, 191).float()
+    with torch.inference_mode():
+        every = backbone(crop)
+        final = backbone.last_layers(backbone.stage2(backbone.stage1(crop)))
+        backbone.used_layers = [5, 3]
+        picked = backbone(crop)
+    assert [tuple(m.shape) for m in every] == [(2, 16, 47, 47)] + [(2, 32, 23, 23)] * 4
+    assert backbone.output_sides(191) == (47, 23)
+    assert [backbone.output_sides(side) for side in (127, 255)] == [(31, 15), (63, 31)]
+    torch.testing.assert_close(picked, [every[4], every[2]])
+    torch.testing.assert_close(final, every[4])
+    assert all(not torch.allclose(every[level], every[level + 1]) for level in (2, 3))
+    for used_layers in [(0, 1), (3, 6), ()]:
+        with pytest.raises(ValueError, match=r"numbered 1\.\.5"):
+            SmallStagedBackbone(used_layers)

@@ -13,8 +13,9 @@ import torch
 
 from siamstream.nn.network import build_network
 from siamstream.package import PackageError, read_package
-from siamstream.registry import get_config
+from siamstream.registry import get_config, list_trackers
 from siamstream.runner import TorchScriptRunner
+from tests.models.package_round_trip import FRAMES, track_through_package
 from tests.models.test_checkpoint import reference_state_dict
 
 SIAMSTREAM = [sys.executable, "-m", "siamstream.cli"]
@@ -105,3 +106,15 @@ def test_incomplete_package_is_refused(tmp_path: Path) -> None:
         read_package(tmp_path / "package")
     with pytest.raises(PackageError, match=r"package\.json is missing"):
         read_package(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name", [name for name in list_trackers() if get_config(name).backbone.kind.startswith("small_staged")]
+)
+def test_small_backbone_tracker_packages_track_like_the_eager_network(name: str, tmp_path: Path) -> None:
+    trip = track_through_package(name, tmp_path)
+    assert trip.package.meta.tracker == name and trip.package.config == get_config(name)
+    assert [result.frame_index for result in trip.packaged] == list(range(FRAMES))
+    for packaged, eager in zip(trip.packaged[1:], trip.eager[1:], strict=True):
+        assert packaged.bbox == pytest.approx(eager.bbox, abs=1e-2)
+        assert packaged.score == pytest.approx(eager.score, abs=1e-4)

@@ -17,6 +17,7 @@ from siamstream.training.labels import (
     ellipse_labels,
     inside_box_labels,
     keep_at_most,
+    margin_cell_labels,
 )
 
 RNG = np.random.default_rng(0)
@@ -67,6 +68,66 @@ def test_rpn_caps_positives_and_negatives_and_negative_pairs_have_no_positive() 
     assert rows.min() >= 5 and rows.max() <= 11 and cols.min() >= 5 and cols.max() <= 11  # 7x7 around centre
 
 
+PYSOT_ANCHORS = anchor_grid(8, (0.33, 0.5, 1.0, 2.0, 3.0), (8.0,), 25)  # 104x32 ... 32x96, cells at -96..96
+
+
+def test_margin_labels_are_the_cells_with_a_positive_anchor_before_subsampling() -> None:
+    # 64x64 target at the centre: the 64x64 anchors of the 3x3 cells around it have IoU 1, 0.78 and 0.62
+    # (see above); two cells out IoU is 0.6 exactly, and no other shape reaches 0.6 (88x40: 0.51).
+    box = np.array([-32.0, -32.0, 32.0, 32.0])
+    expected = np.zeros((25, 25), np.float32)
+    expected[11:14, 11:14] = 1
+    np.testing.assert_array_equal(margin_cell_labels(box, PYSOT_ANCHORS, 25, True), expected)
+    # The RPN keeping 2 of its 9 positives leaves the other 7 cells on the target all the same.
+    rpn = anchor_labels(box, PYSOT_ANCHORS, 25, True, np.random.default_rng(0), caps=SampleCaps(2, 48, 16))
+    assert (rpn.cls == 1).sum() == 2
+    assert not margin_cell_labels(box, PYSOT_ANCHORS, 25, False).any()
+
+
+@pytest.mark.parametrize(
+    ("box", "cell"),
+    [
+        # 200x16 at the centre: the best anchor, 104x32, has IoU 104*16 / (3328 + 3200 - 1664) = 0.34.
+        (np.array([-100.0, -8.0, 100.0, 8.0]), (12, 12)),
+        # 12x150 centred at (22, -10): 32x96 has IoU 12*96 / (3072 + 1800 - 1152) = 0.31; nearest cell
+        # x = (22 + 96) / 8 = 14.75 -> column 15, y = (-10 + 96) / 8 = 10.75 -> row 11.
+        (np.array([16.0, -85.0, 28.0, 65.0]), (11, 15)),
+    ],
+)
+def test_margin_labels_of_a_target_no_anchor_fits_mark_its_centre_cell(box: np.ndarray, cell: tuple) -> None:
+    iou = box_iou_xyxy_of_anchors(box)
+    assert iou.max() < 0.6  # the RPN has no positive here: every cell would be background
+    expected = np.zeros((25, 25), np.float32)
+    expected[cell] = 1
+    np.testing.assert_array_equal(margin_cell_labels(box, PYSOT_ANCHORS, 25, True), expected)
+
+
+def box_iou_xyxy_of_anchors(box: np.ndarray) -> np.ndarray:
+    x, y, w, h = PYSOT_ANCHORS.T
+    corners = np.stack([x - w / 2, y - h / 2, x + w / 2, y + h / 2], 1)
+    inter_w = np.clip(np.minimum(corners[:, 2], box[2]) - np.maximum(corners[:, 0], box[0]), 0, None)
+    inter_h = np.clip(np.minimum(corners[:, 3], box[3]) - np.maximum(corners[:, 1], box[1]), 0, None)
+    inter = inter_w * inter_h
+    return inter / (w * h + (box[2] - box[0]) * (box[3] - box[1]) - inter)
+
+
+def test_every_positive_pair_marks_the_targets_centre_cell_whatever_its_aspect_ratio() -> None:
+    rng = np.random.default_rng(3)
+    reaches_a_positive_anchor = []
+    for _ in range(200):
+        aspect = np.exp(rng.uniform(-np.log(12), np.log(12)))  # width / height from 1:12 to 12:1
+        area = rng.uniform(20, 120) ** 2
+        width, height = np.sqrt(area * aspect), np.sqrt(area / aspect)
+        cx, cy = (float(value) for value in rng.uniform(-40, 40, size=2))
+        box = np.array([cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2])
+        labels = margin_cell_labels(box, PYSOT_ANCHORS, 25, True)
+        reaches_a_positive_anchor.append(box_iou_xyxy_of_anchors(box).max() > 0.6)
+        # An anchor's IoU only falls as it moves away from the box centre: the nearest cell is positive.
+        assert labels[round((cy + 96) / 8), round((cx + 96) / 8)] == 1
+    # both kinds of target are there: 36 reach a positive anchor, 164 (small or elongated) do not
+    assert reaches_a_positive_anchor.count(True) == 36
+
+
 def test_ban_ellipses_give_positive_ignored_and_negative_cells() -> None:
     # Box 64 wide, 32 high at the centre; 5x5 map, stride 8 -> points at -16, -8, 0, 8, 16.
     box = np.array([-32.0, -16.0, 32.0, 16.0])
@@ -80,6 +141,11 @@ def test_ban_ellipses_give_positive_ignored_and_negative_cells() -> None:
     assert labels.cls[0, 0] == 0 and labels.cls[1, 1] == -1 and labels.cls[2, 0] == -1  # (-16, 0): 0.25
     np.testing.assert_allclose(labels.ltrb[:, 2, 2], [32, 16, 32, 16])
     np.testing.assert_allclose(labels.ltrb[:, 0, 0], [16, 0, 48, 32])
+    # A negative pair draws its negatives inside the small ellipse E2, where the positives would be
+    # (siamban point_target.py); (8, 8) is inside E1 but not E2 and stays ignored.
+    negative = ellipse_labels(box, 8, 5, False, RNG, big)
+    np.testing.assert_array_equal(negative.cls == 0, expected_positive)
+    assert (negative.cls[~expected_positive] == -1).all()
 
 
 def test_siamcan_circle_sits_inside_the_ellipse() -> None:
@@ -91,6 +157,10 @@ def test_siamcan_circle_sits_inside_the_ellipse() -> None:
     expected_positive[1:4, 1:4] = True
     assert ((labels.cls == 1) == expected_positive).all()
     assert labels.cls[2, 0] == -1 and labels.cls[0, 0] == 0
+    # A negative pair: negatives inside the circle, where the positives would be; (-16, 0), inside E1, is not.
+    negative = circle_ellipse_labels(box, 8, 5, False, RNG, SampleCaps(positives=100, negatives=100))
+    np.testing.assert_array_equal(negative.cls == 0, expected_positive)
+    assert negative.cls[2, 0] == -1
 
 
 def test_car_inside_box_labels_and_centerness() -> None:

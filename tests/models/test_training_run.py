@@ -15,7 +15,7 @@ import torch
 from siamstream.data import SequenceSpec, generate_sequence
 from siamstream.nn.network import build_network
 from siamstream.package import read_package
-from siamstream.registry import get_config
+from siamstream.registry import get_config, list_trackers
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.training import (
@@ -25,7 +25,7 @@ from siamstream.training import (
     open_training_data,
     train,
 )
-from siamstream.training.config import Augmentation, LRSchedule, PairSettings
+from siamstream.training.config import Augmentation, BackboneTraining, LRSchedule, PairSettings
 from siamstream.training.schedule import epoch_lr
 
 SIAMFC = get_config("siamfc_alexnet")
@@ -171,3 +171,46 @@ def test_siammargin_trains_with_the_margin_objective_by_default() -> None:
 
     assert default_training_config(get_config("siammargin_r50")).objective == "rpn_margin"
     assert default_training_config(get_config("siamrpnpp_r50")).objective is None
+
+
+# The small-backbone arms of the from-scratch study and the full-size trackers whose recipes they keep.
+SMALL_SIBLINGS = {
+    "siamrpnpp_small": "siamrpnpp_r50",
+    "siamrpnpp_acm_small": "siamrpnpp_acm_r50",
+    "siammargin_small": "siammargin_r50",
+    "siamban_small": "siamban_r50",
+    "siamban_acm_small": "siamban_acm_r50",
+    "siamcan_small": "siamcan_r50",
+    "siamcar_small": "siamcar_r50",
+    "dcfnet_small": "dcfnet_r50",
+}
+
+
+def test_every_small_backbone_tracker_is_a_study_arm() -> None:
+    small = [name for name in list_trackers() if get_config(name).backbone.kind.startswith("small_staged")]
+    assert sorted(small) == sorted(SMALL_SIBLINGS)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_SIBLINGS))
+def test_small_tracker_trains_with_its_siblings_recipe_and_the_whole_backbone(
+    name: str, sequences: list, tmp_path: Path
+) -> None:
+    tracker, sibling = get_config(name), get_config(SMALL_SIBLINGS[name])
+    recipe, sibling_recipe = default_training_config(tracker), default_training_config(sibling)
+    # The sibling's losses, labels, pairs, schedule and objective; only the backbone schedule differs.
+    assert recipe.model_copy(update={"backbone": sibling_recipe.backbone}) == sibling_recipe
+    assert recipe.backbone == BackboneTraining(unfreeze_epoch=0, layers=(), lr_multiplier=1.0)
+    assert type(build_objective(tracker, recipe)) is type(build_objective(sibling, sibling_recipe))
+    training = recipe.model_copy(
+        update={"batch_size": 2, "pairs_per_epoch": 4, "epochs": 1, "search_size": 191, "num_workers": 0}
+    )
+    torch.manual_seed(0)
+    initial = build_network(tracker).state_dict()
+    torch.save(initial, tmp_path / "initial.pth")
+    run = train(tracker, training, sequences, tmp_path, init=tmp_path / "initial.pth", progress=False)
+    assert len(run.step_losses) == 2
+    for row in run.step_losses:
+        assert np.isfinite(list(row.values())).all() and row["total"] > 0, row
+    trained = torch.load(run.checkpoints[-1], weights_only=True)["state_dict"]
+    backbone = [key for key, _ in build_network(tracker).named_parameters() if key.startswith("backbone.")]
+    assert [key for key in backbone if torch.equal(trained[key], initial[key])] == []

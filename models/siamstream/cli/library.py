@@ -45,7 +45,7 @@ def list_models(args: argparse.Namespace) -> int:
     for config in configs:
         crop = config.crop
         print(
-            f"{config.name:24s} {config.family.value:8s} {config.backbone.kind:16s} "
+            f"{config.name:24s} {config.family.value:8s} {config.backbone.kind:18s} "
             f"z{crop.exemplar_size} x{crop.instance_size} score{crop.score_size:<3d} {config.description}"
         )
     return 0

@@ -8,9 +8,18 @@ from siamstream.config import BackboneConfig
 from siamstream.nn.alexnet import AlexNetLegacy, AlexNetSiamFC
 from siamstream.nn.mobilenet_v2 import MobileNetV2
 from siamstream.nn.resnet_atrous import ResNet50Atrous
+from siamstream.nn.small_staged import SmallStagedBackbone, SmallStagedCorrelationBackbone
 from siamstream.nn.staged_correlation import StagedCorrelationBackbone
 
-Backbone = ResNet50Atrous | MobileNetV2 | AlexNetLegacy | AlexNetSiamFC | StagedCorrelationBackbone
+Backbone = (
+    ResNet50Atrous
+    | MobileNetV2
+    | AlexNetLegacy
+    | AlexNetSiamFC
+    | StagedCorrelationBackbone
+    | SmallStagedBackbone
+    | SmallStagedCorrelationBackbone
+)
 
 
 def build_backbone(config: BackboneConfig) -> Backbone:
@@ -25,4 +34,8 @@ def build_backbone(config: BackboneConfig) -> Backbone:
         return AlexNetSiamFC()
     if config.kind == "dcfnet_resnet50":
         return StagedCorrelationBackbone()
+    if config.kind == "small_staged":
+        return SmallStagedBackbone(config.used_layers)
+    if config.kind == "small_staged_fused":
+        return SmallStagedCorrelationBackbone(config.used_layers)
     raise ValueError(f"unknown backbone kind {config.kind!r}")

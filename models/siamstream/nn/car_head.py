@@ -5,6 +5,20 @@ from torch import Tensor, nn
 
 TOWER_CONVS = 4
 GROUP_NORM_GROUPS = 32
+# ohhhyeahhh/SiamCAR pysot/models/head/car_head.py (`CARHead.__init__`, "initialization"): every conv of
+# the towers and output layers starts from normal(0, 0.01) weights and zero biases.
+INIT_WEIGHT_STD = 0.01
+
+
+def init_head_convs(head: nn.Module) -> None:
+    """SiamCAR's head initialisation for training from scratch: each conv of `head` gets normal(0,
+    `INIT_WEIGHT_STD`) weights and zero biases. (The reference then sets both `cls_logits` biases to the
+    focal-loss prior -log(99) of `TRAIN.PRIOR_PROB` 0.01: equal on both logits, a two-way softmax does not
+    see it, so the cross-entropy-trained head is left at zero.) Loaded weights replace all of it."""
+    for module in head.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.normal_(module.weight, std=INIT_WEIGHT_STD)
+            nn.init.zeros_(module.bias)
 
 
 def car_tower(channels: int) -> nn.Sequential:
@@ -33,6 +47,7 @@ class CARHead(nn.Module):
         self.cls_logits = nn.Conv2d(channels, num_classes, 3, padding=1)
         self.bbox_pred = nn.Conv2d(channels, 4, 3, padding=1)
         self.centerness = nn.Conv2d(channels, 1, 3, padding=1)
+        init_head_convs(self)
 
     def forward(self, feature: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         cls_feature = self.cls_tower(feature)

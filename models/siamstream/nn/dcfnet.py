@@ -1,10 +1,12 @@
 """DCFNet: staged depth-wise correlation and feature fusion, with SiamCAR's head without centerness.
 
 Template stage: the plain backbone's stage-1 map, stage-2 map and the centre `KERNEL_SIDE` square of its
-final map, laid end to end in one embedding (for the 127 crop: 64x31x31, 512x15x15 and 256x7x7, 189,248
+final map, laid end to end in one embedding (ResNet-50, 127 crop: 64x31x31, 512x15x15 and 256x7x7, 189,248
 floats per stream). Search stage: the search backbone with the two correlation-fusions against the
 template's stage maps, a depth-wise correlation of its final map (31x31 for the 255 crop) with the 7x7
-kernel (25x25 response), and the classification/regression towers.
+kernel (25x25 response), and the classification/regression towers. The backbone is either staged
+backbone with correlation-fusions (`StagedBackbone`: the trimmed ResNet-50, or the small one with the
+same stage sides); the widths of the pieces and of the head are the backbone's.
 
 Outputs follow the SiamCAR family (Contract 1): cls [B,2,S,S] (background, foreground logits), loc
 [B,4,S,S] (`l, t, r, b` in search-crop pixels, exponentiated), and cen [B,1,S,S]. DCFNet has no centerness
@@ -17,17 +19,14 @@ from torch import Tensor, nn
 
 from siamstream.config import TrackerConfig
 from siamstream.nn.backbones import build_backbone
-from siamstream.nn.car_head import car_tower
+from siamstream.nn.car_head import car_tower, init_head_convs
 from siamstream.nn.correlation import xcorr_depthwise
 from siamstream.nn.embedding_layout import concat_pieces, piece_size, split_pieces
 from siamstream.nn.network import SiameseNetwork
-from siamstream.nn.staged_correlation import (
-    BLOCK3_CHANNELS,
-    FUSED_STAGES,
-    OUT_CHANNELS,
-    STEM_CHANNELS,
-    StagedCorrelationBackbone,
-)
+from siamstream.nn.small_staged import SmallStagedCorrelationBackbone
+from siamstream.nn.staged_correlation import FUSED_STAGES, StagedCorrelationBackbone
+
+StagedBackbone = StagedCorrelationBackbone | SmallStagedCorrelationBackbone
 
 # Side of the template kernel of the final correlation: the centre crop pysot's neck takes, so that a
 # 255 search map (31) against it gives the 25x25 score map of the SiamCAR geometry.
@@ -35,8 +34,9 @@ KERNEL_SIDE = 7
 
 
 class DCFHead(nn.Module):
-    """SiamCAR's towers without centerness: `cls_tower` -> `cls_logits` (2), `bbox_tower` -> `bbox_pred`
-    (4, exponentiated). Input: the correlation map [B,C,S,S]; outputs cls [B,2,S,S], loc [B,4,S,S]."""
+    """SiamCAR's towers without centerness, initialised as SiamCAR's: `cls_tower` -> `cls_logits` (2),
+    `bbox_tower` -> `bbox_pred` (4, exponentiated). Input: the correlation map [B,C,S,S]; outputs cls
+    [B,2,S,S], loc [B,4,S,S]."""
 
     def __init__(self, channels: int):
         super().__init__()
@@ -44,6 +44,7 @@ class DCFHead(nn.Module):
         self.bbox_tower = car_tower(channels)
         self.cls_logits = nn.Conv2d(channels, 2, 3, padding=1)
         self.bbox_pred = nn.Conv2d(channels, 4, 3, padding=1)
+        init_head_convs(self)
 
     def forward(self, feature: Tensor) -> tuple[Tensor, Tensor]:
         cls = self.cls_logits(self.cls_tower(feature))
@@ -58,7 +59,7 @@ def center_crop(feature: Tensor, side: int) -> Tensor:
 
 
 class DCFNetwork(SiameseNetwork):
-    """DCFNet (`backbone`: the staged-correlation ResNet-50, `car_head`: `DCFHead`); see the module doc.
+    """DCFNet (`backbone`: a `StagedBackbone`, `car_head`: `DCFHead`); see the module doc.
 
     `template_shapes` are the per-stream shapes of the embedding's pieces: [stage-1 map, stage-2 map,
     kernel]. Outputs: cls, loc, cen (flat zeros).
@@ -69,31 +70,34 @@ class DCFNetwork(SiameseNetwork):
     # (its maps are fused): there is no search feature map to blend into it.
     feature_map_template = False
 
-    def __init__(
-        self, backbone: StagedCorrelationBackbone, car_head: DCFHead, template_sides: tuple[int, int]
-    ):
-        super().__init__(backbone, None, 1, OUT_CHANNELS, KERNEL_SIDE)
+    def __init__(self, backbone: StagedBackbone, car_head: DCFHead, template_sides: tuple[int, int]):
+        channels = backbone.out_channels
+        super().__init__(backbone, None, 1, channels, KERNEL_SIDE)
         self.car_head = car_head
         self.kernel_side = KERNEL_SIDE
         stage1_side, stage2_side = template_sides
+        stage1_channels, stage2_channels = backbone.stage_channels
         self.template_shapes = [
-            [STEM_CHANNELS, stage1_side, stage1_side],
-            [BLOCK3_CHANNELS, stage2_side, stage2_side],
-            [OUT_CHANNELS, KERNEL_SIDE, KERNEL_SIDE],
+            [stage1_channels, stage1_side, stage1_side],
+            [stage2_channels, stage2_side, stage2_side],
+            [channels, KERNEL_SIDE, KERNEL_SIDE],
         ]
         self.embedding_dim = sum(piece_size(shape) for shape in self.template_shapes)
 
     def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
-        stage1, stage2, final = self.backbone(crop_z)
+        # The stage methods, not `forward`: the small backbone's `forward` returns its used levels.
+        stage1 = self.backbone.stage1(crop_z)
+        stage2 = self.backbone.stage2(stage1)
+        final = self.backbone.last_layers(stage2)
         return concat_pieces([stage1, stage2, center_crop(final, self.kernel_side)])
 
     def fused_search(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor, Tensor]:
-        """(final fused search map [B,256,X',X'], template kernel [B,256,7,7]) of search crops [B,3,X,X]."""
+        """(final fused search map [B,C,X',X'], template kernel [B,C,7,7]) of search crops [B,3,X,X]."""
         stage1, stage2, kernel = split_pieces(template_embedding, self.template_shapes)
         return self.backbone.fused(crop_x, [stage1, stage2]), kernel
 
     def correlation_map(self, template_embedding: Tensor, crop_x: Tensor) -> Tensor:
-        """The head's input [B,256,S,S]: the fused search map correlated with the template kernel."""
+        """The head's input [B,C,S,S]: the fused search map correlated with the template kernel."""
         search_map, kernel = self.fused_search(template_embedding, crop_x)
         return xcorr_depthwise(search_map, kernel)
 
@@ -103,18 +107,23 @@ class DCFNetwork(SiameseNetwork):
 
 
 def build_dcfnet(config: TrackerConfig) -> DCFNetwork:
-    """The DCFNet of a config with head kind "dcf" (backbone "dcfnet_resnet50", no neck), in eval mode."""
+    """The DCFNet of a config with head kind "dcf" (backbone "dcfnet_resnet50" or "small_staged_fused", no
+    neck), in eval mode."""
     backbone = build_backbone(config.backbone)
-    if not isinstance(backbone, StagedCorrelationBackbone) or config.neck is not None:
-        raise ValueError(f"{config.name}: DCFNet needs the dcfnet_resnet50 backbone and no neck")
+    if not isinstance(backbone, StagedBackbone) or config.neck is not None:
+        raise ValueError(
+            f"{config.name}: DCFNet needs a staged backbone with correlation-fusions "
+            "(dcfnet_resnet50, small_staged_fused) and no neck"
+        )
     if tuple(config.backbone.used_layers) != FUSED_STAGES:
         raise ValueError(
             f"{config.name}: DCFNet fuses after the stages {FUSED_STAGES}, not {config.backbone.used_layers}"
         )
     head = config.head
-    if head.in_channels != OUT_CHANNELS or head.levels != 1 or head.correlation != "xcorr":
+    channels = backbone.out_channels
+    if head.in_channels != channels or head.levels != 1 or head.correlation != "xcorr":
         raise ValueError(
-            f"{config.name}: the DCFNet head takes one depth-wise correlated level of {OUT_CHANNELS} channels"
+            f"{config.name}: the DCFNet head takes one depth-wise correlated level of {channels} channels"
         )
-    network = DCFNetwork(backbone, DCFHead(OUT_CHANNELS), backbone.output_sides(config.crop.exemplar_size))
+    network = DCFNetwork(backbone, DCFHead(channels), backbone.output_sides(config.crop.exemplar_size))
     return network.eval()

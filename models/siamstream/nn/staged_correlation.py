@@ -2,9 +2,9 @@
 
 "Staged Depthwise Correlation and Feature Fusion for Siamese Object Tracking" (DCFNet): the search branch
 is correlated, depth-wise, with the template branch's map of the same stage at two points inside the
-backbone, and each response is resized back to the search map and added to it (the correlation-fusion
-module). Only the search branch is fused; the template branch is a plain backbone, so every template map
-the fusions need is computed once per target.
+backbone, and each response is added back to the search map (the correlation-fusion module). Only the
+search branch is fused; the template branch is a plain backbone, so every template map the fusions need
+is computed once per target.
 
 Layout (the paper's "first three conv layers, blocks 2 and 3 of ResNet-50, last three conv layers"), sides
 for the 127 / 255 crops:
@@ -36,8 +36,16 @@ class CorrelationFusion(nn.Module):
 
     `search` [B,C,H,W], `template` [B,C,h,w] with h <= H, w <= W, row b with row b. The response
     [B,C,H-h+1,W-w+1] goes through a batch norm (`bn`, a learned per-channel scale and shift: a raw
-    correlation sums h*w products and would swamp the search features), is resized bilinearly
-    (align_corners=False) to HxW and added to `search`.
+    correlation sums h*w products and would swamp the search features), is placed where it belongs on
+    the search map and added to `search`: response cell (i, j) compares the template with the search
+    window whose top-left cell is (i, j), so it lands on that window's centre cell
+    (i + (h-1)//2, j + (w-1)//2). The cells no whole window is centred on (a border (h-1)//2 deep at the
+    top, h//2 at the bottom, likewise left and right) get nothing added.
+
+    Paper 001 resizes the response to HxW ("upsample and crop", "trilinear interpolation"). The response
+    already has the search map's cell spacing (a stride-1 correlation), so stretching it H/(H-h+1) times
+    (1.9x at stage 1: 33 -> 63) would move a match d cells off centre to about 1.9d cells off centre: the
+    fusion would highlight the target only when it sits at the centre. Placing it keeps every position.
     """
 
     def __init__(self, channels: int):
@@ -46,10 +54,9 @@ class CorrelationFusion(nn.Module):
 
     def forward(self, search: Tensor, template: Tensor) -> Tensor:
         response = self.bn(xcorr_depthwise(search, template))
-        resized = F.interpolate(
-            response, size=[search.size(2), search.size(3)], mode="bilinear", align_corners=False
-        )
-        return search + resized
+        rows, cols = template.size(2) - 1, template.size(3) - 1
+        placed = F.pad(response, [cols // 2, cols - cols // 2, rows // 2, rows - rows // 2])
+        return search + placed
 
 
 def _conv_bn(
@@ -66,10 +73,13 @@ class StagedCorrelationBackbone(nn.Module):
     `forward(crop)` is the plain (template) branch: its stage-1, stage-2 and final maps.
     `fused(crop, templates)` is the search branch: the same layers with the two correlation-fusions
     against the template's stage-1 and stage-2 maps; it returns the final search map.
+    `stage_channels` (stage 1, stage 2) and `out_channels` are the widths of those maps.
     """
 
     def __init__(self) -> None:
         super().__init__()
+        self.stage_channels = (STEM_CHANNELS, BLOCK3_CHANNELS)
+        self.out_channels = OUT_CHANNELS
         self.conv1, self.bn1 = _conv_bn(3, STEM_CHANNELS, 7, stride=2, padding=0)
         self.conv2, self.bn2 = _conv_bn(STEM_CHANNELS, STEM_CHANNELS, 3, stride=2, padding=1)
         self.conv3, self.bn3 = _conv_bn(STEM_CHANNELS, STEM_CHANNELS, 3, stride=1, padding=1)

@@ -4,4 +4,5 @@ from siamstream.trackers import (
     baselines,  # noqa: F401
     seeds_acm_margin,  # noqa: F401
     seeds_dcf_can,  # noqa: F401
+    small,  # noqa: F401
 )

@@ -1,6 +1,6 @@
 """Typed training configuration: schedule, optimiser, backbone freezing, losses, labels, pair sampling.
 
-Defaults are pysot's training recipe (SiamRPN++/SiamBAN configs: 20 epochs, SGD momentum 0.9, weight
+Defaults are pysot's training recipe (SiamRPN++ configs: 20 epochs, SGD momentum 0.9, weight
 decay 1e-4, 5 warm-up epochs 0.001 -> 0.005, log decay 0.005 -> 0.0005, backbone frozen for 10 epochs
 then trained at 0.1 x the lr, 16 positives and 48 negatives per search crop, 20% negative pairs). Every
 model rejects unknown keys, so the copy stored in a checkpoint is exactly what was trained with.
@@ -8,11 +8,11 @@ model rejects unknown keys, so the copy stored in a checkpoint is exactly what w
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from siamstream.config import TrackerConfig
+from siamstream.config import TrackerConfig, merge_fields
 
 
 class Strict(BaseModel):
@@ -62,7 +62,7 @@ class BackboneTraining(Strict):
 
 
 class LossWeights(Strict):
-    """Weights and shapes of the loss terms (pysot: cls 1.0, loc 1.2 for RPN; SiamBAN and SiamCAR 1.0)."""
+    """Weights and shapes of the loss terms (pysot: cls 1.0, loc 1.2 for RPN; SiamBAN 1.0; SiamCAR 3.0)."""
 
     cls: float = Field(default=1.0, ge=0, description="Classification loss weight.")
     loc: float = Field(default=1.0, ge=0, description="Box regression loss weight.")
@@ -70,9 +70,10 @@ class LossWeights(Strict):
         default=1.0, ge=0, description="Centerness loss weight (CAR; 0 disables, as in DCFNet)."
     )
     margin: float = Field(default=1.0, ge=0, description="Correlation-map margin loss weight (rpn_margin).")
-    box_loss: Literal["iou", "giou", "diou"] = Field(
-        default="iou",
-        description="Anchor-free box loss: linear IoU (SiamBAN/SiamCAR), GIoU or DIoU (SiamCAN).",
+    box_loss: Literal["linear_iou", "log_iou", "giou", "diou"] = Field(
+        default="linear_iou",
+        description="Anchor-free box loss: 1 - IoU (SiamBAN), -ln IoU (SiamCAR, DCFNet), GIoU or DIoU "
+        "(SiamCAN).",
     )
     smooth_l1_beta: float = Field(
         default=0.0, ge=0, description="Smooth-L1 transition of the RPN delta loss; 0 is pysot's plain L1."
@@ -161,7 +162,25 @@ class TrainingConfig(Strict):
         return self
 
 
+# Backbones that have no pre-trained weights (the small staged backbone of the from-scratch study): every
+# recipe trains them whole from the first epoch at the head's learning rate, as DCFNet's stage 1 and
+# siamfc-pytorch do. Freezing them, or fine-tuning only the layers a pre-trained backbone would, would
+# leave layers at their random initialisation (with batch norms frozen at it).
+FROM_SCRATCH_BACKBONES = ("small_staged", "small_staged_fused")
+FROM_SCRATCH = BackboneTraining(unfreeze_epoch=0, lr_multiplier=1.0)
+
+
 def default_training_config(tracker: TrackerConfig) -> TrainingConfig:
+    """pysot/SiamBAN/SiamCAR/siamfc-pytorch defaults (the seed papers' own recipes for DCFNet and SiamCAN)
+    for a tracker's head kind and backbone; a backbone in `FROM_SCRATCH_BACKBONES` is trained whole from
+    the start."""
+    recipe = _reference_recipe(tracker)
+    if tracker.backbone.kind in FROM_SCRATCH_BACKBONES:
+        return recipe.model_copy(update={"backbone": FROM_SCRATCH})
+    return recipe
+
+
+def _reference_recipe(tracker: TrackerConfig) -> TrainingConfig:
     """pysot/SiamBAN/SiamCAR/siamfc-pytorch defaults for a tracker's head kind and backbone."""
     head = tracker.head.kind
     if head in ("dcf", "can"):
@@ -177,14 +196,46 @@ def default_training_config(tracker: TrackerConfig) -> TrainingConfig:
             lr=LRSchedule(warmup_epochs=0, base_lr=0.01, end_lr=1e-5),
             backbone=BackboneTraining(unfreeze_epoch=0, lr_multiplier=1.0),
         )
-    loss = LossWeights(loc=1.2) if head == "rpn" else LossWeights()
     layers: tuple[str, ...] = ()
     if tracker.backbone.kind == "resnet50_atrous":
         layers = ("layer2", "layer3", "layer4")
     elif tracker.backbone.kind == "mobilenetv2":
         layers = ("layer3", "layer4", "layer5", "layer6", "layer7")
+    backbone = BackboneTraining(layers=layers)
     search_size = 255 if tracker.crop.instance_size != 255 else None
+    if head == "ban":
+        # hqucv/siamban experiments/siamban_r50_l234/config.yaml; siamban_acm_r50 trains with its code.
+        return TrainingConfig(
+            batch_size=28,  # TRAIN.BATCH_SIZE
+            pairs_per_epoch=1_000_000,  # DATASET.VIDEOS_PER_EPOCH
+            lr=LRSchedule(end_lr=0.00005),  # TRAIN.LR.KWARGS.end_lr
+            # siamban/models/loss.py `select_iou_loss`: `linear_iou`; TRAIN.LOC_WEIGHT 1.0
+            loss=LossWeights(loc=1.0, box_loss="linear_iou"),
+            backbone=backbone,
+            search_size=search_size,
+        )
+    if head == "car":
+        # ohhhyeahhh/SiamCAR experiments/siamcar_r50/config.yaml (the other values are pysot's defaults).
+        return TrainingConfig(
+            batch_size=80,  # TRAIN.BATCH_SIZE ("80 # 32")
+            # TRAIN.LOC_WEIGHT 3.0, CEN_WEIGHT 1.0; pysot/models/loss_car.py `IOULoss`: -log((I+1)/(U+1))
+            loss=LossWeights(cls=1.0, loc=3.0, cen=1.0, box_loss="log_iou"),
+            pairs=PairSettings(negative_probability=0.0),  # DATASET.NEG 0.0: no negative pairs
+            backbone=backbone,
+            search_size=search_size,
+        )
+    # The RPN heads (SiamRPN++, SiamMargin): pysot's recipe, TRAIN.LOC_WEIGHT 1.2.
     objective = "rpn_margin" if tracker.head.margin_supervision else None
     return TrainingConfig(
-        loss=loss, backbone=BackboneTraining(layers=layers), search_size=search_size, objective=objective
+        loss=LossWeights(loc=1.2), backbone=backbone, search_size=search_size, objective=objective
     )
+
+
+def with_schedule(training: TrainingConfig, schedule: dict[str, Any]) -> TrainingConfig:
+    """`training` with every field that `schedule` names replaced, sections merged field by field.
+
+    `schedule` holds `TrainingConfig` fields nested as in the config (e.g. `{"lr": {"base_lr": 0.01}}`);
+    every field it does not name, at any depth, keeps its value, so trackers keep their own labels,
+    losses, objective and augmentation kinds while sharing a schedule.
+    """
+    return TrainingConfig.model_validate(merge_fields(training.model_dump(mode="json"), schedule))

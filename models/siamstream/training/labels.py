@@ -6,8 +6,8 @@ Every function is pure numpy. Conventions:
   of `tracking.anchors.grid_offsets`: cell (i, j) of an S x S map lies at (offsets[j], offsets[i]);
 - classification labels are float32 with 1 = positive (target), 0 = negative (background), -1 = ignored;
 - `positive_pair=False` is a negative pair (the search crop holds another object): nothing is positive and
-  negatives are drawn around where the box would be, as pysot does, so the net learns to reject
-  look-alikes at the centre rather than easy background.
+  negatives are drawn where the target's positives would be, as pysot and SiamBAN do, so the net learns to
+  reject look-alikes at the centre rather than easy background.
 Random subsampling takes a `numpy.random.Generator`, so a label is reproducible from its seed.
 """
 
@@ -93,16 +93,14 @@ def anchor_labels(
     ((tx-ax)/aw, (ty-ay)/ah, log(tw/aw), log(th/ah)) for every anchor. In a negative pair the negatives
     are the anchors of the 7x7 cells around the box centre (clipped to the map).
     """
-    count = len(anchors_cxcywh) // (score_size * score_size)
-    shape = (count, score_size, score_size)
+    shape = _anchor_map_shape(anchors_cxcywh, score_size)
     ax, ay, aw, ah = (anchors_cxcywh[:, k].astype(np.float64) for k in range(4))
     tx, ty = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     tw, th = box[2] - box[0], box[3] - box[1]
     delta = np.stack([(tx - ax) / aw, (ty - ay) / ah, np.log(tw / aw), np.log(th / ah)])
     delta = delta.reshape(4, *shape).astype(np.float32)
     if positive_pair:
-        corners = np.stack([ax - aw / 2, ay - ah / 2, ax + aw / 2, ay + ah / 2], 1)
-        iou = box_iou_xyxy(corners, np.asarray(box, dtype=np.float64)).reshape(shape)
+        iou = _anchor_iou(box, anchors_cxcywh, score_size)
         cls = _subsampled_labels(iou > positive_iou, iou < negative_iou, caps, True, rng)
     else:
         near = np.zeros(shape, dtype=bool)
@@ -113,6 +111,45 @@ def anchor_labels(
     weight = np.zeros(shape, dtype=np.float32)
     weight[positives] = 1.0 / max(positives.sum(), 1)
     return AnchorLabels(cls=cls, delta=delta, delta_weight=weight)
+
+
+def _anchor_map_shape(anchors_cxcywh: np.ndarray, score_size: int) -> tuple[int, int, int]:
+    return len(anchors_cxcywh) // (score_size * score_size), score_size, score_size
+
+
+def _anchor_iou(box: np.ndarray, anchors_cxcywh: np.ndarray, score_size: int) -> np.ndarray:
+    """IoU [A,S,S] of every anchor with `box` (xyxy)."""
+    ax, ay, aw, ah = (anchors_cxcywh[:, k].astype(np.float64) for k in range(4))
+    corners = np.stack([ax - aw / 2, ay - ah / 2, ax + aw / 2, ay + ah / 2], 1)
+    iou = box_iou_xyxy(corners, np.asarray(box, dtype=np.float64))
+    return iou.reshape(_anchor_map_shape(anchors_cxcywh, score_size))
+
+
+def margin_cell_labels(
+    box: np.ndarray,
+    anchors_cxcywh: np.ndarray,
+    score_size: int,
+    positive_pair: bool,
+    positive_iou: float = 0.6,
+) -> np.ndarray:
+    """SiamMargin's correlation-map labels [S,S] (float32, 1 target, 0 background), "shared from RPN": 1
+    where any anchor of the cell has IoU > `positive_iou` with `box`, 0 elsewhere; all 0 in a negative pair.
+
+    Taken before the RPN's subsampling (a positive anchor left out of the RPN loss is still on the
+    target). A target no anchor fits (far more elongated than their 1:3, e.g. 200x16 px, or far smaller
+    than 64x64) reaches no positive anchor; then the cell nearest the box centre, whose anchors overlap
+    it most, is positive ("at least one positive"), instead of the whole map, target included, being
+    taught as background.
+    """
+    labels = np.zeros((score_size, score_size), dtype=np.float32)
+    if not positive_pair:
+        return labels
+    positive = (_anchor_iou(box, anchors_cxcywh, score_size) > positive_iou).any(0)
+    if not positive.any():
+        centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        positive[_nearest_cell(centre_x, centre_y, anchors_cxcywh[:score_size, 0], score_size)] = True
+    labels[positive] = 1.0
+    return labels
 
 
 def _nearest_cell(x: float, y: float, offsets: np.ndarray, score_size: int) -> tuple[int, int]:
@@ -172,9 +209,10 @@ def _point_labels(
     rng: np.random.Generator | None,
     positive: np.ndarray,
     negative: np.ndarray,
-    near_target: np.ndarray,
     caps: SampleCaps | None,
 ) -> PointLabels:
+    """Subsampled labels, or dense ones when `caps` is None. A negative pair draws its negatives from
+    `positive`, where the target would be (hqucv/siamban siamban/datasets/point_target.py `neg`)."""
     px, py = _points(stride, score_size)
     ltrb = _ltrb(box, px, py)
     if caps is None:  # dense labels: every cell is either positive or negative
@@ -184,7 +222,7 @@ def _point_labels(
     elif positive_pair:
         cls = _subsampled_labels(positive, negative, caps, True, rng)
     else:
-        cls = _subsampled_labels(np.zeros_like(positive), near_target, caps, False, rng)
+        cls = _subsampled_labels(np.zeros_like(positive), positive, caps, False, rng)
     return PointLabels(cls=cls, ltrb=ltrb.astype(np.float32), centerness=centerness_target(ltrb))
 
 
@@ -205,11 +243,11 @@ def ellipse_labels(
 ) -> PointLabels:
     """SiamBAN: positive inside the small ellipse E2 (semi-axes w/4, h/4, strictly), negative outside the
     large ellipse E1 (semi-axes w/2, h/2, strictly), ignored between. Negative pair: negatives drawn
-    inside E1."""
+    inside E2 (hqucv/siamban siamban/datasets/point_target.py `PointTarget.__call__`, `neg=True`)."""
     px, py = _points(stride, score_size)
     large = _ellipse(box, px, py, 0.5)
     small = _ellipse(box, px, py, 0.25)
-    return _point_labels(box, stride, score_size, positive_pair, rng, small < 1, large > 1, large < 1, caps)
+    return _point_labels(box, stride, score_size, positive_pair, rng, small < 1, large > 1, caps)
 
 
 def circle_radius(width: float, height: float) -> float:
@@ -228,15 +266,14 @@ def circle_ellipse_labels(
     caps: SampleCaps = SampleCaps(),
 ) -> PointLabels:
     """SiamCAN (paper 002, eq. 12): positive strictly inside the circle C2 around the box centre (radius
-    `circle_radius`), negative outside the ellipse E1 (semi-axes w/2, h/2), ignored between."""
+    `circle_radius`), negative outside the ellipse E1 (semi-axes w/2, h/2), ignored between. Negative
+    pair: negatives drawn inside C2, where SiamBAN (which the paper's labels follow) draws them in E2."""
     px, py = _points(stride, score_size)
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     radius = circle_radius(box[2] - box[0], box[3] - box[1])
     inside_circle = (px - cx) ** 2 + (py - cy) ** 2 < radius**2
     large = _ellipse(box, px, py, 0.5)
-    return _point_labels(
-        box, stride, score_size, positive_pair, rng, inside_circle, large > 1, large < 1, caps
-    )
+    return _point_labels(box, stride, score_size, positive_pair, rng, inside_circle, large > 1, caps)
 
 
 def inside_box_labels(
@@ -250,8 +287,7 @@ def inside_box_labels(
     half_w, half_h = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
     limits = np.array([half_w, half_h, half_w, half_h])[:, None, None] * central_fraction
     positive = (ltrb > limits).all(0)
-    none = np.zeros_like(positive)
-    return _point_labels(box, stride, score_size, positive_pair, None, positive, none, none, None)
+    return _point_labels(box, stride, score_size, positive_pair, None, positive, ~positive, None)
 
 
 @dataclass(frozen=True)

@@ -59,12 +59,24 @@ def _area(boxes: Tensor) -> Tensor:
     return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
 
 
-def _iou_and_union(predicted: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+def _intersection_and_union(predicted: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     top_left = torch.maximum(predicted[:, :2], target[:, :2])
     bottom_right = torch.minimum(predicted[:, 2:], target[:, 2:])
     inter = (bottom_right - top_left).clamp(min=0).prod(1)
-    union = _area(predicted) + _area(target) - inter
+    return inter, _area(predicted) + _area(target) - inter
+
+
+def _iou_and_union(predicted: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    inter, union = _intersection_and_union(predicted, target)
     return inter / (union + _EPS), union
+
+
+def _smoothed_iou(predicted: Tensor, target: Tensor) -> Tensor:
+    """(I + 1) / (U + 1), areas in crop px^2: the IoU of the FCOS-style `IOULoss` that SiamBAN and SiamCAR
+    train with (hqucv/siamban siamban/models/iou_loss.py, ohhhyeahhh/SiamCAR pysot/models/loss_car.py). The
+    +1 keeps the log finite for disjoint boxes; on targets of hundreds of px^2 it moves the IoU by < 1%."""
+    inter, union = _intersection_and_union(predicted.float(), target.float())
+    return (inter + 1) / (union + 1)
 
 
 def _enclosing(predicted: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -81,10 +93,17 @@ def _weighted_mean(losses: Tensor, weight: Tensor | None) -> Tensor:
     return (losses * weight).sum() / weight.sum().clamp(min=_EPS)
 
 
-def iou_loss(predicted: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-    """Linear IoU loss 1 - IoU (SiamBAN, SiamCAR's `linear_iou`), mean over boxes (or `weight`-weighted)."""
-    iou, _ = _iou_and_union(predicted.float(), target.float())
-    return _weighted_mean(1 - iou, weight)
+def linear_iou_loss(predicted: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Linear IoU loss 1 - (I + 1) / (U + 1), mean over boxes (or `weight`-weighted): SiamBAN's
+    `linear_iou` (hqucv/siamban siamban/models/loss.py `select_iou_loss`)."""
+    return _weighted_mean(1 - _smoothed_iou(predicted, target), weight)
+
+
+def log_iou_loss(predicted: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """IoU loss -ln((I + 1) / (U + 1)), mean over boxes (or `weight`-weighted): UnitBox's -ln IoU (Yu et
+    al. 2016, DCFNet's [35]) as SiamCAR trains it (ohhhyeahhh/SiamCAR pysot/models/loss_car.py `IOULoss`,
+    the `iou` type of siamban's). Unlike 1 - IoU its gradient grows as the overlap shrinks."""
+    return _weighted_mean(-torch.log(_smoothed_iou(predicted, target)), weight)
 
 
 def giou_loss(predicted: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
@@ -109,7 +128,12 @@ def diou_loss(predicted: Tensor, target: Tensor, weight: Tensor | None = None) -
     return _weighted_mean(1 - iou + centre_gap2 / (diagonal2 + _EPS), weight)
 
 
-BOX_LOSSES = {"iou": iou_loss, "giou": giou_loss, "diou": diou_loss}
+BOX_LOSSES = {
+    "linear_iou": linear_iou_loss,
+    "log_iou": log_iou_loss,
+    "giou": giou_loss,
+    "diou": diou_loss,
+}
 
 
 def cosine_correlation(search: Tensor, kernel: Tensor) -> Tensor:
@@ -128,9 +152,13 @@ def margin_loss(cosine: Tensor, labels: Tensor, margin: float = 0.25, scale: flo
     """SiamMargin's margin supervision of the correlation map (paper 003), as we define it precisely.
 
     `cosine` [B, 1, S, S] is the cosine similarity between the template kernel and each search window
-    (`cosine_correlation`), `labels` [B, S, S] in {1, 0, -1}: 1 where any anchor of the cell is positive,
-    0 where none is (the slides' label "shared from RPN"), -1 ignored. Each cell is a binary logistic
-    problem on a margin-shifted, scaled similarity (the CosFace additive margin, made binary):
+    (`cosine_correlation`) of features that can point away from each other: taken before the ReLU (see
+    `RPNMarginObjective`). After a ReLU every component is >= 0, so every cosine is >= 0, a negative's
+    logit scale * (cos + margin) is at least scale * margin (4 by default) and the loss can never fall
+    below about 0.5 * log(1 + e^4) = 2.0, its gradient never vanishing. `labels` [B, S, S] in {1, 0, -1}:
+    1 on the target's cells, 0 elsewhere (the slides' label "shared from RPN", see
+    `labels.margin_cell_labels`), -1 ignored. Each cell is a binary logistic problem on a margin-shifted,
+    scaled similarity (the CosFace additive margin, made binary):
 
         logit = scale * (cos - margin)   for positives (target 1)
         logit = scale * (cos + margin)   for negatives (target 0)

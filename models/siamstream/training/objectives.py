@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from siamstream.config import TrackerConfig
 from siamstream.nn.depthwise import DepthwiseXCorr
@@ -32,6 +32,7 @@ from siamstream.training.labels import (
     disk_labels,
     ellipse_labels,
     inside_box_labels,
+    margin_cell_labels,
 )
 from siamstream.training.losses import (
     BOX_LOSSES,
@@ -177,18 +178,38 @@ class RPNObjective:
 
 class RPNMarginObjective(RPNObjective):
     """SiamMargin: the RPN objective plus `margin_loss` on the cosine similarity of every cls-branch
-    correlation (template kernel against each `conv_search` window), averaged over levels.
+    correlation (template kernel against each search window), averaged over levels.
 
-    Cell labels are shared from the RPN labels: 1 where any anchor of the cell is a kept positive, 0
-    where none is positive, which is every other cell of the map.
+    The cosine is taken on the batch-normalised `conv_kernel` / `conv_search` features before their ReLU,
+    where a background window can point away from the template (cosine down to -1); after the ReLU no
+    cosine is below 0 and the negatives' margin can never be met (see `margin_loss`). Pulling a
+    background window's pre-activation against the template's leaves the two ReLU'd maps the correlation
+    uses active on different channels, so their product, the RPN's correlation, falls to 0.
+    Cell labels are `labels.margin_cell_labels`, from the same anchors as the RPN labels.
     """
+
+    def labels(
+        self, box: np.ndarray, score_size: int, positive_pair: bool, rng: np.random.Generator
+    ) -> Labels:
+        result = super().labels(box, score_size, positive_pair, rng)
+        anchors = anchor_grid(
+            self.anchor_config.stride, self.anchor_config.ratios, self.anchor_config.scales, score_size
+        )
+        result["margin"] = margin_cell_labels(
+            box, anchors, score_size, positive_pair, self.settings.positive_iou
+        )
+        return result
 
     def outputs(
         self, network: SiameseNetwork, template: Tensor, search: Tensor, box_prior: Tensor
     ) -> dict[str, Tensor]:
-        with _captured_cls_correlations(network) as captured:
+        with _captured_cls_pre_activations(network) as captured:
             outputs = named_outputs(network, template, search, box_prior)
-        cosines = [cosine_correlation(search_map, kernel) for kernel, search_map in captured]
+        cosines = [
+            cosine_correlation(search_map, kernel)
+            for kernels, search_maps in captured
+            for kernel, search_map in zip(kernels, search_maps, strict=True)
+        ]
         if not cosines:
             raise ValueError("the margin objective needs depth-wise cls branches (pysot RPN heads)")
         outputs["cosine"] = torch.stack(cosines).mean(0)
@@ -196,30 +217,37 @@ class RPNMarginObjective(RPNObjective):
 
     def losses(self, outputs: dict[str, Tensor], labels: dict[str, Tensor]) -> dict[str, Tensor]:
         terms = self.rpn_terms(outputs, labels)
-        cell_labels = (labels["cls"] == 1).any(1).float()
         loss = margin_loss(
-            outputs["cosine"].float(), cell_labels, self.weights.margin_value, self.weights.margin_scale
+            outputs["cosine"].float(), labels["margin"], self.weights.margin_value, self.weights.margin_scale
         )
         terms["margin"] = (self.weights.margin, loss)
         return _weighted(terms)
 
 
+def _batch_norm(block: nn.Sequential) -> nn.BatchNorm2d:
+    return next(module for module in block if isinstance(module, nn.BatchNorm2d))
+
+
 @contextmanager
-def _captured_cls_correlations(network: SiameseNetwork) -> Iterator[list[tuple[Tensor, Tensor]]]:
-    """Collect (kernel, conv_search output) of every cls-branch `DepthwiseXCorr` run inside the block."""
-    captured: list[tuple[Tensor, Tensor]] = []
+def _captured_cls_pre_activations(
+    network: SiameseNetwork,
+) -> Iterator[list[tuple[list[Tensor], list[Tensor]]]]:
+    """For every cls-branch `DepthwiseXCorr`, the (kernels, search maps) run inside the block, taken at
+    the batch norms of `conv_kernel` and `conv_search`, before their ReLU. The ReLU works in place, so
+    each output is cloned as it leaves the batch norm."""
+    captured: list[tuple[list[Tensor], list[Tensor]]] = []
     handles = []
     for name, module in network.named_modules():
         if isinstance(module, DepthwiseXCorr) and name.rsplit(".", 1)[-1] == "cls":
             kernels: list[Tensor] = []
-            handles.append(
-                module.register_forward_pre_hook(lambda _m, args, store=kernels: store.append(args[0]))
-            )
-            handles.append(
-                module.conv_search.register_forward_hook(
-                    lambda _m, _args, out, store=kernels: captured.append((store.pop(), out))
+            search_maps: list[Tensor] = []
+            captured.append((kernels, search_maps))
+            for block, store in ((module.conv_kernel, kernels), (module.conv_search, search_maps)):
+                handles.append(
+                    _batch_norm(block).register_forward_hook(
+                        lambda _m, _args, out, store=store: store.append(out.clone())
+                    )
                 )
-            )
     try:
         yield captured
     finally:

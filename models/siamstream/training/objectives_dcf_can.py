@@ -5,8 +5,9 @@ DCFNet trains in two stages (paper 001, section III-C and IV-A):
    cross-correlation of the fused search map with the template kernel (SiamFC's 0.001 response scale),
    every backbone layer trained (`dcfnet_pretraining_config`);
 2. `dcf` (the head's default): fine-tuning of SiamCAR's head on SiamCAR's inside-box labels with
-   cross-entropy plus the IoU loss and no centerness term, the backbone frozen except its last two conv
-   layers (`dcfnet_finetuning_config`; start from the stage-1 checkpoint with `siamstream train --init`).
+   cross-entropy plus UnitBox's IoU loss -ln IoU and no centerness term, the backbone frozen except its
+   last two conv layers (`dcfnet_finetuning_config`; start from the stage-1 checkpoint with
+   `siamstream train --init`).
 SiamCAN (paper 002, sections 3.3-4.1; objective `can`): circle-inside-ellipse labels with at most 16
 positive and 48 negative points, cross-entropy plus the DIoU loss (`siamcan_training_config`).
 """
@@ -98,7 +99,7 @@ def dcfnet_pretraining_config() -> TrainingConfig:
 
 
 def dcfnet_finetuning_config() -> TrainingConfig:
-    """Stage 2 (paper 001): head plus the last two conv layers, cross-entropy + IoU loss, no centerness;
+    """Stage 2 (paper 001): head plus the last two conv layers, cross-entropy + -ln IoU, no centerness;
     150 epochs at lr 0.01, 100 at 0.001 and 50 at 0.0001."""
     return TrainingConfig(
         epochs=300,
@@ -106,7 +107,8 @@ def dcfnet_finetuning_config() -> TrainingConfig:
         weight_decay=5e-4,
         lr=LRSchedule(warmup_epochs=0, base_lr=0.01, decay="milestones", milestones=(150, 250), gamma=0.1),
         backbone=BackboneTraining(unfreeze_epoch=0, layers=DCFNET_LAST_TWO_LAYERS, lr_multiplier=1.0),
-        loss=LossWeights(cls=1.0, loc=1.0, cen=0.0, box_loss="iou"),
+        # Eq. 4-5: L_cls + L_reg with L_IoU of [35], UnitBox's -ln IoU; no centerness term.
+        loss=LossWeights(cls=1.0, loc=1.0, cen=0.0, box_loss="log_iou"),
         labels=LabelSettings(car_central_fraction=0.0),
         pairs=_FINETUNE_PAIRS,
         objective="dcf",

@@ -1,0 +1,58 @@
+"""The papers' claims, tested in one controlled study: train every arm from scratch, evaluate, report.
+
+    python bench/papers_study.py run --out /work/papers_study --jobs 2      # resumable; Ctrl-C is safe
+    python bench/papers_study.py report --out /work/papers_study            # tables and plots so far
+
+Plan: `bench/papers_study.json` (arms, seeds, the shared schedule, the held-out suite, the claims).
+`run` trains, exports and evaluates each (arm, seed) not yet done, all arms of a seed before the next
+seed; `--arms` limits it to some arms, `--device cuda` trains and tracks on a GPU. `report` writes
+`report.md`, `claims.png` and `eao_curves.png` into the output folder and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from siamstream.study.plan import read_plan
+from siamstream.study.report import (
+    arm_table,
+    claim_results,
+    eao_curves,
+    markdown,
+    plot_claims,
+    plot_eao_curves,
+)
+from siamstream.study.runner import run_study
+
+PLAN = Path(__file__).with_name("papers_study.json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["run", "report"])
+    parser.add_argument("--plan", type=Path, default=PLAN, help="study plan JSON")
+    parser.add_argument("--out", type=Path, required=True, help="study folder (checkpoints, results)")
+    parser.add_argument("--jobs", type=int, default=1, help="(arm, seed) tasks run at once")
+    parser.add_argument("--device", default="cpu", help="torch device")
+    parser.add_argument("--arms", nargs="+", help="only these arms (default: all)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    plan = read_plan(args.plan)
+    if args.command == "run":
+        run_study(plan, args.out, max(1, args.jobs), args.device, args.arms)
+    claims = claim_results(plan, args.out)
+    arms = arm_table(plan, args.out)
+    text = markdown(plan, claims, arms)
+    (args.out / "report.md").write_text(text)
+    if claims:
+        plot_claims(claims, args.out / "claims.png")
+    curves = eao_curves(plan, args.out)
+    if curves:
+        plot_eao_curves(curves, args.out / "eao_curves.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

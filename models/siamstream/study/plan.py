@@ -1,0 +1,84 @@
+"""The plan of a study: what is trained, with what schedule and seeds, and what it is evaluated on.
+
+A plan is JSON (`bench/papers_study.json`); every model rejects unknown keys. An arm is a registered
+tracker, optionally with config fields replaced (an ablation switch); every arm trains under the same
+schedule, laid over its tracker's own recipe, with the same seeds, on the same synthetic training
+sequences, so arms differ only in what the paper changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from siamstream.config import TrackerConfig, merge_fields
+from siamstream.registry import get_config
+from siamstream.training.config import TrainingConfig, default_training_config, with_schedule
+
+Metric = Literal["auc", "precision", "failures", "accuracy", "eao"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Arm(Strict):
+    name: str = Field(pattern=r"^[a-z0-9_]+$", description="Folder and report name of the arm.")
+    tracker: str = Field(description="Registered tracker the arm starts from.")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="TrackerConfig fields replaced (nested sections merged)."
+    )
+
+    def tracker_config(self) -> TrackerConfig:
+        base = get_config(self.tracker).model_dump(mode="json")
+        return TrackerConfig.model_validate(merge_fields(base, self.config))
+
+
+class Claim(Strict):
+    paper: str = Field(description="Short name of the paper.")
+    claim: str = Field(description="What the paper claims, in one sentence, with its own figure.")
+    baseline: str = Field(description="Arm the paper compares against.")
+    method: str = Field(description="Arm with the paper's method.")
+    metrics: tuple[Metric, ...] = Field(description="Metrics of the claim, the first deciding the verdict.")
+
+
+class EvaluationSuite(Strict):
+    per_stratum: int = Field(ge=1, description="Sequences per challenge stratum (six strata).")
+    seed: int = Field(ge=0, description="Suite seed; disjoint from the training suite's sequences.")
+    length: int = Field(ge=12, description="Frames per sequence.")
+    width: int = Field(default=640, ge=64)
+    height: int = Field(default=480, ge=64)
+
+
+class StudyPlan(Strict):
+    train_sequences: int = Field(ge=1, description="Synthetic training sequences (`synthetic:N`).")
+    seeds: tuple[int, ...] = Field(min_length=1, description="Training seeds; every arm runs each.")
+    schedule: dict[str, Any] = Field(description="TrainingConfig fields shared by every arm.")
+    suite: EvaluationSuite
+    arms: tuple[Arm, ...]
+    claims: tuple[Claim, ...]
+
+    @model_validator(mode="after")
+    def _claims_name_arms(self) -> StudyPlan:
+        names = [arm.name for arm in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError("arm names must be unique")
+        for claim in self.claims:
+            for arm in (claim.baseline, claim.method):
+                if arm not in names:
+                    raise ValueError(f"{claim.paper}: no arm named {arm!r}")
+        return self
+
+    def arm(self, name: str) -> Arm:
+        return next(arm for arm in self.arms if arm.name == name)
+
+    def training_config(self, arm: Arm, seed: int) -> TrainingConfig:
+        """The arm's tracker's own recipe with the shared schedule laid over it, at `seed`."""
+        own = default_training_config(arm.tracker_config())
+        return with_schedule(own, {**self.schedule, "seed": seed})
+
+
+def read_plan(path: Path) -> StudyPlan:
+    return StudyPlan.model_validate_json(path.read_text())
