@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from siamstream.study import runner
 from siamstream.study.plan import StudyPlan
 from siamstream.study.report import arm_table, claim_results, markdown, plot_claims
-from siamstream.study.runner import EVALUATION_FILE, Task, run_study, study_tasks
+from siamstream.study.runner import EVALUATION_FILE, StudyError, Task, run_study, study_tasks
 
 pytestmark = pytest.mark.slow
 
@@ -152,3 +153,29 @@ def test_report_tables_and_plot(study, tmp_path: Path) -> None:
     )
     assert text.count("\n| plain | siamrpnpp_small | 2 |") == 1
     assert plot_claims(claims, tmp_path / "claims.png").stat().st_size > 1000
+
+
+def test_a_failing_task_is_reported_and_the_others_still_run(
+    study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan, _ = study
+    ran: list[Task] = []
+
+    def run_or_fail(plan, task, out, device, threads):  # stands in for training: only the order matters
+        if task == Task("same", 0):
+            raise RuntimeError("disk full")
+        ran.append(task)
+        return {
+            "arm": task.arm,
+            "seed": task.seed,
+            "sequences": [{"auc": 0.5, "failures": 0}],
+            "training_seconds_this_run": 0.0,
+            "evaluation_seconds": 0.0,
+        }
+
+    monkeypatch.setattr(runner, "run_task", run_or_fail)
+    lines: list[str] = []
+    with pytest.raises(StudyError, match="1 of 6 tasks failed: same seed 0"):
+        run_study(plan, tmp_path, jobs=1, report=lines.append)
+    assert len(ran) == 5 and Task("same", 1) in ran
+    assert "same seed 0: FAILED: RuntimeError: disk full" in lines

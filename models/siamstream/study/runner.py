@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -157,14 +157,35 @@ def run_study(
     pending = [task for task in study_tasks(plan, arms) if not task.done(out)]
     report(f"{len(pending)} tasks to run, {jobs} at a time")
     threads = 1 if device == "cpu" and jobs > 1 else max(1, (os.cpu_count() or 1) // jobs)
+    failed = []
     if jobs == 1:
         for task in pending:
-            _report_done(run_task(plan, task, out, device, threads), report)
-        return
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_task, plan, task, out, device, threads) for task in pending]
-        for future in futures:
-            _report_done(future.result(), report)
+            try:
+                _report_done(run_task(plan, task, out, device, threads), report)
+            except Exception as error:  # one task's failure must not stop the others; it is reported
+                failed.append(_report_failed(task, error, report))
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(run_task, plan, task, out, device, threads): task for task in pending}
+            for future in as_completed(futures):
+                try:
+                    _report_done(future.result(), report)
+                except Exception as error:
+                    failed.append(_report_failed(futures[future], error, report))
+    if failed:
+        raise StudyError(
+            f"{len(failed)} of {len(pending)} tasks failed: {', '.join(failed)}; run again to retry"
+        )
+
+
+class StudyError(RuntimeError):
+    """Some tasks of a study failed (the others ran; what they finished is kept)."""
+
+
+def _report_failed(task: Task, error: Exception, report: Callable[[str], None]) -> str:
+    name = f"{task.arm} seed {task.seed}"
+    report(f"{name}: FAILED: {type(error).__name__}: {error}")
+    return name
 
 
 def _report_done(summary: dict[str, Any], report: Callable[[str], None]) -> None:
