@@ -2,17 +2,20 @@
 
     python bench/papers_study.py run --out /work/papers_study --jobs 2      # resumable; Ctrl-C is safe
     python bench/papers_study.py report --out /work/papers_study            # tables and plots so far
+    python bench/papers_study.py package --out /work/papers_study --arm siamcan --seed 0 --dest DIR
 
 Plan: `bench/papers_study.json` (arms, seeds, the shared schedule, the held-out suite, the claims).
 `run` trains, exports and evaluates each (arm, seed) not yet done, all arms of a seed before the next
 seed; `--arms` limits it to some arms, `--device cuda` trains and tracks on a GPU. `report` writes
-`report.md`, `claims.png` and `eao_curves.png` into the output folder and prints the tables.
+`report.md`, `claims.png` and `eao_curves.png` into the output folder and prints the tables. `package`
+copies one (arm, seed)'s tracker package to `--dest` with a MODEL_CARD.md of its training and scores.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 from pathlib import Path
 
 from siamstream.study.plan import read_plan
@@ -21,25 +24,37 @@ from siamstream.study.report import (
     claim_results,
     eao_curves,
     markdown,
+    model_card,
     plot_claims,
     plot_eao_curves,
 )
-from siamstream.study.runner import run_study
+from siamstream.study.runner import Task, run_study
 
 PLAN = Path(__file__).with_name("papers_study.json")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["run", "report"])
+    parser.add_argument("command", choices=["run", "report", "package"])
     parser.add_argument("--plan", type=Path, default=PLAN, help="study plan JSON")
     parser.add_argument("--out", type=Path, required=True, help="study folder (checkpoints, results)")
     parser.add_argument("--jobs", type=int, default=1, help="(arm, seed) tasks run at once")
     parser.add_argument("--device", default="cpu", help="torch device")
     parser.add_argument("--arms", nargs="+", help="only these arms (default: all)")
+    parser.add_argument("--arm", help="package: the arm")
+    parser.add_argument("--seed", type=int, default=0, help="package: the seed")
+    parser.add_argument("--dest", type=Path, help="package: destination folder (replaced)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     plan = read_plan(args.plan)
+    if args.command == "package":
+        if args.arm is None or args.dest is None:
+            parser.error("package needs --arm and --dest")
+        shutil.rmtree(args.dest, ignore_errors=True)
+        shutil.copytree(Task(args.arm, args.seed).folder(args.out) / "package", args.dest)
+        (args.dest / "MODEL_CARD.md").write_text(model_card(plan, args.out, args.arm, args.seed))
+        print(f"wrote {args.dest}")
+        return
     if args.command == "run":
         run_study(plan, args.out, max(1, args.jobs), args.device, args.arms)
     claims = claim_results(plan, args.out)

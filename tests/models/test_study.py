@@ -15,7 +15,7 @@ import pytest
 
 from siamstream.study import runner
 from siamstream.study.plan import StudyPlan
-from siamstream.study.report import arm_table, claim_results, markdown, plot_claims
+from siamstream.study.report import arm_table, claim_results, markdown, model_card, plot_claims
 from siamstream.study.runner import EVALUATION_FILE, StudyError, Task, run_study, study_tasks
 
 pytestmark = pytest.mark.slow
@@ -179,3 +179,16 @@ def test_a_failing_task_is_reported_and_the_others_still_run(
         run_study(plan, tmp_path, jobs=1, report=lines.append)
     assert len(ran) == 5 and Task("same", 1) in ran
     assert "same seed 0: FAILED: RuntimeError: disk full" in lines
+
+
+def test_model_card_reports_the_arms_own_scores(study) -> None:
+    plan, out = study
+    card = model_card(plan, out, "no_window", 1)
+    scored = rows(out, "no_window", 1)
+    assert card.startswith("# `siamrpnpp_small` trained by the papers' study (arm `no_window`, seed 1)")
+    assert '{"hyper": {"window_influence": 0.0}}' in card
+    assert (
+        f"| {np.mean([r['auc'] for r in scored]):.3f} | {np.mean([r['precision'] for r in scored]):.3f} | "
+        in card
+    )
+    assert f"| {sum(r['failures'] for r in scored)} |" in card

@@ -238,3 +238,50 @@ def plot_eao_curves(curves: dict[str, np.ndarray], path: Path) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def model_card(plan: StudyPlan, out: Path, arm_name: str, seed: int) -> str:
+    """MODEL_CARD.md for the package of (`arm_name`, `seed`): what it is, how it was trained, its scores."""
+    arm = plan.arm(arm_name)
+    rows = load_results(plan, out).get((arm_name, seed))
+    if rows is None:
+        raise ValueError(f"{arm_name} seed {seed} has no evaluation in {out}")
+    training = plan.training_config(arm, seed)
+    length = plan.suite.length
+    runs = [_reset_run(row) for row in rows]
+    strata = {
+        stratum: np.mean([row["auc"] for row in rows if row["stratum"] == stratum])
+        for stratum in STUDY_STRATA
+    }
+    pairs = training.epochs * training.pairs_per_epoch
+    lines = [
+        f"# `{arm.tracker}` trained by the papers' study (arm `{arm_name}`, seed {seed})",
+        "",
+        "Trained from scratch on the project's synthetic sequences by `bench/papers_study.py` (plan",
+        "`bench/papers_study.json`); it has seen nothing else, so it is a demo-sized model of the method,",
+        "not a general-purpose tracker.",
+        "",
+        f"- Tracker: `{arm.tracker}`, config overrides {json.dumps(arm.config) if arm.config else 'none'}.",
+        f"- Training: `synthetic:{plan.train_sequences}`, {training.epochs} epochs x "
+        f"{training.pairs_per_epoch} pairs ({pairs} pairs, batch {training.batch_size}), search crops "
+        f"{training.search_size} px, SGD lr {training.lr.base_lr} -> {training.lr.end_lr} "
+        f"({training.lr.decay}), whole network trained, seed {seed}.",
+        f"- Held-out suite: {plan.suite.per_stratum} sequences per challenge stratum x "
+        f"{len(STUDY_STRATA)} strata, {length} frames, {plan.suite.width}x{plan.suite.height}, "
+        f"suite seed {plan.suite.seed}.",
+        "",
+        "| success AUC | precision@20 px | failures (reset protocol) | EAO | accuracy |",
+        "| --- | --- | --- | --- | --- |",
+        f"| {np.mean([r['auc'] for r in rows]):.3f} | {np.mean([r['precision'] for r in rows]):.3f} | "
+        f"{sum(r['failures'] for r in rows)} | {expected_average_overlap(runs, 1, length - 1):.3f} | "
+        f"{sum(r['accuracy_sum'] for r in rows) / max(1, sum(r['accuracy_frames'] for r in rows)):.3f} |",
+        "",
+        "Success AUC per stratum: "
+        + ", ".join(f"{name} {value:.3f}" for name, value in strata.items())
+        + ".",
+        "",
+        "Reproduce: `python bench/papers_study.py run --out DIR --arms "
+        f"{arm_name}` then `python bench/papers_study.py package --out DIR --arm {arm_name} --seed {seed} "
+        "--dest THIS_FOLDER`.",
+    ]
+    return "\n".join(lines) + "\n"
