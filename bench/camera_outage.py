@@ -29,13 +29,13 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the RTSP camera and the Redis server of the tests
+sys.path.insert(0, str(ROOT))  # the RTSP camera of the tests
 
 from siamstream_services.benchmark.model_server import free_port  # noqa: E402
+from siamstream_services.benchmark.redis_server import RedisServer  # noqa: E402
 from siamstream_services.demo.packages import export_random_package  # noqa: E402
 from siamstream_services.ingest.config import IngestSettings  # noqa: E402
-from siamstream_services.ingest.directory import CameraDirectory, TargetSpec  # noqa: E402
-from tests.services.conftest import RedisServer  # noqa: E402
+from siamstream_services.ingest.directory import CameraDirectory, TargetSpec, camera_key  # noqa: E402
 from tests.services.rtsp_fixtures import RtspCamera  # noqa: E402
 
 TRACKER = "siamrpn_alex"
@@ -62,7 +62,7 @@ class Follower:
         self._task = asyncio.get_running_loop().create_task(self._follow(directory, target_id))
 
     async def _follow(self, directory: CameraDirectory, target_id: str) -> None:
-        async for _ in directory.watch(CAMERA_ID, target_id, self._stop):
+        async for _ in directory.watch(camera_key(OWNER, CAMERA_ID), target_id, self._stop):
             self.arrivals.append(time.monotonic())
 
     async def first_after(self, since: float, timeout_s: float) -> float:
@@ -121,7 +121,7 @@ async def measure(args: argparse.Namespace, scratch: Path, redis_url: str) -> di
         back_at = time.monotonic()
         first = await follower.first_after(back_at, args.backoff_max_s + 30)
         after = await sample_for(worker.pid, args.streaming_s, args.interval_s)
-        status = await directory.status(CAMERA_ID)
+        status = await directory.status(camera_key(OWNER, CAMERA_ID))
         await follower.stop()
         await directory.detach(OWNER, CAMERA_ID, "")
     finally:

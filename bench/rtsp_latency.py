@@ -32,19 +32,20 @@ import numpy as np
 from grpc import aio
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the RTSP camera and the Redis server of the tests
+sys.path.insert(0, str(ROOT))  # the RTSP camera of the tests
 
 from siamstream.v1 import tracking_pb2 as pb  # noqa: E402
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc  # noqa: E402
 from siamstream_services.benchmark.model_server import free_port  # noqa: E402
+from siamstream_services.benchmark.redis_server import RedisServer  # noqa: E402
 from siamstream_services.demo.packages import export_random_package  # noqa: E402
 from siamstream_services.ingest.config import IngestSettings  # noqa: E402
-from siamstream_services.ingest.directory import CameraDirectory  # noqa: E402
+from siamstream_services.ingest.directory import CameraDirectory, camera_key  # noqa: E402
 from siamstream_services.ingest.metrics import IngestMetrics  # noqa: E402
 from siamstream_services.ingest.worker import IngestWorker  # noqa: E402
+from siamstream_services.session.auth import ANONYMOUS_OWNER  # noqa: E402
 from siamstream_services.session.server import open_server  # noqa: E402
 from siamstream_services.settings import ServiceSettings  # noqa: E402
-from tests.services.conftest import RedisServer  # noqa: E402
 from tests.services.rtsp_fixtures import RtspCamera, decode_index  # noqa: E402
 
 TRACKER = "siamrpn_alex"
@@ -84,7 +85,7 @@ async def measure(args: argparse.Namespace, scratch: Path, redis_url: str, timel
             async with asyncio.timeout(args.seconds + 60):
                 async for result in watch:
                     arrived = time.time()
-                    runner = worker.runner(CAMERA_ID)
+                    runner = worker.runner(camera_key(ANONYMOUS_OWNER, CAMERA_ID))
                     frames = {f.sequence: f for f in runner.reader.history()} if runner else {}
                     frame = frames.get(result.result.client_frame_number)
                     if frame is not None and arrived - started > args.warmup_s:
@@ -93,7 +94,7 @@ async def measure(args: argparse.Namespace, scratch: Path, redis_url: str, timel
                     if arrived - started > args.warmup_s + args.seconds:
                         break
             watch.cancel()
-            dropped = worker.runner(CAMERA_ID).reader.dropped_frames
+            dropped = worker.runner(camera_key(ANONYMOUS_OWNER, CAMERA_ID)).reader.dropped_frames
     finally:
         worker_task.cancel()
         await asyncio.gather(worker_task, return_exceptions=True)

@@ -91,11 +91,15 @@ def _same_port(address: str, other: str) -> bool:
 class ServiceSettings(BaseSettings):
     """Settings of the session service and its runtime pieces (store, inference backend, limits, security)."""
 
+    # Inputs carry secrets (API keys, the Redis password in store_url), and pydantic quotes the input of a
+    # field it refuses: hidden, so that a misconfiguration never prints them. The validators' messages say
+    # what is wrong without quoting a secret.
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         extra="forbid",
         frozen=True,
         validate_default=True,
+        hide_input_in_errors=True,
     )
 
     config_file: Path | None = Field(
@@ -142,6 +146,14 @@ class ServiceSettings(BaseSettings):
     # Five minutes outlives a camera reconnect or a paused client, yet frees abandoned sessions promptly.
     session_idle_ttl_s: int = Field(
         default=300, ge=1, le=86_400, description="Seconds without a frame after which a session expires."
+    )
+    # One API key must not take the store and the model for everyone: 256 is 16 full batches of 16, room
+    # for a client's streams plus its cameras' targets (16 cameras by default, a target or two each).
+    max_sessions_per_owner: int = Field(
+        default=256,
+        ge=1,
+        le=1_000_000,
+        description="Live sessions one API key may have, camera targets included; more: RESOURCE_EXHAUSTED.",
     )
     # 32 MiB admits one raw 4K UHD BGR frame (3840*2160*3 = 24.9 MB) with room for its message; the gRPC
     # server's max_receive_message_length must be at least this.
@@ -209,8 +221,12 @@ class ServiceSettings(BaseSettings):
         if value == "memory://":
             return value
         url = urlsplit(value)
-        if url.scheme not in ("redis", "rediss") or not url.hostname:
-            raise ValueError(f"store_url must be memory:// or redis://HOST:PORT/DB, got {value!r}")
+        if url.scheme not in ("redis", "rediss"):
+            raise ValueError(
+                f"store_url must be memory:// or redis://HOST:PORT/DB, got scheme {url.scheme!r}"
+            )
+        if not url.hostname:
+            raise ValueError("store_url names no host: use redis://HOST:PORT/DB")
         if url.path not in ("", "/") and not url.path[1:].isdigit():
             raise ValueError(f"store_url database must be a number, got {url.path[1:]!r}")
         return value

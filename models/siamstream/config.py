@@ -93,10 +93,18 @@ class HeadConfig(Strict):
         default=False,
         description="Train with SiamMargin's margin loss on the correlation map (training only).",
     )
-    correlation: Literal["xcorr", "acm"] = Field(
+    correlation: Literal["xcorr", "acm", "xcorr_matched"] = Field(
         default="xcorr",
-        description="How template and search features meet: the family's (depth-wise) cross-correlation, or "
-        "the learned asymmetric convolution module with the box-size prior (ACM, CVPR 2021).",
+        description="How template and search features meet: the family's (depth-wise) cross-correlation, "
+        "the learned asymmetric convolution module with the box-size prior (ACM, CVPR 2021), or, for the "
+        "SiamRPN++/SiamBAN heads, ACM's control: depth-wise cross-correlation followed by learnable layers "
+        "with as many parameters as ACM's (`nn.matched_xcorr`), which tells ACM's gain from its size.",
+    )
+    acm_box_prior: bool = Field(
+        default=True,
+        description="ACM: add the embedded box size (w, h) to the template term (ACM, CVPR 2021, with and "
+        "without the bounding-box prior). Off, the template vector is the template term alone and the "
+        "prior's MLP (`xorr_bbox`) is not built.",
     )
     channel_attention_kernel: int = Field(
         default=5,
@@ -107,6 +115,39 @@ class HeadConfig(Strict):
     spatial_attention_kernel: int = Field(
         default=7, ge=1, description="SiamCAN: odd side of the self-spatial attention convolution (CBAM's 7)."
     )
+    channel_attention: bool = Field(
+        default=True,
+        description="SiamCAN: weight the search channels by the template's cross-channel attention (paper "
+        "002, Table 4: '+ cross-attention'). Off, the search maps go to the correlation unweighted and the "
+        "template embedding holds no channel weights.",
+    )
+    spatial_attention: bool = Field(
+        default=True,
+        description="SiamCAN: self-spatial attention on each correlation map (paper 002, Table 4: '+ "
+        "spatial-attention'). Off, the correlation maps go to the 1x1 convolutions as they are.",
+    )
+    fusion_stages: tuple[int, ...] = Field(
+        default=(1, 2),
+        description="DCFNet: backbone stages followed by a correlation-fusion (paper 001, Table III: () "
+        "'Baseline', (1,) 'CF-1st' after the first three conv layers, (2,) 'CF-2nd' after block 3, (1, 2) "
+        "'CF-double', the paper's model). A stage without fusion has no `fusionN` module and its template "
+        "map is not kept in the template embedding.",
+    )
+
+    @model_validator(mode="after")
+    def _ablation_switches_fit_the_head(self) -> HeadConfig:
+        if self.fusion_stages not in ((), (1,), (2,), (1, 2)):
+            raise ValueError(f"fusion_stages: DCFNet stages 1 and/or 2 in order, not {self.fusion_stages}")
+        # A switch the head does not read would make an ablation arm silently equal to its baseline.
+        if self.fusion_stages != (1, 2) and self.kind != "dcf":
+            raise ValueError("fusion_stages is a DCFNet switch (head kind 'dcf')")
+        if not (self.channel_attention and self.spatial_attention) and self.kind != "can":
+            raise ValueError("channel_attention and spatial_attention are SiamCAN switches (head kind 'can')")
+        if not self.acm_box_prior and self.correlation != "acm":
+            raise ValueError("acm_box_prior switches the prior of ACM (correlation 'acm')")
+        if self.correlation == "xcorr_matched" and self.kind not in ("rpn", "ban"):
+            raise ValueError("the matched-parameter correlation is ACM's control for the rpn and ban heads")
+        return self
 
 
 class AnchorConfig(Strict):
@@ -194,6 +235,63 @@ class TemplateUpdateConfig(Strict):
     gate: float = Field(default=0.9, ge=0.0, le=1.0, description="Update only when the score reaches this.")
 
 
+class SearchConfig(Strict):
+    """SiamMargin's "one more search" and "adaptive search region" (defined in `tracking.search_options`).
+
+    Both are tracking options, off by default; they need a single-crop family (siamrpn, siamban,
+    siamcar) without a search-region rule of its own (SiamBAN-ACM's fast-motion crop). The thresholds
+    compare the frame's score (the foreground probability of the chosen candidate).
+    """
+
+    one_more_search: bool = Field(
+        default=False,
+        description="Search the frame again centred on the first search's target when it scored low, and "
+        "keep the better-scoring of the two.",
+    )
+    second_search_below: float = Field(
+        default=0.85,
+        ge=0.0,
+        le=1.0,
+        # pysot's long-term SiamRPN++ calls a frame below 0.85 unconfident (TRACK.CONFIDENCE_LOW).
+        description="Search again when the first search scored below this.",
+    )
+    adaptive_region: bool = Field(
+        default=False,
+        description="Grow the search crop (and its score map) while frames score low; back to the normal "
+        "crop on a confident frame.",
+    )
+    region_step: int = Field(
+        default=64,
+        gt=0,
+        # 64 = 8 cells of stride 8: the score map grows by 8 cells a step (25 -> 33 -> 41 -> 49 for a 255
+        # crop), the reach of its outer cells by a quarter of the normal crop's side.
+        description="Crop pixels the search side grows by per low-scoring frame; a multiple of the stride.",
+    )
+    region_max_steps: int = Field(
+        default=3,
+        ge=1,
+        # 3 steps: 447 for a 255 crop, about 3x its pixels, so the worst frame of a real-time tracker stays
+        # within a bounded cost (pysot's long-term 831 crop is 10.6x, for re-detection).
+        description="Steps the search side grows at most.",
+    )
+    grow_below: float = Field(
+        default=0.85, ge=0.0, le=1.0, description="A frame scoring below this grows the crop one step."
+    )
+    normal_at: float = Field(
+        default=0.95,
+        ge=0.0,
+        le=1.0,
+        description="A frame scoring at least this returns to the normal crop; between the two thresholds "
+        "the side is kept (hysteresis, as pysot's long-term tracker).",
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> SearchConfig:
+        if self.grow_below > self.normal_at:
+            raise ValueError(f"grow_below {self.grow_below} must be at most normal_at {self.normal_at}")
+        return self
+
+
 class WeightsSource(Strict):
     origin: str = Field(description="Where published weights come from (project and file name).")
     licence: str = Field(description="Licence of the weights and reference code.")
@@ -209,6 +307,7 @@ class TrackerConfig(Strict):
     hyper: Hyper
     status: StatusConfig = Field(default_factory=StatusConfig)
     template_update: TemplateUpdateConfig = Field(default_factory=TemplateUpdateConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
     weights: WeightsSource
     input_format: Literal["bgr_0_255"] = Field(
         default="bgr_0_255", description="Crop convention: BGR, 0..255, no mean/std (pysot)."
@@ -229,4 +328,23 @@ class TrackerConfig(Strict):
         # The ACM template is a vector per level and branch, not a map a search region can be blended into.
         if self.template_update.enabled and self.head.correlation == "acm":
             raise ValueError("the template update needs a feature-map template; ACM templates are vectors")
+        return self
+
+    @model_validator(mode="after")
+    def _search_options_fit_the_tracker(self) -> TrackerConfig:
+        search = self.search
+        if not (search.one_more_search or search.adaptive_region):
+            return self
+        if self.family is Family.SIAMFC:
+            # Its scale pyramid already searches three crops whose side is its own state (`search_size`).
+            raise ValueError("one_more_search and adaptive_region need a single-crop family, not SiamFC")
+        if getattr(self.hyper, "fast_motion_instance_size", None) is not None:
+            raise ValueError(
+                "one_more_search and adaptive_region would change the search region that SiamBAN-ACM's own "
+                "fast-motion rule (hyper.fast_motion_instance_size) decides"
+            )
+        if search.adaptive_region and search.region_step % self.crop.stride:
+            raise ValueError(
+                f"search.region_step {search.region_step} must be a multiple of the stride {self.crop.stride}"
+            )
         return self

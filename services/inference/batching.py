@@ -3,7 +3,10 @@
 Different streams' calls for the same tracker arrive as independent coroutines. The batcher queues them,
 waits at most `max_wait_s` after the first for more (or until `max_rows` rows are gathered), concatenates
 their inputs along the batch dimension, runs the model once and hands each caller its own rows back.
-While one batch runs, later calls queue up, so under load batches form without any waiting.
+While one batch runs, later calls queue up, so under load batches form without any waiting. Only calls
+whose inputs agree in shape after the batch dimension share a run (search crops of different sides, as
+the adaptive search region asks for, cannot be concatenated); a call of another shape waits, in order,
+for a later run.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ class _Call:
     inputs: Tensors
     rows: int
     result: asyncio.Future[Tensors]
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The inputs' shapes after the batch dimension: calls that agree on them concatenate."""
+        return tuple(array.shape[1:] for array in self.inputs)
 
 
 class MicroBatcher:
@@ -95,14 +103,24 @@ class MicroBatcher:
         return sum(call.rows for call in self._pending)
 
     def _take_batch(self) -> list[_Call]:
+        """The oldest live call and the calls queued after it with its shapes, in order, while they fit in
+        `max_rows`; calls of other shapes stay queued in their order."""
         batch: list[_Call] = []
+        other_shapes: list[_Call] = []
         rows = 0
-        while self._pending and (not batch or rows + self._pending[0].rows <= self._max_rows):
-            call = self._pending.popleft()
+        while self._pending:
+            call = self._pending[0]
             if call.result.done():  # the caller gave up (cancelled or timed out)
+                self._pending.popleft()
                 continue
-            batch.append(call)
+            if batch and call.shapes != batch[0].shapes:
+                other_shapes.append(self._pending.popleft())
+                continue
+            if batch and rows + call.rows > self._max_rows:
+                break
+            batch.append(self._pending.popleft())
             rows += call.rows
+        self._pending.extendleft(reversed(other_shapes))
         return batch
 
     async def _run_batch(self, batch: list[_Call]) -> None:

@@ -4,8 +4,11 @@ Every tracker package is loaded by the offline `TorchScriptRunner` (its stages `
 so the service runs the very code the offline tracker runs. All model runs go through ONE worker thread,
 so the event loop never blocks and torch's own intra-op threads are not oversubscribed by concurrent
 calls; concurrent calls of the same tracker and stage are gathered into one batched run (see
-`batching.MicroBatcher`), template updates included. The search stage of an update-capable package always
-computes the search features; they are dropped unless the caller asks for them.
+`batching.MicroBatcher`), template updates included. A search stage takes every crop side its package's
+tracker may search (`search_options.search_sides`: the adaptive region's grown crops, SiamBAN-ACM's
+fast-motion crop); calls of different sides run in separate batches. The search stage of an
+update-capable package always computes the search features; they are dropped unless the caller asks for
+them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 
 from siamstream.package import TrackerPackage
 from siamstream.runner import TorchScriptRunner
+from siamstream.tracking.search_options import search_sides
 
 from .backend import BackendUnavailable, InferenceBackend, InferenceError, Stage, UnknownTracker
 from .batching import BatchObserver, MicroBatcher, Tensors
@@ -31,17 +35,25 @@ StageRun = Callable[..., Tensors]
 class _TensorSpec:
     name: str
     dtype: np.dtype
-    trailing_shape: tuple[int | None, ...]  # None: any size (the search features' map, set by the package)
+    # The shapes accepted after the batch dim: one, or one per search crop side the package's tracker may
+    # use (`search_sides`); None: any size (the search features' map, set by the package and the side).
+    trailing_shapes: tuple[tuple[int | None, ...], ...]
 
     def check(self, array: np.ndarray) -> None:
         if not isinstance(array, np.ndarray) or array.dtype != self.dtype:
             raise InferenceError(f"{self.name} must be a numpy {self.dtype} array")
-        if array.ndim != len(self.trailing_shape) + 1 or any(
-            want is not None and got != want
-            for got, want in zip(array.shape[1:], self.trailing_shape, strict=True)
-        ):
-            expected = ", ".join("?" if size is None else str(size) for size in self.trailing_shape)
-            raise InferenceError(f"{self.name} has shape {array.shape}, expected [B, {expected}]")
+        if not any(_fits(array.shape[1:], shape) for shape in self.trailing_shapes):
+            expected = " or ".join(
+                "[B, " + ", ".join("?" if size is None else str(size) for size in shape) + "]"
+                for shape in self.trailing_shapes
+            )
+            raise InferenceError(f"{self.name} has shape {array.shape}, expected {expected}")
+
+
+def _fits(trailing: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
+    return len(trailing) == len(shape) and all(
+        want is None or got == want for got, want in zip(trailing, shape, strict=True)
+    )
 
 
 @dataclass
@@ -74,25 +86,22 @@ class EmbeddedBackend(InferenceBackend):
         self._closed = False
         for package in packages:
             tracker = package.meta.tracker
-            z, x, d = (
-                package.config.crop.exemplar_size,
-                package.config.crop.instance_size,
-                package.meta.embedding_dim,
-            )
+            z, d = package.config.crop.exemplar_size, package.meta.embedding_dim
+            sides = search_sides(package.config)
             specs = {
                 Stage.TEMPLATE: (
-                    _TensorSpec("crop_z", np.dtype(np.uint8), (3, z, z)),
-                    _TensorSpec("box_prior", np.dtype(np.float32), (2,)),
+                    _TensorSpec("crop_z", np.dtype(np.uint8), ((3, z, z),)),
+                    _TensorSpec("box_prior", np.dtype(np.float32), ((2,),)),
                 ),
                 Stage.SEARCH: (
-                    _TensorSpec("template_embedding", np.dtype(np.float32), (d,)),
-                    _TensorSpec("crop_x", np.dtype(np.uint8), (3, x, x)),
+                    _TensorSpec("template_embedding", np.dtype(np.float32), ((d,),)),
+                    _TensorSpec("crop_x", np.dtype(np.uint8), tuple((3, x, x) for x in sides)),
                 ),
                 Stage.UPDATE: (
-                    _TensorSpec("template_embedding", np.dtype(np.float32), (d,)),
-                    _TensorSpec("search_features", np.dtype(np.float32), (None, None, None)),
-                    _TensorSpec("roi", np.dtype(np.float32), (4,)),
-                    _TensorSpec("rate", np.dtype(np.float32), ()),
+                    _TensorSpec("template_embedding", np.dtype(np.float32), ((d,),)),
+                    _TensorSpec("search_features", np.dtype(np.float32), ((None, None, None),)),
+                    _TensorSpec("roi", np.dtype(np.float32), ((4,),)),
+                    _TensorSpec("rate", np.dtype(np.float32), ((),)),
                 ),
             }
             output_counts = {

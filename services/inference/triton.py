@@ -1,9 +1,11 @@
 """Triton backend: the two stages served by a Triton Inference Server over gRPC (tritonclient aio).
 
 Models are `<tracker>_template` / `<tracker>_search` (and `<tracker>_update` for update-capable packages)
-with TorchScript I/O names (see triton_repository.py). Only the outputs a caller needs are requested: the
-search features, which the search model of an update-capable package names in its config, travel only
-when the caller updates the template.
+with TorchScript I/O names (see triton_repository.py); a search crop of another side than the search
+model's (the adaptive search region's grown crops), and its search features, go to the models of that
+side, `<tracker>_search_<side>` and `<tracker>_update_<features side>`. Only the outputs a caller needs
+are requested: the search features, which the search model of an update-capable package names in its
+config, travel only when the caller updates the template.
 Crops travel as uint8 (4x smaller than float32; the models convert). With `shared_memory=True` (client
 and server on one host) tensors go through system shared memory regions that are registered once, reused
 call after call and unregistered on close; a region whose call failed or was cancelled is never reused
@@ -48,6 +50,7 @@ from .backend import (
 from .triton_repository import (
     SEARCH_FEATURES_PARAMETER,
     search_model_name,
+    sized_model_name,
     template_model_name,
     update_model_name,
 )
@@ -77,6 +80,7 @@ class _TensorSpec:
     name: str
     datatype: str  # Triton name: "FP32", "UINT8"
     row_bytes: int  # bytes of one batch row
+    dims: tuple[int, ...]  # the shape of one batch row
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,11 @@ class TritonBackend(InferenceBackend):
             # The model's rate input is [B, 1]: Triton gives a batched input at least one dim per row.
             *tensors, rate = inputs
             inputs = (*tensors, np.asarray(rate, dtype=np.float32).reshape(-1, 1))
-        return await self._infer(_MODEL_NAMES[stage](tracker), inputs, search_features=search_features)
+        # The search crop, and the update's search features, may be of a side other than the base model's.
+        sized_input = None if stage == Stage.TEMPLATE else 1
+        return await self._infer(
+            _MODEL_NAMES[stage](tracker), inputs, search_features=search_features, sized_input=sized_input
+        )
 
     async def ready(self) -> bool:
         if self._closed:
@@ -192,13 +200,23 @@ class TritonBackend(InferenceBackend):
             await self._disconnect(self._client)
 
     async def _infer(
-        self, model: str, arrays: tuple[np.ndarray, ...], *, search_features: bool = False
+        self,
+        model: str,
+        arrays: tuple[np.ndarray, ...],
+        *,
+        search_features: bool = False,
+        sized_input: int | None = None,
     ) -> tuple[np.ndarray, ...]:
+        """Run `model` on `arrays`; when input `sized_input` is not of the model's dims, run the model of
+        that input's side instead (`sized_model_name`)."""
         if self._closed:
             raise BackendUnavailable("inference backend is closed")
         client = self._connect()
         try:
             spec = await self._model_spec(client, model)
+            if sized_input is not None and arrays[sized_input].shape[1:] != spec.inputs[sized_input].dims:
+                model = sized_model_name(model, arrays[sized_input].shape[-1])
+                spec = await self._model_spec(client, model)
             if len(arrays) != len(spec.inputs):
                 raise InferenceError(f"{model} takes {len(spec.inputs)} inputs, got {len(arrays)}")
             outputs = spec.requested_outputs(model, search_features)
@@ -399,4 +417,5 @@ def _tensor_spec(name: str, data_type: int, dims: list[int]) -> _TensorSpec:
     datatype = mc.DataType.Name(data_type).removeprefix("TYPE_")
     if any(d < 0 for d in dims):
         raise InferenceError(f"tensor {name} has variable dims {list(dims)}; configs must give exact dims")
-    return _TensorSpec(name, datatype, math.prod(dims) * np.dtype(triton_to_np_dtype(datatype)).itemsize)
+    row_bytes = math.prod(dims) * np.dtype(triton_to_np_dtype(datatype)).itemsize
+    return _TensorSpec(name, datatype, row_bytes, tuple(dims))

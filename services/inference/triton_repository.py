@@ -18,6 +18,15 @@ The search model of an update-capable package names its search-features output i
 `SEARCH_FEATURES_OUTPUT`, so that clients request it only when they update the template. The update
 model's rate input is `[B, 1]` (a batched Triton input needs one dim per row); `update.pt` reads the rate
 as one value per row either way.
+
+A package whose tracker may search other crop sides than its instance size (`search_sides`: the adaptive
+search region's grown crops, SiamBAN-ACM's fast-motion crop) gets one search model more per side,
+`<tracker>_search_<side>`, and, when update-capable, the update model of that side's search features,
+`<tracker>_update_<features side>` (`sized_model_name`). Why one model per side rather than one model with
+variable dims: every config keeps exact dims, so the shared memory regions, the warm-ups and the
+client's checks stay as they are, and TorchScript's profiling executor specialises each model to one
+shape instead of re-specialising as sides alternate; the cost is one more copy of the search weights per
+side in the server.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from siamstream.nn.template_update import SEARCH_FEATURES_OUTPUT
 from siamstream.package import TrackerPackage
+from siamstream.tracking.search_options import search_sides
 
 PYTHON_MODEL_SOURCE = Path(__file__).with_name("triton_python_model.py")
 MODEL_FILE = "model.pt"
@@ -86,6 +96,13 @@ def update_model_name(tracker: str) -> str:
     return f"{tracker}_update"
 
 
+def sized_model_name(model: str, side: int) -> str:
+    """The model of a stage at another spatial size than its base `model` serves: `<model>_<side>`, `side`
+    being its spatial input's, the search crop's for a search model and the search features' for an
+    update model, so that a client finds it from the tensors it sends."""
+    return f"{model}_{side}"
+
+
 def write_model_repository(
     packages: Iterable[TrackerPackage],
     repository: str | Path,
@@ -104,27 +121,20 @@ def write_model_repository(
     written = []
     for package in packages:
         meta = package.meta
-        z, x, d = package.config.crop.exemplar_size, package.config.crop.instance_size, meta.embedding_dim
+        z, d = package.config.crop.exemplar_size, meta.embedding_dim
         template_inputs = (_Tensor(mc.TYPE_UINT8, (3, z, z)), _Tensor(mc.TYPE_FP32, (2,)))
-        search_inputs = (_Tensor(mc.TYPE_FP32, (d,)), _Tensor(mc.TYPE_UINT8, (3, x, x)))
         template_outputs = _probe_outputs(package.template_path, template_inputs)
         if template_outputs != (_Tensor(mc.TYPE_FP32, (d,)),):
             raise ValueError(f"{package.template_path} does not return float32 [B, {d}] (embedding_dim)")
-        search_outputs = _probe_outputs(package.search_path, search_inputs)
-        if len(search_outputs) != len(meta.search_outputs):
-            raise ValueError(
-                f"{package.search_path} returns {len(search_outputs)} outputs, package.json names "
-                f"{len(meta.search_outputs)}"
-            )
         models = [
             _Model(
                 template_model_name(meta.tracker), package.template_path, template_inputs, template_outputs
-            ),
-            _Model(search_model_name(meta.tracker), package.search_path, search_inputs, search_outputs),
+            )
         ]
-        if meta.template_update:
-            models[1].parameters[SEARCH_FEATURES_PARAMETER] = f"OUTPUT__{len(search_outputs) - 1}"
-            models.append(_update_model(package, search_outputs[-1]))
+        normal_side, *grown_sides = search_sides(package.config)
+        models += _search_models(package, normal_side, sized=False)
+        for side in grown_sides:
+            models += _search_models(package, side, sized=True)
         for model in models:
             config = model_config(
                 model.name,
@@ -180,9 +190,31 @@ def model_config(
     return config
 
 
-def _update_model(package: TrackerPackage, search_features: _Tensor) -> _Model:
-    """The `<tracker>_update` model of an update-capable package; `search_features` is the search
-    model's last output (the features it hands to the update)."""
+def _search_models(package: TrackerPackage, side: int, *, sized: bool) -> list[_Model]:
+    """The search model of crop side `side` and, for an update-capable package, the update model of its
+    features; `sized` names them `sized_model_name` of the base names (a side other than the normal)."""
+    meta = package.meta
+    inputs = (_Tensor(mc.TYPE_FP32, (meta.embedding_dim,)), _Tensor(mc.TYPE_UINT8, (3, side, side)))
+    outputs = _probe_outputs(package.search_path, inputs)
+    if len(outputs) != len(meta.search_outputs):
+        raise ValueError(
+            f"{package.search_path} returns {len(outputs)} outputs, package.json names "
+            f"{len(meta.search_outputs)}"
+        )
+    name = search_model_name(meta.tracker)
+    search = _Model(sized_model_name(name, side) if sized else name, package.search_path, inputs, outputs)
+    if not meta.template_update:
+        return [search]
+    search.parameters[SEARCH_FEATURES_PARAMETER] = f"OUTPUT__{len(outputs) - 1}"
+    name = update_model_name(meta.tracker)
+    if sized:
+        name = sized_model_name(name, outputs[-1].dims[-1])
+    return [search, _update_model(package, outputs[-1], name)]
+
+
+def _update_model(package: TrackerPackage, search_features: _Tensor, name: str) -> _Model:
+    """The update model `name` of an update-capable package; `search_features` is the search model's
+    last output (the features it hands to the update)."""
     meta = package.meta
     if meta.search_outputs[-1] != SEARCH_FEATURES_OUTPUT:
         raise ValueError(f"{package.root}: an update-capable package lists {SEARCH_FEATURES_OUTPUT} last")
@@ -193,7 +225,7 @@ def _update_model(package: TrackerPackage, search_features: _Tensor) -> _Model:
         raise ValueError(
             f"{package.update_path} does not return float32 [B, {meta.embedding_dim}] (embedding_dim)"
         )
-    return _Model(update_model_name(meta.tracker), package.update_path, inputs, outputs)
+    return _Model(name, package.update_path, inputs, outputs)
 
 
 def _write_model(directory: Path, config: mc.ModelConfig, source: Path, form: RepositoryForm) -> None:

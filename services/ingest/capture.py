@@ -22,6 +22,14 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from .camera_url import (
+    CameraNetworks,
+    CameraUrlError,
+    check_camera_address,
+    ffmpeg_url,
+    parse_camera_url,
+    public_url,
+)
 from .health import BackoffPolicy, CameraHealth, connecting, connection_failed, frame_received, stopped
 
 log = logging.getLogger(__name__)
@@ -40,8 +48,27 @@ class Capture(Protocol):
     def release(self) -> None: ...
 
 
-def open_rtsp_capture(url: str, open_timeout_ms: int, read_timeout_ms: int) -> Capture:
-    """A capture of `url` through FFmpeg over TCP whose open and every read give up after the bounds."""
+def open_rtsp_capture(
+    url: str, open_timeout_ms: int, read_timeout_ms: int, *, networks: CameraNetworks
+) -> Capture:
+    """A capture of `url` through FFmpeg over TCP whose open and every read give up after the bounds.
+
+    The URL is checked first, as the camera API checked it (its grammar, and its host's addresses against
+    `networks`, resolving a name): a camera stored before URLs were checked, or whose name now resolves
+    into a denied network, gets a capture that never opened, so the reader backs off and retries as it
+    does for an unreachable camera, and FFmpeg never sees the URL. FFmpeg gets an rtsp:// URL with the
+    address checked in place of a host name (`ffmpeg_url`), so it does not resolve the name again.
+
+    Not checked: where an RTSP 3xx answer redirects FFmpeg. It follows the Location unconditionally, and
+    none of its options turns that off (`rtsp_flags` has filter_src, listen, prefer_tcp, satip_raw), so
+    the ingest pods' egress policy is what keeps a redirect off the networks denied here.
+    """
+    try:
+        camera_url = parse_camera_url(url)
+        checked = check_camera_address(camera_url, networks)
+    except (CameraUrlError, OSError) as error:
+        log.warning("camera url %r refused: %s", public_url(url), error)
+        return cv2.VideoCapture()
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", FFMPEG_CAPTURE_OPTIONS)
     params = [
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
@@ -49,7 +76,7 @@ def open_rtsp_capture(url: str, open_timeout_ms: int, read_timeout_ms: int) -> C
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,
         read_timeout_ms,
     ]
-    return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+    return cv2.VideoCapture(ffmpeg_url(camera_url, checked), cv2.CAP_FFMPEG, params)
 
 
 @dataclass(frozen=True)
@@ -75,8 +102,10 @@ class ReaderTimeouts:
 class FrameReader:
     """One camera's reader thread. `start()` once, `stop()` once; everything else is thread-safe.
 
-    `on_frame` is called from the reader thread after each frame is stored (keep it short: it delays the
-    next read). `open_capture`, `monotonic`, `wall_clock` and `unit_random` are injectable for tests.
+    `open_capture(url, open_timeout_ms, read_timeout_ms)` opens a connection (`open_rtsp_capture` with the
+    deployment's camera networks). `on_frame` is called from the reader thread after each frame is stored
+    (keep it short: it delays the next read). `monotonic`, `wall_clock` and `unit_random` are injectable
+    for tests.
     """
 
     def __init__(
@@ -86,8 +115,8 @@ class FrameReader:
         backoff: BackoffPolicy,
         history_frames: int,
         *,
+        open_capture: Callable[[str, int, int], Capture],
         on_frame: Callable[[], None] | None = None,
-        open_capture: Callable[[str, int, int], Capture] = open_rtsp_capture,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         unit_random: Callable[[], float] = random.random,

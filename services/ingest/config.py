@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from pydantic import Field, IPvAnyAddress, model_validator
+from pydantic import Field, IPvAnyAddress, IPvAnyNetwork, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from siamstream_services.settings import INGEST_ENV_PREFIX, StrictEnvSource
+
+from .camera_url import CameraNetworks
 
 
 class IngestSettings(BaseSettings):
@@ -49,7 +51,27 @@ class IngestSettings(BaseSettings):
     max_cameras_per_worker: int = Field(default=16, ge=1, le=1024, description="Cameras one worker reads.")
     # Camera ids become metric labels: the deployment-wide limit keeps the label set bounded.
     max_cameras: int = Field(default=256, ge=1, le=10_000, description="Cameras in the whole deployment.")
+    # One worker's worth: a single API key can neither take the whole deployment's cameras nor its workers.
+    max_cameras_per_owner: int = Field(
+        default=16, ge=1, le=10_000, description="Cameras one API key may have attached at a time."
+    )
     max_targets_per_camera: int = Field(default=16, ge=1, le=256, description="Targets on one camera.")
+    # Empty: cameras may be anywhere not denied. A production site lists its camera networks here.
+    allowed_camera_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="CIDRs cameras may be in (every resolved address must be); empty allows every one.",
+    )
+    # Additions only: link-local, the cloud metadata addresses and "this host" are denied whatever this
+    # says (camera_url.ALWAYS_DENIED_NETWORKS), so that adding one network cannot drop them. Loopback stays
+    # allowed (a camera relay on the same host, the tests' RTSP server); a deployment adds its own service
+    # networks (Redis, Triton, the pods) here.
+    denied_camera_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description=(
+            "CIDRs no camera may be in, over allowed_camera_networks, in addition to the networks always "
+            "denied (link-local, the cloud metadata addresses, 0.0.0.0/8 and ::)."
+        ),
+    )
     # About a minute of results at 30 fps per camera: enough for a watcher that reconnects.
     results_maxlen: int = Field(default=2000, ge=10, le=1_000_000, description="Results kept per camera.")
     key_prefix: str = Field(default="siamstream:v1:", description="Prefix of every Redis key.")
@@ -58,6 +80,10 @@ class IngestSettings(BaseSettings):
     metrics_host: IPvAnyAddress = Field(
         default=IPv4Address("0.0.0.0"), description="Address the worker's /metrics endpoint binds."
     )
+
+    @property
+    def camera_networks(self) -> CameraNetworks:
+        return CameraNetworks(tuple(self.allowed_camera_networks), tuple(self.denied_camera_networks))
 
     @classmethod
     def settings_customise_sources(

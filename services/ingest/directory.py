@@ -1,15 +1,24 @@
 """The cameras of the deployment in Redis: their targets, their sessions, their status and their results.
 
+A camera is stored under its key, `<owner id>/<camera id>` (`camera_key`): camera ids are chosen by the
+callers, so each API key has its own, and one key's camera id never names, reveals or blocks another's.
 Layout (every key under the settings' prefix):
-- `cameras`: set of camera ids;
-- `camera:<id>`: hash with `url`, `owner` and one `target:<target id>` field per target (a `TargetSpec`);
-- `camera-sessions:<id>`: hash target id -> session id, written by the worker that starts the sessions;
-- `camera-boxes:<id>`: hash target id -> last published box (JSON `[x, y, w, h]`), so a worker taking the
+- `cameras`: set of camera keys;
+- `owner-cameras:<owner id>`: set of the owner's camera ids (listing, and the per-owner limit);
+- `camera:<key>`: hash with `url`, `owner` and one `target:<target id>` field per target (a `TargetSpec`);
+- `camera-sessions:<key>`: hash target id -> session id, written by the worker that starts the sessions;
+- `camera-boxes:<key>`: hash target id -> last published box (JSON `[x, y, w, h]`), so a worker taking the
   camera over restarts a target whose session expired where it was last seen;
-- `camera-status:<id>`: hash written by the worker holding the camera (state, worker, reconnects, last
+- `camera-status:<key>`: hash written by the worker holding the camera (state, worker, reconnects, last
   frame time), expiring three leases after its last report;
-- `camera-results:<id>`: stream of serialized `CameraTrackResult`s, trimmed to about `results_maxlen`.
+- `camera-results:<key>`: stream of serialized `CameraTrackResult`s, trimmed to about `results_maxlen`.
 Attach and detach are Lua scripts, so a camera is never half-registered and the limits hold under races.
+A worker's writes (results, boxes, sessions, status) are scripts too, each made only while the target or
+camera is still attached: a runner that has not yet heard of a detach, or of its camera's move, never
+recreates the keys that the detach or move removed (they would stay forever, with no TTL).
+Cameras registered by a release before keys were scoped (key = bare camera id, no owner set) are moved
+to their scoped keys by `scope_unscoped`, which the workers run on every claim round and the camera API
+before its first call.
 """
 
 from __future__ import annotations
@@ -25,35 +34,83 @@ from redis.asyncio import Redis
 
 from .config import IngestSettings
 
-# KEYS: camera hash, camera set. ARGV: owner, url, target field, target JSON, max cameras, max targets.
-# Returns 1 attached, -1 another owner's camera, -2 another URL, -3 too many cameras, -4 too many targets.
+# KEYS: camera hash, camera set, owner's camera set. ARGV: owner, url, target field, target JSON, max
+# cameras, max targets, camera key, max cameras per owner, camera id. Returns 1 attached, -2 another URL,
+# -3 too many cameras, -4 too many targets, -5 too many cameras of the owner.
 _ATTACH = """
-local owner = redis.call('HGET', KEYS[1], 'owner')
-if owner then
-  if owner ~= ARGV[1] then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], 'url') ~= ARGV[2] then return -2 end
   if redis.call('HLEN', KEYS[1]) - 2 >= tonumber(ARGV[6]) then return -4 end
 else
+  if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[8]) then return -5 end
   if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[5]) then return -3 end
   redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'url', ARGV[2])
   redis.call('SADD', KEYS[2], ARGV[7])
+  redis.call('SADD', KEYS[3], ARGV[9])
 end
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 return 1
 """
 
-# KEYS: camera hash, camera set, sessions hash, status hash, boxes hash, results stream. ARGV: owner, target
-# id ('' = all), camera id, target field. Returns 1 detached, 0 no such camera or target (or another owner's).
+# KEYS: camera hash, camera set, sessions hash, status hash, boxes hash, results stream, owner's camera set.
+# ARGV: target id ('' = all), camera key, target field, camera id. Returns 1 detached, 0 no such camera or
+# target.
 _DETACH = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
-if ARGV[2] ~= '' then
-  if redis.call('HDEL', KEYS[1], ARGV[4]) == 0 then return 0 end
-  redis.call('HDEL', KEYS[3], ARGV[2])
-  redis.call('HDEL', KEYS[5], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] ~= '' then
+  if redis.call('HDEL', KEYS[1], ARGV[3]) == 0 then return 0 end
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
   if redis.call('HLEN', KEYS[1]) > 2 then return 1 end
 end
 redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
-redis.call('SREM', KEYS[2], ARGV[3])
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('SREM', KEYS[7], ARGV[4])
+return 1
+"""
+
+# KEYS: an unscoped camera's hash, sessions, boxes, status and results; the same five of its scoped key; the
+# camera set; the owner's camera set. ARGV: owner, unscoped key, scoped key, camera id. Returns 1 moved, 0
+# when the camera is gone or any key of the scoped camera exists (its owner attached that id through a new
+# release, or a runner left results there): RENAME would overwrite it.
+_SCOPE = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+for i = 6, 10 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+end
+for i = 1, 5 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('RENAME', KEYS[i], KEYS[i + 5]) end
+end
+redis.call('SREM', KEYS[11], ARGV[2])
+redis.call('SADD', KEYS[11], ARGV[3])
+redis.call('SADD', KEYS[12], ARGV[4])
+return 1
+"""
+
+# KEYS: camera hash, results stream, boxes hash. ARGV: target field, target id, result, box JSON, stream
+# length. Returns 1 written, 0 when the target is no longer attached.
+_PUBLISH = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'target', ARGV[2], 'result', ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
+return 1
+"""
+
+# KEYS: camera hash, sessions hash. ARGV: target field, target id, session id. Returns 1 written, 0 when
+# the target is no longer attached.
+_SET_SESSION = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+# KEYS: camera hash, status hash. ARGV: state, worker, reconnects, last frame time, TTL (ms). Returns 1
+# written, 0 when the camera is no longer attached.
+_REPORT_STATUS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], 'state', ARGV[1], 'worker', ARGV[2], 'reconnects', ARGV[3],
+  'last_frame_unix', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return 1
 """
 
@@ -65,6 +122,12 @@ SOCKET_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 0.5
 
 Box = tuple[float, float, float, float]
+
+
+def camera_key(owner: str, camera_id: str) -> str:
+    """The key the camera `camera_id` of `owner` (an owner id) is stored under, in Redis and in the workers'
+    leases, logs and metric labels."""
+    return f"{owner}/{camera_id}"
 
 
 def is_redis_url(url: str) -> bool:
@@ -91,12 +154,17 @@ class TargetSpec(BaseModel):
 
 @dataclass(frozen=True)
 class CameraSpec:
-    """A camera as registered: its URL, its owner and its targets by id."""
+    """A camera as registered: its key (`camera_key`), its URL, its owner and its targets by id."""
 
-    camera_id: str
+    key: str
     url: str
     owner: str
     targets: dict[str, TargetSpec]
+
+    @property
+    def camera_id(self) -> str:
+        """The id its owner gave it (owner ids and camera ids have no '/')."""
+        return self.key.rpartition("/")[2]
 
 
 @dataclass(frozen=True)
@@ -112,10 +180,10 @@ class CameraStatus:
 class AttachRefused(Exception):
     """An attach the directory refuses; `reason` is one of the constants below."""
 
-    ANOTHER_OWNER = -1
     ANOTHER_URL = -2
     TOO_MANY_CAMERAS = -3
     TOO_MANY_TARGETS = -4
+    TOO_MANY_OWNER_CAMERAS = -5
 
     def __init__(self, reason: int) -> None:
         super().__init__(reason)
@@ -131,6 +199,10 @@ class CameraDirectory:
         self._prefix = settings.key_prefix
         self._attach = client.register_script(_ATTACH)
         self._detach = client.register_script(_DETACH)
+        self._scope = client.register_script(_SCOPE)
+        self._publish = client.register_script(_PUBLISH)
+        self._set_session = client.register_script(_SET_SESSION)
+        self._report_status = client.register_script(_REPORT_STATUS)
 
     @classmethod
     def from_url(cls, url: str, settings: IngestSettings) -> CameraDirectory:
@@ -151,15 +223,22 @@ class CameraDirectory:
     def client(self) -> Redis:
         return self._redis
 
-    def _key(self, kind: str, camera_id: str = "") -> str:
-        return f"{self._prefix}{kind}:{camera_id}" if camera_id else f"{self._prefix}{kind}"
+    def _key(self, kind: str, camera: str = "") -> str:
+        return f"{self._prefix}{kind}:{camera}" if camera else f"{self._prefix}{kind}"
+
+    def _camera_keys(self, camera: str) -> list[str]:
+        """The Redis keys of the camera stored under `camera`: hash, sessions, boxes, status, results."""
+        kinds = ("camera", "camera-sessions", "camera-boxes", "camera-status", "camera-results")
+        return [self._key(kind, camera) for kind in kinds]
 
     async def attach(self, owner: str, camera_id: str, url: str, spec_without_id: TargetSpec) -> str:
-        """Register the target (and the camera on its first target); return the new target id."""
+        """Register the target (and the owner's camera `camera_id` on its first target); return the new
+        target id."""
         target_id = uuid.uuid4().hex[:16]
         spec = spec_without_id.model_copy(update={"target_id": target_id})
+        key = camera_key(owner, camera_id)
         outcome = await self._attach(
-            [self._key("camera", camera_id), self._key("cameras")],
+            [self._key("camera", key), self._key("cameras"), self._key("owner-cameras", owner)],
             [
                 owner,
                 url,
@@ -167,6 +246,8 @@ class CameraDirectory:
                 spec.model_dump_json(),
                 self.settings.max_cameras,
                 self.settings.max_targets_per_camera,
+                key,
+                self.settings.max_cameras_per_owner,
                 camera_id,
             ],
         )
@@ -175,30 +256,64 @@ class CameraDirectory:
         return target_id
 
     async def detach(self, owner: str, camera_id: str, target_id: str) -> dict[str, str] | None:
-        """Remove a target (`target_id` '': the camera); return the sessions to stop, None when absent."""
-        sessions = await self.sessions(camera_id)
+        """Remove a target of the owner's camera `camera_id` (`target_id` '': the camera); return the
+        sessions to stop, None when absent."""
+        key = camera_key(owner, camera_id)
+        sessions = await self.sessions(key)
         keys = [
-            self._key("camera", camera_id),
+            self._key("camera", key),
             self._key("cameras"),
-            self._key("camera-sessions", camera_id),
-            self._key("camera-status", camera_id),
-            self._key("camera-boxes", camera_id),
-            self._key("camera-results", camera_id),
+            self._key("camera-sessions", key),
+            self._key("camera-status", key),
+            self._key("camera-boxes", key),
+            self._key("camera-results", key),
+            self._key("owner-cameras", owner),
         ]
         field = TARGET_FIELD_PREFIX + target_id
-        if await self._detach(keys, [owner, target_id, camera_id, field]) != 1:
+        if await self._detach(keys, [target_id, key, field, camera_id]) != 1:
             return None
         if target_id:
             return {target_id: sessions[target_id]} if target_id in sessions else {}
         return sessions
 
-    async def camera_ids(self) -> list[str]:
+    async def camera_keys(self) -> list[str]:
+        """The keys of every camera of the deployment."""
         return sorted(member.decode() for member in await self._redis.smembers(self._key("cameras")))
 
-    async def camera(self, camera_id: str) -> CameraSpec | None:
+    async def camera_ids_of(self, owner: str) -> list[str]:
+        """The ids of the owner's cameras."""
+        members = await self._redis.smembers(self._key("owner-cameras", owner))
+        return sorted(member.decode() for member in members)
+
+    async def scope_unscoped(self, keys: list[str]) -> list[str]:
+        """`keys` after moving every camera among them that an older release registered under its bare
+        camera id to its scoped key, with its sessions, boxes, status and results. One that cannot be moved
+        (a key of its scoped name exists: its owner attached the same id through a new release meanwhile)
+        keeps its bare key and goes on being read, but the camera API no longer reaches it: an operator
+        deletes its keys by hand."""
+        scoped = []
+        for key in keys:
+            stored_owner = None if "/" in key else await self._redis.hget(self._key("camera", key), "owner")
+            if stored_owner is None:
+                scoped.append(key)
+                continue
+            owner = stored_owner.decode()
+            new_key = camera_key(owner, key)
+            moved = await self._scope(
+                [
+                    *self._camera_keys(key),
+                    *self._camera_keys(new_key),
+                    self._key("cameras"),
+                    self._key("owner-cameras", owner),
+                ],
+                [owner, key, new_key, key],
+            )
+            scoped.append(new_key if moved == 1 else key)
+        return sorted(scoped)
+
+    async def camera(self, key: str) -> CameraSpec | None:
         fields = {
-            k.decode(): v.decode()
-            for k, v in (await self._redis.hgetall(self._key("camera", camera_id))).items()
+            k.decode(): v.decode() for k, v in (await self._redis.hgetall(self._key("camera", key))).items()
         }
         if "owner" not in fields:
             return None
@@ -207,32 +322,31 @@ class CameraDirectory:
             for name, value in fields.items()
             if name.startswith(TARGET_FIELD_PREFIX)
         }
-        return CameraSpec(camera_id, fields["url"], fields["owner"], targets)
+        return CameraSpec(key, fields["url"], fields["owner"], targets)
 
-    async def sessions(self, camera_id: str) -> dict[str, str]:
-        stored = await self._redis.hgetall(self._key("camera-sessions", camera_id))
+    async def sessions(self, key: str) -> dict[str, str]:
+        stored = await self._redis.hgetall(self._key("camera-sessions", key))
         return {k.decode(): v.decode() for k, v in stored.items()}
 
-    async def set_session(self, camera_id: str, target_id: str, session_id: str) -> None:
-        await self._redis.hset(self._key("camera-sessions", camera_id), target_id, session_id)
+    async def set_session(self, key: str, target_id: str, session_id: str) -> None:
+        """Record the target's session; nothing once the target is detached."""
+        await self._set_session(
+            [self._key("camera", key), self._key("camera-sessions", key)],
+            [TARGET_FIELD_PREFIX + target_id, target_id, session_id],
+        )
 
-    async def report_status(self, camera_id: str, status: CameraStatus) -> None:
-        key = self._key("camera-status", camera_id)
-        mapping = {
-            "state": status.state,
-            "worker": status.worker_id,
-            "reconnects": status.reconnects,
-            "last_frame_unix": "" if status.last_frame_unix is None else repr(status.last_frame_unix),
-        }
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=mapping)
-            pipe.pexpire(key, 3 * self.settings.lease_ttl_ms)
-            await pipe.execute()
+    async def report_status(self, key: str, status: CameraStatus) -> None:
+        """Record the camera's status, expiring three leases later; nothing once the camera is detached."""
+        last_frame = "" if status.last_frame_unix is None else repr(status.last_frame_unix)
+        await self._report_status(
+            [self._key("camera", key), self._key("camera-status", key)],
+            [status.state, status.worker_id, status.reconnects, last_frame, 3 * self.settings.lease_ttl_ms],
+        )
 
-    async def status(self, camera_id: str) -> CameraStatus | None:
+    async def status(self, key: str) -> CameraStatus | None:
         fields = {
             k.decode(): v.decode()
-            for k, v in (await self._redis.hgetall(self._key("camera-status", camera_id))).items()
+            for k, v in (await self._redis.hgetall(self._key("camera-status", key))).items()
         }
         if not fields:
             return None
@@ -244,37 +358,39 @@ class CameraDirectory:
             last_frame_unix=float(last) if last else None,
         )
 
-    async def publish(self, camera_id: str, target_id: str, payload: bytes, box: Box) -> None:
+    async def publish(self, key: str, target_id: str, payload: bytes, box: Box) -> None:
         """Append one serialized result to the camera's stream (trimmed to about `results_maxlen`) and
-        record its `box` (xywh, image pixels) as the target's last one, in one round trip."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(
-                self._key("camera-results", camera_id),
-                {"target": target_id, "result": payload},
-                maxlen=self.settings.results_maxlen,
-                approximate=True,
-            )
-            pipe.hset(self._key("camera-boxes", camera_id), target_id, json.dumps(list(box)))
-            await pipe.execute()
+        record its `box` (xywh, image pixels) as the target's last one, in one round trip; nothing once the
+        target is detached."""
+        await self._publish(
+            [self._key("camera", key), self._key("camera-results", key), self._key("camera-boxes", key)],
+            [
+                TARGET_FIELD_PREFIX + target_id,
+                target_id,
+                payload,
+                json.dumps(list(box)),
+                self.settings.results_maxlen,
+            ],
+        )
 
-    async def last_box(self, camera_id: str, target_id: str) -> Box | None:
+    async def last_box(self, key: str, target_id: str) -> Box | None:
         """The target's last published box (xywh, image pixels), by whichever worker; None before any."""
-        stored = await self._redis.hget(self._key("camera-boxes", camera_id), target_id)
+        stored = await self._redis.hget(self._key("camera-boxes", key), target_id)
         if stored is None:
             return None
         x, y, w, h = json.loads(stored)
         return float(x), float(y), float(w), float(h)
 
     async def watch(
-        self, camera_id: str, target_id: str, stop: asyncio.Event, block_ms: int = WATCH_BLOCK_MS
+        self, key: str, target_id: str, stop: asyncio.Event, block_ms: int = WATCH_BLOCK_MS
     ) -> AsyncIterator[bytes]:
         """The target's serialized results from now on; ends once the target is detached or `stop` is set.
 
         Each XREAD blocks at most `block_ms`; between reads the target's presence and `stop` are checked,
         so a detach or a stop ends the stream within about `block_ms`, with no command cut off midway.
         """
-        stream = self._key("camera-results", camera_id)
-        camera = self._key("camera", camera_id)
+        stream = self._key("camera-results", key)
+        camera = self._key("camera", key)
         field = TARGET_FIELD_PREFIX + target_id
         # The stream's last id, taken once, then the ids read: "$" on every XREAD would lose the entries
         # added between two reads.

@@ -1,8 +1,9 @@
 """Prometheus metrics of camera ingestion.
 
-The `camera` label takes camera ids, bounded by `IngestSettings.max_cameras`; a camera's series are removed
-when its worker lets it go. The state is one gauge per (camera, state) set to 1 for the current state and 0
-for the others, so `siamstream_camera_state{state="stale"} == 1` selects stale cameras.
+The `camera` label takes camera keys (`<owner id>/<camera id>`), bounded by `IngestSettings.max_cameras`;
+a camera's series are removed when its worker lets it go. The state is one gauge per (camera, state) set to
+1 for the current state and 0 for the others, so `siamstream_camera_state{state="stale"} == 1` selects stale
+cameras.
 """
 
 from __future__ import annotations

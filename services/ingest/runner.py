@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 
 from siamstream.v1 import tracking_pb2 as pb
 from siamstream_services.session.convert import result_message
-from siamstream_services.session.errors import InvalidArgument, NotFound, ServiceError
+from siamstream_services.session.errors import InvalidArgument, NotFound, ResourceExhausted, ServiceError
 from siamstream_services.session.frames import PixelFormat, RawImage
 from siamstream_services.session.options import TrackOptions
 from siamstream_services.session.sessions import FrameInput, SessionManager
@@ -25,7 +27,7 @@ from siamstream_services.session.state import FrameOutcome
 from .capture import CameraFrame, Capture, FrameReader, ReaderTimeouts, open_rtsp_capture
 from .config import IngestSettings
 from .directory import Box, CameraDirectory, CameraSpec, CameraStatus, TargetSpec
-from .health import BackoffPolicy, CameraState, observed_state
+from .health import BackoffPolicy, CameraState, backoff_delay, observed_state
 from .metrics import IngestMetrics
 
 log = logging.getLogger(__name__)
@@ -72,10 +74,12 @@ class CameraRunner:
         worker_id: str,
         *,
         monotonic: Callable[[], float] = time.monotonic,
-        open_capture: Callable[[str, int, int], Capture] = open_rtsp_capture,
+        open_capture: Callable[[str, int, int], Capture] | None = None,
     ) -> None:
         settings = directory.settings
-        self.camera_id = spec.camera_id
+        networks = settings.camera_networks
+        self.camera_key = spec.key
+        self._camera_id = spec.camera_id
         self._owner = spec.owner
         self._targets = dict(spec.targets)
         self._sessions = {tid: sid for tid, sid in sessions.items() if tid in self._targets}
@@ -93,17 +97,19 @@ class CameraRunner:
             backoff_policy(settings),
             settings.history_frames,
             on_frame=self._signal_frame,
-            open_capture=open_capture,
+            open_capture=open_capture or functools.partial(open_rtsp_capture, networks=networks),
             monotonic=monotonic,
-            name=spec.camera_id,
+            name=spec.key,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # Target id -> (consecutive RESOURCE_EXHAUSTED refusals, monotonic time of the next try).
+        self._refused: dict[str, tuple[int, float]] = {}
 
     def start(self) -> None:
         self._reader.start()
         self._tasks = [
-            self._loop.create_task(self._track_loop(), name=f"track-{self.camera_id}"),
-            self._loop.create_task(self._watchdog_loop(), name=f"watchdog-{self.camera_id}"),
+            self._loop.create_task(self._track_loop(), name=f"track-{self.camera_key}"),
+            self._loop.create_task(self._watchdog_loop(), name=f"watchdog-{self.camera_key}"),
         ]
 
     async def stop(self) -> None:
@@ -114,10 +120,10 @@ class CameraRunner:
             outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
             for task, outcome in zip(self._tasks, outcomes, strict=True):
                 if isinstance(outcome, Exception):
-                    log.error("camera %s: %s had failed", self.camera_id, task.get_name(), exc_info=outcome)
+                    log.error("camera %s: %s had failed", self.camera_key, task.get_name(), exc_info=outcome)
         finally:
             await asyncio.to_thread(self._reader.stop)
-            self._metrics.forget(self.camera_id)
+            self._metrics.forget(self.camera_key)
 
     def update(self, spec: CameraSpec, sessions: dict[str, str]) -> None:
         """Adopt the camera's current targets; a detached target is dropped before its next frame."""
@@ -128,6 +134,7 @@ class CameraRunner:
         for target_id in list(self._sessions):
             if target_id not in self._targets:
                 del self._sessions[target_id]
+        self._refused = {tid: refused for tid, refused in self._refused.items() if tid in self._targets}
 
     @property
     def reader(self) -> FrameReader:
@@ -147,11 +154,14 @@ class CameraRunner:
             if frame is None:
                 continue
             await asyncio.gather(*(self._track_target(tid, frame) for tid in list(self._targets)))
-            self._metrics.frames.labels(self.camera_id).inc()
+            self._metrics.frames.labels(self.camera_key).inc()
 
     async def _track_target(self, target_id: str, frame: CameraFrame) -> None:
         target = self._targets.get(target_id)
         if target is None:
+            return
+        refusals, retry_at = self._refused.get(target_id, (0, 0.0))
+        if self._monotonic() < retry_at:
             return
         try:
             session_id = self._sessions.get(target_id)
@@ -163,17 +173,31 @@ class CameraRunner:
             except (NotFound, InvalidArgument) as error:
                 # The session expired (a long outage) or the camera changed resolution: start again on
                 # this frame from the last box published, by this worker or the one it took over from.
-                box = await self._directory.last_box(self.camera_id, target_id)
+                box = await self._directory.last_box(self.camera_key, target_id)
                 if box is None:
                     raise
-                log.warning("camera %s target %s: %s; restarting it", self.camera_id, target_id, error)
+                log.warning("camera %s target %s: %s; restarting it", self.camera_key, target_id, error)
                 await self._start_session(target, frame, box)
                 return
             await self._publish(target_id, frame, outcome)
+        except ResourceExhausted as error:
+            # The owner is at its session limit (or the frames are over the size limit): asking again on
+            # every frame cannot succeed sooner and costs the service a call per frame. Back off as the
+            # reader does between reconnects; a start that succeeds ends it.
+            delay = backoff_delay(backoff_policy(self._settings), refusals + 1, random.random())
+            self._refused[target_id] = (refusals + 1, self._monotonic() + delay)
+            log.warning(
+                "camera %s target %s: frame %d refused, next try in %.1f s: %s",
+                self.camera_key,
+                target_id,
+                frame.sequence,
+                delay,
+                error.message,
+            )
         except ServiceError as error:
             log.warning(
                 "camera %s target %s: frame %d refused: %s",
-                self.camera_id,
+                self.camera_key,
                 target_id,
                 frame.sequence,
                 error.message,
@@ -181,7 +205,7 @@ class CameraRunner:
         except Exception:
             # Redis down for a moment, a model error: this frame is lost, the next one is tried (the loop
             # is paced by the camera's frames). Escaping would end the camera's tracking silently.
-            log.exception("camera %s target %s: frame %d failed", self.camera_id, target_id, frame.sequence)
+            log.exception("camera %s target %s: frame %d failed", self.camera_key, target_id, frame.sequence)
 
     async def _start_target(self, target: TargetSpec, newest: CameraFrame) -> None:
         history = self._reader.history()
@@ -199,18 +223,19 @@ class CameraRunner:
     async def _start_session(self, target: TargetSpec, frame: CameraFrame, box: Box) -> None:
         options = TrackOptions.model_validate_json(target.options_json)
         outcome = await self._manager.start(self._owner, target.tracker, frame_input(frame), box, options)
+        self._refused.pop(target.target_id, None)
         self._sessions[target.target_id] = outcome.session_id
-        await self._directory.set_session(self.camera_id, target.target_id, outcome.session_id)
+        await self._directory.set_session(self.camera_key, target.target_id, outcome.session_id)
         await self._publish(target.target_id, frame, outcome)
 
     async def _publish(self, target_id: str, frame: CameraFrame, outcome: FrameOutcome) -> None:
         result = result_message(outcome.result, frame.sequence, outcome.timings, None)
         result.capture_time.FromNanoseconds(round(frame.received_unix * 1e9))
         message = pb.CameraTrackResult(
-            camera_id=self.camera_id, target_id=target_id, session_id=outcome.session_id, result=result
+            camera_id=self._camera_id, target_id=target_id, session_id=outcome.session_id, result=result
         )
         await self._directory.publish(
-            self.camera_id, target_id, message.SerializeToString(), outcome.result.bbox
+            self.camera_key, target_id, message.SerializeToString(), outcome.result.bbox
         )
 
     async def _watchdog_loop(self) -> None:
@@ -226,8 +251,8 @@ class CameraRunner:
         now = self._monotonic()
         state = observed_state(health, now, self._settings.stale_after_s)
         age = None if health.last_frame_at is None else now - health.last_frame_at
-        self._metrics.report(self.camera_id, state, health.reconnects, self._reader.dropped_frames, age)
+        self._metrics.report(self.camera_key, state, health.reconnects, self._reader.dropped_frames, age)
         last_frame_unix = None if age is None else time.time() - age
         status = CameraStatus(state.value, self._worker_id, health.reconnects, last_frame_unix)
         with contextlib.suppress(Exception):  # a status report is best effort; Redis may be down briefly
-            await self._directory.report_status(self.camera_id, status)
+            await self._directory.report_status(self.camera_key, status)

@@ -57,11 +57,11 @@ class IngestWorker:
 
     @property
     def cameras(self) -> list[str]:
-        """Ids of the cameras this worker reads now."""
+        """Keys (`camera_key`) of the cameras this worker reads now."""
         return sorted(self._runners)
 
-    def runner(self, camera_id: str) -> CameraRunner | None:
-        return self._runners.get(camera_id)
+    def runner(self, camera_key: str) -> CameraRunner | None:
+        return self._runners.get(camera_key)
 
     async def run(self) -> None:
         """Claim and track cameras until cancelled."""
@@ -78,45 +78,45 @@ class IngestWorker:
 
     async def release(self) -> None:
         """Give up every lease still held (after `run()` ended), so other workers take over at once."""
-        for camera_id in list(self._renewed_at):
+        for camera_key in list(self._renewed_at):
             try:
-                await self.leases.release(camera_id)
+                await self.leases.release(camera_key)
             except RedisError as error:
-                log.warning("worker %s: could not release %s: %s", self.worker_id, camera_id, error)
+                log.warning("worker %s: could not release %s: %s", self.worker_id, camera_key, error)
         self._renewed_at.clear()
 
     async def tick(self) -> None:
         """One round: renew, drop lost cameras, claim new ones, refresh targets."""
-        camera_ids = await self._directory.camera_ids()
-        for camera_id in list(self._runners):
+        camera_keys = await self._directory.scope_unscoped(await self._directory.camera_keys())
+        for camera_key in list(self._runners):
             started = self._monotonic()
-            if camera_id in camera_ids and await self.leases.renew(camera_id):
-                self._renewed_at[camera_id] = started
+            if camera_key in camera_keys and await self.leases.renew(camera_key):
+                self._renewed_at[camera_key] = started
             else:
-                log.info("worker %s: camera %s detached or its lease lost", self.worker_id, camera_id)
-                self._renewed_at.pop(camera_id, None)
-                await self._stop(camera_id)
-        unheld = [camera_id for camera_id in camera_ids if camera_id not in self._runners]
+                log.info("worker %s: camera %s detached or its lease lost", self.worker_id, camera_key)
+                self._renewed_at.pop(camera_key, None)
+                await self._stop(camera_key)
+        unheld = [camera_key for camera_key in camera_keys if camera_key not in self._runners]
         random.shuffle(unheld)  # workers starting together then spread the cameras between them
-        for camera_id in unheld:
+        for camera_key in unheld:
             if len(self._runners) >= self.settings.max_cameras_per_worker:
                 break
             started = self._monotonic()
-            if await self.leases.claim(camera_id):
-                self._renewed_at[camera_id] = started
-                await self._start(camera_id)
-        for camera_id, runner in list(self._runners.items()):
-            spec = await self._directory.camera(camera_id)
+            if await self.leases.claim(camera_key):
+                self._renewed_at[camera_key] = started
+                await self._start(camera_key)
+        for camera_key, runner in list(self._runners.items()):
+            spec = await self._directory.camera(camera_key)
             if spec is not None:
-                runner.update(spec, await self._directory.sessions(camera_id))
+                runner.update(spec, await self._directory.sessions(camera_key))
 
-    async def _start(self, camera_id: str) -> None:
-        spec = await self._directory.camera(camera_id)
+    async def _start(self, camera_key: str) -> None:
+        spec = await self._directory.camera(camera_key)
         if spec is None:  # detached between listing and claiming
-            await self.leases.release(camera_id)
-            self._renewed_at.pop(camera_id, None)
+            await self.leases.release(camera_key)
+            self._renewed_at.pop(camera_key, None)
             return
-        sessions = await self._directory.sessions(camera_id)
+        sessions = await self._directory.sessions(camera_key)
         runner = CameraRunner(
             spec,
             sessions,
@@ -127,25 +127,25 @@ class IngestWorker:
             monotonic=self._monotonic,
         )
         runner.start()
-        self._runners[camera_id] = runner
-        log.info("worker %s: reading camera %s", self.worker_id, camera_id)
+        self._runners[camera_key] = runner
+        log.info("worker %s: reading camera %s", self.worker_id, camera_key)
 
-    async def _stop(self, camera_id: str) -> None:
-        runner = self._runners.pop(camera_id, None)
+    async def _stop(self, camera_key: str) -> None:
+        runner = self._runners.pop(camera_key, None)
         if runner is not None:
             await runner.stop()
 
     async def _stop_expired(self) -> None:
         ttl_s = self.settings.lease_ttl_ms / 1000
         now = self._monotonic()
-        for camera_id in list(self._runners):
-            if lease_expired(self._renewed_at.get(camera_id), now, ttl_s, LEASE_CLOCK_MARGIN_S):
+        for camera_key in list(self._runners):
+            if lease_expired(self._renewed_at.get(camera_key), now, ttl_s, LEASE_CLOCK_MARGIN_S):
                 log.warning(
-                    "worker %s: lease on %s not renewed in time; stopping it", self.worker_id, camera_id
+                    "worker %s: lease on %s not renewed in time; stopping it", self.worker_id, camera_key
                 )
-                self._renewed_at.pop(camera_id, None)
-                await self._stop(camera_id)
+                self._renewed_at.pop(camera_key, None)
+                await self._stop(camera_key)
 
     async def _stop_all(self) -> None:
-        for camera_id in list(self._runners):
-            await self._stop(camera_id)
+        for camera_key in list(self._runners):
+            await self._stop(camera_key)

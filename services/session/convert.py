@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from siamstream.tracking.state import TrackResult, TrackStatus
+from siamstream.tracking.validation import check_box_values
 from siamstream.v1 import tracking_pb2 as pb
+from siamstream_services.ingest.camera_url import MAX_URL_LENGTH
 
 from .errors import InvalidArgument
 from .frames import EncodedImage, PixelFormat, RawImage
@@ -26,6 +29,28 @@ STATUSES = {
 }
 
 
+# Session ids are 32 characters, tracker names and camera and target ids shorter still: 256 leaves room
+# for any. A refusal quoting a longer value would not reach the client: status details travel in
+# metadata, which clients cap at 8 KiB.
+MAX_TEXT_CHARS = 256
+# A camera URL carries a path and may carry credentials and a query: longer than a name, still bounded.
+MAX_TEXT_CHARS_BY_FIELD = {"url": MAX_URL_LENGTH}
+
+
+def check_text_fields(request: Message) -> None:
+    """Refuse a request with a string field, its nested messages' included, over its bound (`MAX_TEXT_CHARS`,
+    or the field's own in `MAX_TEXT_CHARS_BY_FIELD`): `InvalidArgument` naming the field, not quoting it."""
+    for field, value in request.ListFields():
+        if isinstance(value, Message):
+            check_text_fields(value)
+        elif isinstance(value, str):
+            limit = MAX_TEXT_CHARS_BY_FIELD.get(field.name, MAX_TEXT_CHARS)
+            if len(value) > limit:
+                raise InvalidArgument(
+                    f"{field.name} has {len(value)} characters; at most {limit} are accepted"
+                )
+
+
 def frame_input(frame: pb.Frame) -> FrameInput:
     """The domain frame of a request; a frame without an image is `InvalidArgument`."""
     kind = frame.WhichOneof("image")
@@ -40,11 +65,16 @@ def frame_input(frame: pb.Frame) -> FrameInput:
     return FrameInput(image=image, client_frame_number=number)
 
 
-def box_xywh(request: pb.StartTrackRequest) -> tuple[float, float, float, float]:
+def box_xywh(request: pb.StartTrackRequest | pb.AttachCameraRequest) -> tuple[float, float, float, float]:
+    """The request's box (image px), with the checks that need no frame (`check_box_values`); the frame's
+    own checks come when the session starts on it."""
     if not request.HasField("box"):
         raise InvalidArgument("box is required")
     box = request.box
-    return box.x, box.y, box.width, box.height
+    try:
+        return check_box_values((box.x, box.y, box.width, box.height))
+    except ValueError as error:
+        raise InvalidArgument(f"invalid box: {error}") from None
 
 
 def track_options(options: pb.TrackerOptions) -> TrackOptions:

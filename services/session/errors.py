@@ -16,13 +16,13 @@ class ServiceError(Exception):
 
 
 class InvalidArgument(ServiceError):
-    """Malformed frame, box, tracker name or options."""
+    """Malformed frame, box or options, or a string field over its bound."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
 class NotFound(ServiceError):
-    """Unknown, stopped or expired session, or a session of another API key."""
+    """Unknown, stopped or expired session, a session of another API key, or an unknown tracker."""
 
     code = grpc.StatusCode.NOT_FOUND
 
@@ -34,7 +34,7 @@ class FailedPrecondition(ServiceError):
 
 
 class ResourceExhausted(ServiceError):
-    """A frame over the byte or pixel limit."""
+    """A frame over the byte or pixel limit, or an API key at its limit of live sessions."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 

@@ -39,19 +39,23 @@ _FACTORIES = {
 
 
 def _wrap(handler: grpc.RpcMethodHandler, scope: CallScope) -> grpc.RpcMethodHandler:
-    """The same handler with its behaviour run inside `scope`, in the behaviour's own style.
+    """The same handler with its behaviour run inside `scope`, always as a coroutine.
 
-    A streaming behaviour is either an async generator or a coroutine that calls `context.write`
-    (grpc's health Watch); grpc refuses to mix the two, so the wrapper keeps the original's style.
+    A streaming behaviour is either an async generator or a coroutine that calls `context.write` (the
+    health Watch). A generator is driven here, each response written with `context.write`, and closed
+    before the call ends: grpc abandons a generator handler whose client cancels, and the garbage collector
+    closes it later, in another task, after grpc has released the call. Its `finally` blocks (the scopes')
+    then reached into the released call, which crashed the process with SIGSEGV, and reset context
+    variables outside the context that set them.
     """
     kind = next(name for name in _FACTORIES if getattr(handler, name) is not None)
     behaviour = getattr(handler, kind)
     if inspect.isasyncgenfunction(behaviour):
 
-        async def wrapped(request: Any, context: aio.ServicerContext) -> Any:
-            async with scope(context):
-                async for response in behaviour(request, context):
-                    yield response
+        async def wrapped(request: Any, context: aio.ServicerContext) -> None:
+            async with scope(context), contextlib.aclosing(behaviour(request, context)) as responses:
+                async for response in responses:
+                    await context.write(response)
 
     else:
 
@@ -111,6 +115,10 @@ class ObservabilityInterceptor(aio.ServerInterceptor):
 
         @contextlib.asynccontextmanager
         async def observed(context: aio.ServicerContext) -> AsyncIterator[None]:
+            # Read while the call is certainly alive: once a call is cancelled, grpc may release it, and a
+            # context method that reaches into it (peer()) then crashes the process.
+            peer = context.peer()
+            remaining_s = context.time_remaining()
             started = time.perf_counter()
             failure: BaseException | None = None
             try:
@@ -120,27 +128,41 @@ class ObservabilityInterceptor(aio.ServerInterceptor):
                 raise
             finally:
                 seconds = time.perf_counter() - started
-                code = _final_code(context, failure)
+                code = _final_code(context, failure, seconds, remaining_s)
+                if isinstance(failure, aio.InternalError):
+                    # Counted with the calls the client left (see `_final_code`), but said: it is also how
+                    # grpc ends a call itself, e.g. for a response over the send limit.
+                    log.info("rpc method=%s: grpc refused a write, the call is over: %s", method, failure)
                 self._metrics.observe_request(method.rsplit("/", 1)[-1], code, seconds)
                 log.info(
                     "rpc method=%s code=%s ms=%.2f peer=%s",
                     method,
                     code.name,
                     seconds * 1000.0,
-                    context.peer(),
+                    peer,
                     extra={"rpc_method": method, "rpc_code": code.name, "rpc_ms": round(seconds * 1000.0, 3)},
                 )
 
         return _wrap(handler, observed)
 
 
-def _final_code(context: aio.ServicerContext, failure: BaseException | None) -> grpc.StatusCode:
-    """The status the call ends with: the one set by an abort, else what the outcome turns into."""
+def _final_code(
+    context: aio.ServicerContext, failure: BaseException | None, seconds: float, remaining_s: float | None
+) -> grpc.StatusCode:
+    """The status the call ends with: the one set by an abort, else what the outcome turns into.
+
+    `seconds` is how long the call ran, `remaining_s` what was left of its deadline when it started.
+    """
+    # Client gone, deadline or shutdown: the call may be torn down already, so the context is left alone.
+    # An InternalError is grpc refusing a write to a call that is over: mostly one the client closed
+    # meanwhile, sometimes one grpc ended itself (a response over the send limit). The two look alike from
+    # here: neither sets anything the context shows (`cancelled()` is only a status set by the servicer,
+    # `done()` only a status sent by it), and grpc cancels the task after the refused write in both.
+    if isinstance(failure, (asyncio.CancelledError, GeneratorExit, aio.InternalError)):
+        if remaining_s is not None and seconds >= remaining_s:
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+        return grpc.StatusCode.CANCELLED
     code = context.code()  # None unless the call was aborted
     if code is not None:
         return code
-    if failure is None:
-        return grpc.StatusCode.OK
-    if isinstance(failure, (asyncio.CancelledError, GeneratorExit)):  # client gone, deadline, shutdown
-        return grpc.StatusCode.CANCELLED
-    return grpc.StatusCode.UNKNOWN
+    return grpc.StatusCode.OK if failure is None else grpc.StatusCode.UNKNOWN

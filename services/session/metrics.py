@@ -72,6 +72,12 @@ class ServiceMetrics:
             ["tracker", "code"],
             registry=self.registry,
         )
+        self.frames_replayed = Counter(
+            "siamstream_frames_replayed",
+            "Retried frames answered with their stored result, not tracked again (not in siamstream_frames).",
+            ["tracker"],
+            registry=self.registry,
+        )
         self.requests = Counter(
             "siamstream_rpc_requests",
             "Completed RPCs by method and gRPC status code.",
@@ -103,6 +109,10 @@ class ServiceMetrics:
         for stage, milliseconds in timings.as_dict().items():
             self.stage_seconds.labels(tracker, stage).observe(milliseconds / 1000.0)
         self.frames.labels(tracker, grpc.StatusCode.OK.name).inc()
+
+    def observe_replay(self, tracker: str) -> None:
+        """Count one retried frame answered from its session's record."""
+        self.frames_replayed.labels(tracker).inc()
 
     def observe_frame_error(self, tracker: str, code: grpc.StatusCode) -> None:
         """Count one refused frame; `tracker` is '' when the session could not be read."""

@@ -26,6 +26,8 @@ class TrackOptions(BaseModel):
     tracking_threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="Score of TRACKING.")
     lost_threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="Score of a failed frame.")
     lost_after_frames: int | None = Field(default=None, ge=1, le=1000, description="Failed frames to LOST.")
+    one_more_search: bool | None = Field(default=None, description="Search a low-scoring frame again.")
+    adaptive_region: bool | None = Field(default=None, description="Grow the search region on low scores.")
 
     @classmethod
     def parse(cls, values: dict[str, Any]) -> TrackOptions:
@@ -60,6 +62,10 @@ def apply_options(config: TrackerConfig, options: TrackOptions) -> TrackerConfig
         raise InvalidArgument(f"lost_threshold {lost} must be at most tracking_threshold {tracking}")
     if options.template_update is not None:
         data["template_update"]["enabled"] = options.template_update
+    if options.one_more_search is not None:
+        data["search"]["one_more_search"] = options.one_more_search
+    if options.adaptive_region is not None:
+        data["search"]["adaptive_region"] = options.adaptive_region
     try:
         return TrackerConfig.model_validate(data)
     except ValidationError as error:
@@ -76,6 +82,8 @@ def effective_options(config: TrackerConfig) -> TrackOptions:
         tracking_threshold=config.status.tracking_above,
         lost_threshold=config.status.lost_below,
         lost_after_frames=config.status.lost_after,
+        one_more_search=config.search.one_more_search,
+        adaptive_region=config.search.adaptive_region,
     )
 
 

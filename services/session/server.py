@@ -33,10 +33,12 @@ from siamstream_services.store import SessionStore, StoreUnavailable, open_store
 
 from .auth import ApiKeys
 from .catalog import load_catalog
+from .health import HealthServicer
 from .interceptors import AuthInterceptor, ObservabilityInterceptor
 from .metrics import MetricsServer, ServiceMetrics
 from .servicer import TrackingServicer
 from .sessions import INFERENCE_TIMEOUT_S, ServedTracker, SessionManager
+from .tls import server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ class TrackingServer:
         self._store = store
         self._backend = backend
         self._cameras = cameras
-        self._health = health.aio.HealthServicer()
+        self._health = HealthServicer()
         self._health_task: asyncio.Task[None] | None = None
         self._metrics_server: MetricsServer | None = None
         max_message = settings.max_frame_bytes + MESSAGE_OVERHEAD_BYTES
@@ -106,7 +108,8 @@ class TrackingServer:
 
         Returns the bound port. Health is NOT_SERVING until the store and backend have answered. Every
         port is bound before anything serves: when one cannot be (a port taken), `start` raises
-        (RuntimeError for a gRPC port, OSError for the metrics port) and leaves nothing listening.
+        (RuntimeError for a gRPC port, OSError for the metrics port) and leaves nothing listening. TLS
+        files that cannot serve raise `TlsFilesError`, naming the file, before any port is bound.
         """
         address = address or self.settings.listen_address
         health_address = self.settings.health_listen_address
@@ -163,16 +166,11 @@ class TrackingServer:
         await self._server.wait_for_termination()
 
     def _credentials(self) -> grpc.ServerCredentials | None:
-        """The service port's TLS credentials, or None for plaintext."""
+        """The service port's TLS credentials, or None for plaintext; `TlsFilesError` for unusable files."""
         settings = self.settings
         if settings.tls_cert_file is None or settings.tls_key_file is None:
             return None
-        client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
-        return grpc.ssl_server_credentials(
-            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
-            root_certificates=client_ca,
-            require_client_auth=client_ca is not None,
-        )
+        return server_credentials(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
 
     async def _watch_health(self) -> None:
         while True:
@@ -245,16 +243,24 @@ def open_backend(
     )
 
 
-def open_server(settings: ServiceSettings, camera_settings: IngestSettings | None = None) -> TrackingServer:
-    """A server over the packages, store and backend that `settings` name.
+def open_server(
+    settings: ServiceSettings,
+    camera_settings: IngestSettings | None = None,
+    *,
+    store: SessionStore | None = None,
+) -> TrackingServer:
+    """A server over the packages, store and backend that `settings` name; `store`, when given, serves
+    the sessions instead of the store of `settings.store_url` (and is closed with the server).
 
-    Over a Redis store it also serves the camera API, on the camera directory that the ingest workers read
-    (`camera_settings`, default: the `SIAMSTREAM_INGEST_*` environment, must name the workers' key prefix).
+    Over a Redis store URL it also serves the camera API, on the camera directory that the ingest workers
+    read (`camera_settings`, default: the `SIAMSTREAM_INGEST_*` environment, must name the workers' key
+    prefix).
     """
     catalog = load_catalog(settings.package_dir, settings.tracker_packages)
     metrics = ServiceMetrics()
     backend = open_backend(settings, catalog.packages, metrics)
-    store = open_store(settings.store_url, settings.session_idle_ttl_s)
+    if store is None:
+        store = open_store(settings.store_url, settings.session_idle_ttl_s)
     cameras = None
     if is_redis_url(settings.store_url):
         cameras = CameraDirectory.from_url(settings.store_url, camera_settings or IngestSettings())

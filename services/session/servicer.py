@@ -12,11 +12,13 @@ half-closes, the session is stopped and the stream ends with OK.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import NoReturn, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 from grpc import aio
 
 from siamstream.v1 import tracking_pb2 as pb
@@ -24,7 +26,14 @@ from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.ingest.api import CameraApi
 
 from .auth import current_owner
-from .convert import box_xywh, frame_input, result_message, session_message, track_options
+from .convert import (
+    box_xywh,
+    check_text_fields,
+    frame_input,
+    result_message,
+    session_message,
+    track_options,
+)
 from .errors import FailedPrecondition, InvalidArgument, ServiceError
 from .sessions import SessionManager
 from .state import FrameOutcome
@@ -46,28 +55,33 @@ class TrackingServicer(pb_grpc.TrackingServiceServicer):
     async def StartTrack(
         self, request: pb.StartTrackRequest, context: aio.ServicerContext
     ) -> pb.StartTrackResponse:
+        await _check_text(context, request)
         outcome = await _answer(context, self._start(request))
         return pb.StartTrackResponse(session_id=outcome.session_id, result=_result(outcome, request.frame))
 
     async def PushFrame(
         self, request: pb.PushFrameRequest, context: aio.ServicerContext
     ) -> pb.PushFrameResponse:
+        await _check_text(context, request)
         outcome = await _answer(context, self._push(request.session_id, request.frame))
         return pb.PushFrameResponse(result=_result(outcome, request.frame))
 
     async def StopTrack(
         self, request: pb.StopTrackRequest, context: aio.ServicerContext
     ) -> pb.StopTrackResponse:
+        await _check_text(context, request)
         view = await _answer(context, self._manager.stop(current_owner.get(), request.session_id))
         return pb.StopTrackResponse(session=session_message(view))
 
     async def GetTrack(self, request: pb.GetTrackRequest, context: aio.ServicerContext) -> pb.TrackSession:
+        await _check_text(context, request)
         view = await _answer(context, self._manager.get(current_owner.get(), request.session_id))
         return session_message(view)
 
     async def ListTracks(
         self, request: pb.ListTracksRequest, context: aio.ServicerContext
     ) -> pb.ListTracksResponse:
+        await _check_text(context, request)
         views, token = await _answer(
             context, self._manager.list(current_owner.get(), request.page_size, request.page_token)
         )
@@ -80,6 +94,7 @@ class TrackingServicer(pb_grpc.TrackingServiceServicer):
     ) -> AsyncIterator[pb.TrackResponse]:
         session_id = ""
         async for request in request_iterator:
+            await _check_text(context, request, session_id)
             kind = request.WhichOneof("request")
             if not session_id:
                 if kind != "start":
@@ -101,12 +116,14 @@ class TrackingServicer(pb_grpc.TrackingServiceServicer):
     async def AttachCamera(
         self, request: pb.AttachCameraRequest, context: aio.ServicerContext
     ) -> pb.AttachCameraResponse:
+        await _check_text(context, request)
         cameras = await self._camera_api(context)
         return await _answer(context, cameras.attach(current_owner.get(), request))
 
     async def DetachCamera(
         self, request: pb.DetachCameraRequest, context: aio.ServicerContext
     ) -> pb.DetachCameraResponse:
+        await _check_text(context, request)
         cameras = await self._camera_api(context)
         return await _answer(context, cameras.detach(current_owner.get(), request))
 
@@ -119,13 +136,15 @@ class TrackingServicer(pb_grpc.TrackingServiceServicer):
     async def WatchTrack(
         self, request: pb.WatchTrackRequest, context: aio.ServicerContext
     ) -> AsyncIterator[pb.CameraTrackResult]:
+        await _check_text(context, request)
         cameras = await self._camera_api(context)
-        results = cameras.watch(current_owner.get(), request)
-        while True:
-            result = await _answer(context, anext(results, None))
-            if result is None:
-                return
-            yield result
+        # Closed with the stream, cancelled or not, so its Redis read ends with the call rather than later.
+        async with contextlib.aclosing(cameras.watch(current_owner.get(), request)) as results:
+            while True:
+                result = await _answer(context, anext(results, None))
+                if result is None:
+                    return
+                yield result
 
     async def _camera_api(self, context: aio.ServicerContext) -> CameraApi:
         if self._cameras is None:
@@ -158,6 +177,14 @@ async def _answer(context: aio.ServicerContext, call: Awaitable[T], session_id: 
     except Exception:
         log.exception("unexpected error in %s", type(call).__name__)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+async def _check_text(context: aio.ServicerContext, request: Message, session_id: str = "") -> None:
+    """Abort the call with INVALID_ARGUMENT when a string field of `request` is over its bound."""
+    try:
+        check_text_fields(request)
+    except InvalidArgument as error:
+        await _abort(context, error, session_id)
 
 
 async def _abort(context: aio.ServicerContext, error: ServiceError, session_id: str = "") -> NoReturn:

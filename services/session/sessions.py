@@ -11,10 +11,17 @@ frame that scores at least the gate also runs the package's update stage on that
 features (`siamstream.tracking.template_update`, as `OfflineTracker` does); the new embedding is written
 with the new state in the same compare-and-set, so a lost race discards both together.
 
-A frame's client number, when given, must exceed the session's last one; a duplicate or older frame is
-FAILED_PRECONDITION ("stale frame N, session is at M") and changes nothing, which makes retrying a push
-whose answer was lost safe. FAILED_PRECONDITION rather than ABORTED because retrying the same frame can
-never succeed; ABORTED is kept for writers that kept losing the race, where a retry can.
+A frame's client number, when given, must exceed the session's last one, with one exception: a frame
+carrying the number of the last pushed frame is a retry of it, and gets that frame's stored result
+without being tracked again. A push whose answer was lost, or that was answered UNAVAILABLE although its
+write reached the store, is therefore applied exactly once however often it is retried. Any other
+duplicate or older frame is FAILED_PRECONDITION ("stale frame N, session is at M") and changes nothing;
+FAILED_PRECONDITION rather than ABORTED because retrying it can never succeed; ABORTED is kept for
+writers that kept losing the race, where a retry can. A frame without a number cannot be recognised as a
+retry: it is tracked as a new frame.
+
+Decoding, cropping and post-processing run in worker threads, so that one client's large frame never
+holds up the event loop that answers every other client.
 """
 
 from __future__ import annotations
@@ -31,21 +38,31 @@ from typing import TypeVar
 import numpy as np
 
 from siamstream.config import TrackerConfig
-from siamstream.tracking.state import TrackResult, TrackStatus
-from siamstream.tracking.step import finish_search, init_track, prepare_search
+from siamstream.tracking.search_options import SearchPass, better_search, second_search_origin
+from siamstream.tracking.state import TrackerState, TrackResult, TrackStatus
+from siamstream.tracking.step import SearchRequest, finish_search, init_track, prepare_search
 from siamstream.tracking.template_update import plan_template_update
 from siamstream_services.inference.backend import (
     BackendUnavailable,
     InferenceBackend,
     InferenceError,
+    SearchOutputs,
     UnknownTracker,
 )
 from siamstream_services.settings import ServiceSettings
-from siamstream_services.store.errors import InvalidPageToken, StoreUnavailable
+from siamstream_services.store.errors import InvalidPageToken, OwnerLimitReached, StoreUnavailable
 from siamstream_services.store.protocol import SessionStore
 from siamstream_services.store.record import MAX_PAGE_SIZE, SessionRecord
 
-from .errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, ServiceError, Unavailable
+from .errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    ServiceError,
+    Unavailable,
+)
 from .frames import FrameImage, FrameLimits, decode_frame
 from .locks import KeyedLocks
 from .metrics import ServiceMetrics
@@ -89,6 +106,14 @@ class FrameInput:
     client_frame_number: int | None = None
 
 
+def _postprocess(
+    config: TrackerConfig, origin: TrackerState, request: SearchRequest, outputs: SearchOutputs
+) -> SearchPass:
+    """The search of `request` from `origin` with its outputs, post-processed."""
+    state, result = finish_search(config, origin, request, outputs)
+    return SearchPass(origin, request, outputs, state, result)
+
+
 class SessionManager:
     """Tracking sessions of many clients, over an injected store and inference backend.
 
@@ -110,6 +135,7 @@ class SessionManager:
         self._backend = backend
         self._trackers = dict(trackers)
         self._limits = FrameLimits(max_bytes=settings.max_frame_bytes, max_pixels=settings.max_frame_pixels)
+        self._max_sessions_per_owner = settings.max_sessions_per_owner
         self._idle_ttl_s = float(settings.session_idle_ttl_s)
         self._metrics = metrics
         self._clock = clock
@@ -152,7 +178,7 @@ class SessionManager:
                     tracker = record.tracker
                     outcome = await self._track(record, image, frame.client_frame_number, timings)
                     if outcome is not None:
-                        self._observe(record.tracker, session_id, outcome.timings)
+                        self._observe(record.tracker, session_id, outcome)
                         return outcome
                 raise Aborted(f"session {session_id} kept changing under concurrent writers; retry the frame")
             except ServiceError as error:
@@ -178,7 +204,9 @@ class SessionManager:
         try:
             page = await self._store_call(self._store.list(owner, size, page_token))
         except InvalidPageToken:
-            raise InvalidArgument(f"invalid page_token {page_token!r}") from None
+            raise InvalidArgument(
+                "invalid page_token: pass the next_page_token of the previous page, or none for the first"
+            ) from None
         return [self._view(record) for record in page.records], page.next_page_token
 
     def active_session_count(self) -> int:
@@ -198,21 +226,33 @@ class SessionManager:
     ) -> FrameOutcome:
         served = self._trackers.get(tracker)
         if served is None:
-            raise InvalidArgument(
-                f"unknown tracker {tracker!r}; this service runs: {', '.join(self.tracker_names)}"
-            )
+            raise NotFound(f"unknown tracker {tracker!r}; this service runs: {', '.join(self.tracker_names)}")
         config = apply_options(served.config, options)
         if config.template_update.enabled and not served.template_update:
             raise InvalidArgument(
                 f"option template_update: the {tracker} package was exported without the template update "
                 "stage (update.pt); export it with template_update enabled to use the option"
             )
+        if config.search.adaptive_region and not served.config.search.adaptive_region:
+            # The backends serve the grown crop sides a package's own config declares (`search_sides`).
+            raise InvalidArgument(
+                f"option adaptive_region: the {tracker} package was exported without the adaptive search "
+                "region, so its grown search crops are not served; export it with search.adaptive_region "
+                "enabled to use the option"
+            )
         timings = StageTimings()
+        with timings.stage("store"):
+            # Advisory, so that an owner at its limit costs no decode, crop or template run; `create`
+            # below checks again atomically.
+            if not await self._store_call(
+                self._store.has_room(owner, owner_limit=self._max_sessions_per_owner)
+            ):
+                raise self._owner_limit_reached()
         with timings.stage("decode"):
             image = await asyncio.to_thread(decode_frame, frame.image, self._limits)
         with timings.stage("crop"):
             try:
-                tracker_state, template_request = init_track(config, image, box_xywh)
+                tracker_state, template_request = await asyncio.to_thread(init_track, config, image, box_xywh)
             except ValueError as error:
                 raise InvalidArgument(f"invalid start: {error}") from None
         with timings.stage("inference"):
@@ -244,17 +284,32 @@ class SessionManager:
             last_client_frame=frame.client_frame_number,
         )
         with timings.stage("store"):
-            await self._store_call(self._store.create(record))
+            try:
+                await self._store_call(self._store.create(record, owner_limit=self._max_sessions_per_owner))
+            except OwnerLimitReached:
+                raise self._owner_limit_reached() from None
         outcome = FrameOutcome(record.session_id, result, frame.client_frame_number, timings.finish())
         self.active_session_count()  # prunes the sessions gone idle, bounding the table by the TTL
-        self._observe(tracker, record.session_id, outcome.timings)
+        self._observe(tracker, record.session_id, outcome)
         return outcome
+
+    def _owner_limit_reached(self) -> ResourceExhausted:
+        return ResourceExhausted(
+            f"this API key has {self._max_sessions_per_owner} live sessions, the most allowed: "
+            "stop one (or let one expire) first"
+        )
 
     async def _track(
         self, record: SessionRecord, image: np.ndarray, number: int | None, timings: StageTimings
     ) -> FrameOutcome | None:
         """One read-modify-write round on a loaded record; None when another writer won the race."""
+        state = SessionState.model_validate_json(record.state_json)
         if number is not None and record.last_client_frame is not None and number <= record.last_client_frame:
+            if number == state.last_result_client_frame and state.tracker_state.frame_index > 0:
+                # A retry of the last pushed frame: its stored answer, the session left as it is.
+                return FrameOutcome(
+                    record.session_id, state.last_result, number, timings.finish(), replayed=True
+                )
             raise FailedPrecondition(f"stale frame {number}, session is at {record.last_client_frame}")
         served = self._trackers.get(record.tracker)
         if served is None or served.package_id != record.package_id:
@@ -263,34 +318,28 @@ class SessionManager:
                 "service no longer serves; start a new track"
             )
         config = self._session_config(record.tracker, record.options_json)
-        state = SessionState.model_validate_json(record.state_json)
         tracker_state = state.tracker_state
         if image.shape[:2] != (tracker_state.image_height, tracker_state.image_width):
             raise InvalidArgument(
                 f"frame is {image.shape[1]}x{image.shape[0]} but the session started on a "
                 f"{tracker_state.image_width}x{tracker_state.image_height} frame"
             )
-        with timings.stage("crop"):
-            request = prepare_search(config, tracker_state, image)
         template_embedding = np.frombuffer(record.embedding, dtype=record.embedding_dtype).reshape(
             record.embedding_shape
         )
-        embedding = template_embedding
-        crops = request.crops.shape[0]
-        if crops != embedding.shape[0]:  # SiamFC searches several scales against the one template
-            embedding = np.repeat(embedding, crops, axis=0)
-        with timings.stage("inference"):
-            if config.template_update.enabled:  # only these sessions pay for the search features
-                search = self._backend.search(record.tracker, embedding, request.crops, search_features=True)
-            else:
-                search = self._backend.search(record.tracker, embedding, request.crops)
-            outputs = await self._infer(record.tracker, search)
+        searched = await self._search(
+            record.tracker, config, template_embedding, tracker_state, image, timings
+        )
+        origin = second_search_origin(config, tracker_state, searched.state)
+        if origin is not None:  # one more search: the same backend path, from the re-centred state
+            second = await self._search(record.tracker, config, template_embedding, origin, image, timings)
+            searched = better_search(searched, second)
         with timings.stage("postprocess"):
-            previous = tracker_state
-            tracker_state, result = finish_search(config, previous, request, outputs)
+            # A few float operations and a row view of the features: not worth a thread hop.
             tracker_state, template_update = plan_template_update(
-                config, previous, request, tracker_state, outputs
+                config, searched.origin, searched.request, searched.state, searched.outputs
             )
+        result = searched.result
         last_client_frame = number if number is not None else record.last_client_frame
         updated = replace(
             record,
@@ -324,6 +373,31 @@ class SessionManager:
             return None
         return FrameOutcome(record.session_id, result, number, timings.finish())
 
+    async def _search(
+        self,
+        tracker: str,
+        config: TrackerConfig,
+        template_embedding: np.ndarray,
+        origin: TrackerState,
+        image: np.ndarray,
+        timings: StageTimings,
+    ) -> SearchPass:
+        """One search of `image` around `origin`'s target: crop, the backend's search, post-processing."""
+        with timings.stage("crop"):
+            request = await asyncio.to_thread(prepare_search, config, origin, image)
+        embedding = template_embedding
+        crops = request.crops.shape[0]
+        if crops != embedding.shape[0]:  # SiamFC searches several scales against the one template
+            embedding = np.repeat(embedding, crops, axis=0)
+        with timings.stage("inference"):
+            if config.template_update.enabled:  # only these sessions pay for the search features
+                search = self._backend.search(tracker, embedding, request.crops, search_features=True)
+            else:
+                search = self._backend.search(tracker, embedding, request.crops)
+            outputs = await self._infer(tracker, search)
+        with timings.stage("postprocess"):
+            return await asyncio.to_thread(_postprocess, config, origin, request, outputs)
+
     async def _load(self, owner: str, session_id: str) -> SessionRecord:
         record = await self._store_call(self._store.get(session_id)) if session_id else None
         if record is None or record.owner != owner:
@@ -354,15 +428,29 @@ class SessionManager:
         try:
             async with asyncio.timeout(STORE_TIMEOUT_S):
                 return await call
-        except (StoreUnavailable, TimeoutError) as error:
-            raise Unavailable(f"session store unavailable: {error or 'timed out'}") from None
+        except TimeoutError:
+            log.warning("session store: no answer within %.1f s", STORE_TIMEOUT_S)
+            raise Unavailable(f"session store unavailable: no answer within {STORE_TIMEOUT_S:g} s") from None
+        except StoreUnavailable as error:
+            # The detail names the store's host and port: for the operator's log, not for clients.
+            log.warning("session store unavailable: %s", error)
+            raise Unavailable("session store unavailable") from None
 
     async def _infer(self, tracker: str, call: Awaitable[T]) -> T:
         try:
             async with asyncio.timeout(INFERENCE_TIMEOUT_S):
                 return await call
-        except (BackendUnavailable, TimeoutError) as error:
-            raise Unavailable(f"inference backend unavailable: {error or 'timed out'}") from None
+        except TimeoutError:
+            log.warning(
+                "inference backend: no answer for tracker %s within %.1f s", tracker, INFERENCE_TIMEOUT_S
+            )
+            raise Unavailable(
+                f"inference backend unavailable: no answer within {INFERENCE_TIMEOUT_S:g} s"
+            ) from None
+        except BackendUnavailable as error:
+            # The detail names the model server's host and port: for the operator's log, not for clients.
+            log.warning("inference backend unavailable for tracker %s: %s", tracker, error)
+            raise Unavailable("inference backend unavailable") from None
         except UnknownTracker:
             raise Unavailable(f"tracker {tracker} is not loaded by the inference backend") from None
         except InferenceError:
@@ -370,10 +458,13 @@ class SessionManager:
             log.exception("inference failed for tracker %s", tracker)
             raise ServiceError(f"inference failed for tracker {tracker}") from None
 
-    def _observe(self, tracker: str, session_id: str, timings: StageTimings) -> None:
+    def _observe(self, tracker: str, session_id: str, outcome: FrameOutcome) -> None:
         if self._metrics is not None:
             self._recent[session_id] = time.monotonic()
-            self._metrics.observe_frame(tracker, timings)
+            if outcome.replayed:  # answered from the record: no frame was tracked
+                self._metrics.observe_replay(tracker)
+            else:
+                self._metrics.observe_frame(tracker, outcome.timings)
 
     def _count_error(self, tracker: str, error: ServiceError) -> None:
         if self._metrics is not None:

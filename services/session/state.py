@@ -30,12 +30,14 @@ class SessionState(BaseModel):
 
 @dataclass(frozen=True)
 class FrameOutcome:
-    """The service's answer for one frame (the start frame included)."""
+    """The service's answer for one frame (the start frame included); `replayed`: the stored answer of a
+    retried frame, which was not tracked again."""
 
     session_id: str
     result: TrackResult
     client_frame_number: int | None
     timings: StageTimings
+    replayed: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from siamstream_services.store.errors import InvalidPageToken, SessionExistsError, StoreUnavailable
+from siamstream_services.store.errors import (
+    InvalidPageToken,
+    OwnerLimitReached,
+    SessionExistsError,
+    StoreUnavailable,
+)
 from siamstream_services.store.memory import MemorySessionStore
 from siamstream_services.store.protocol import SessionStore
 from siamstream_services.store.record import MAX_PAGE_SIZE, SessionPage, SessionRecord, owner_key_id
@@ -12,6 +17,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "InvalidPageToken",
     "MemorySessionStore",
+    "OwnerLimitReached",
     "RedisSessionStore",
     "SessionExistsError",
     "SessionPage",

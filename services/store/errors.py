@@ -11,5 +11,9 @@ class SessionExistsError(Exception):
     """`create` was given the id of a session that already exists."""
 
 
+class OwnerLimitReached(Exception):
+    """`create` was refused: the record's owner already has as many live sessions as its limit allows."""
+
+
 class InvalidPageToken(ValueError):
     """A `list` page token was not produced by `list`."""

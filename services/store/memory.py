@@ -2,16 +2,26 @@
 
 Only one process can use it, so it suits a single replica and tests. Time comes from an injectable
 monotonic clock so that tests can move it instead of sleeping.
+
+Expired sessions are forgotten actively: from its first `create` on, the store sweeps them every
+`sweep_interval_s`, so the memory of sessions nobody reads again (their embeddings) is freed within an
+interval of their expiry. The entries are kept in expiry order (every write moves its session to the
+end), so a sweep reads only the expired entries and the first live one, and drops at most
+`SWEEP_BATCH` of them per hold of the lock, so that a mass expiry never stalls the other calls; `create`
+drops one such batch too. The owner limit counts live sessions only: an owner index at the limit is
+rid of its expired sessions before a create is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from siamstream_services.store.errors import SessionExistsError
+from siamstream_services.store.errors import OwnerLimitReached, SessionExistsError
 from siamstream_services.store.record import (
     IMMUTABLE_FIELDS,
     SessionPage,
@@ -20,6 +30,9 @@ from siamstream_services.store.record import (
     decode_page_token,
     encode_page_token,
 )
+
+# Entries dropped per hold of the lock by a sweep; thousands take about a millisecond.
+SWEEP_BATCH = 1000
 
 
 @dataclass(slots=True)
@@ -31,25 +44,45 @@ class _Entry:
 class MemorySessionStore:
     """A `SessionStore` held in a dict, guarded by an asyncio lock."""
 
-    def __init__(self, idle_ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        """`idle_ttl_s`: seconds without a write or touch after which a session expires; `clock`: seconds."""
+    def __init__(
+        self,
+        idle_ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        sweep_interval_s: float = 1.0,
+    ) -> None:
+        """`idle_ttl_s`: seconds without a write or touch after which a session expires; `clock`: seconds;
+        `sweep_interval_s`: real seconds between two sweeps of the expired sessions."""
         if idle_ttl_s <= 0:
             raise ValueError(f"idle_ttl_s must be positive, got {idle_ttl_s}")
         self._idle_ttl_s = idle_ttl_s
         self._clock = clock
+        self._sweep_interval_s = sweep_interval_s
+        self._sweeper: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._entries: dict[str, _Entry] = {}
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()  # soonest expiry first
         self._owner_index: dict[str, set[str]] = {}
 
-    async def create(self, record: SessionRecord) -> SessionRecord:
+    def __len__(self) -> int:
+        """Sessions held in memory, expired ones not yet swept included."""
+        return len(self._entries)
+
+    async def create(self, record: SessionRecord, *, owner_limit: int) -> SessionRecord:
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_periodically(), name="memory-store-sweeper")
         async with self._lock:
-            self._drop_expired()
+            self._drop_expired(SWEEP_BATCH)
             if self._live(record.session_id) is not None:
                 raise SessionExistsError(f"session {record.session_id!r} already exists")
+            if self._owner_full(record.owner, owner_limit):
+                raise OwnerLimitReached(f"owner {record.owner} has {owner_limit} live sessions")
             stored = replace(record, version=1)
             self._entries[record.session_id] = _Entry(stored, self._clock() + self._idle_ttl_s)
             self._owner_index.setdefault(record.owner, set()).add(record.session_id)
             return stored
+
+    async def has_room(self, owner: str, *, owner_limit: int) -> bool:
+        async with self._lock:
+            return not self._owner_full(owner, owner_limit)
 
     async def get(self, session_id: str) -> SessionRecord | None:
         async with self._lock:
@@ -67,7 +100,7 @@ class MemorySessionStore:
                 return False
             kept = {name: getattr(entry.record, name) for name in IMMUTABLE_FIELDS}
             entry.record = replace(record, **kept, version=expected_version + 1)
-            entry.expires_at = self._clock() + self._idle_ttl_s
+            self._refresh(entry)
             return True
 
     async def delete(self, session_id: str) -> bool:
@@ -97,10 +130,14 @@ class MemorySessionStore:
             entry = self._live(session_id)
             if entry is None:
                 return False
-            entry.expires_at = self._clock() + self._idle_ttl_s
+            self._refresh(entry)
             return True
 
     async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         async with self._lock:
             self._entries.clear()
             self._owner_index.clear()
@@ -113,11 +150,41 @@ class MemorySessionStore:
             return None
         return entry
 
-    def _drop_expired(self) -> None:
-        """Forget every expired session, so that sessions nobody reads again do not pile up."""
+    def _owner_full(self, owner: str, owner_limit: int) -> bool:
+        """Whether `owner` has `owner_limit` live sessions. An index that full first forgets its expired
+        sessions (the bounded drops leave some behind), reading at most the owner's entries. Call with the
+        lock held."""
+        if len(self._owner_index.get(owner, ())) < owner_limit:
+            return False
+        for session_id in list(self._owner_index[owner]):
+            self._live(session_id)
+        return len(self._owner_index.get(owner, ())) >= owner_limit
+
+    def _refresh(self, entry: _Entry) -> None:
+        """Restart the entry's idle TTL, keeping the entries in expiry order. Call with the lock held."""
+        entry.expires_at = self._clock() + self._idle_ttl_s
+        self._entries.move_to_end(entry.record.session_id)
+
+    def _drop_expired(self, limit: int) -> int:
+        """Forget the expired sessions, at most `limit` of them; returns how many. Call with the lock held."""
         now = self._clock()
-        for entry in [entry for entry in self._entries.values() if now >= entry.expires_at]:
+        dropped = 0
+        while self._entries and dropped < limit:
+            entry = next(iter(self._entries.values()))
+            if now < entry.expires_at:
+                break
             self._remove(entry.record)
+            dropped += 1
+        return dropped
+
+    async def _sweep_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval_s)
+            while True:  # a full batch may leave more: go on, letting other calls in between batches
+                async with self._lock:
+                    if self._drop_expired(SWEEP_BATCH) < SWEEP_BATCH:
+                        break
+                await asyncio.sleep(0)
 
     def _remove(self, record: SessionRecord) -> None:
         del self._entries[record.session_id]

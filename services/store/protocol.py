@@ -15,8 +15,16 @@ class SessionStore(Protocol):
     extend it.
     """
 
-    async def create(self, record: SessionRecord) -> SessionRecord:
-        """Store a new session as version 1 and return it; `SessionExistsError` if the id is taken."""
+    async def create(self, record: SessionRecord, *, owner_limit: int) -> SessionRecord:
+        """Store a new session as version 1 and return it; `SessionExistsError` if the id is taken,
+        `OwnerLimitReached` if `record.owner` already has `owner_limit` live sessions (checked and written
+        atomically, so concurrent creates never exceed the limit)."""
+        ...
+
+    async def has_room(self, owner: str, *, owner_limit: int) -> bool:
+        """Whether `owner` has fewer than `owner_limit` live sessions now. Advisory: it lets a start be
+        refused before its costly work, but a concurrent create may fill the place; `create` checks
+        again atomically."""
         ...
 
     async def get(self, session_id: str) -> SessionRecord | None:

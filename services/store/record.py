@@ -92,16 +92,30 @@ def check_page_size(page_size: int) -> None:
         raise ValueError(f"page_size must be in 1..{MAX_PAGE_SIZE}, got {page_size}")
 
 
+def _page_token_digest(last_session_id: bytes) -> str:
+    # Not a secret: it only tells a token this code made from garbage or a truncated copy, which would
+    # otherwise list from wherever they happen to decode to. Any token reads the caller's own sessions only.
+    return hashlib.sha256(b"siamstream page token:" + last_session_id).hexdigest()[:8]
+
+
 def encode_page_token(last_session_id: str) -> str:
-    """The token of the page that starts after `last_session_id`."""
-    return base64.urlsafe_b64encode(last_session_id.encode()).decode()
+    """The token of the page that starts after `last_session_id`: the id, base64url, and a digest of it."""
+    data = last_session_id.encode()
+    return f"{base64.urlsafe_b64encode(data).decode()}.{_page_token_digest(data)}"
 
 
 def decode_page_token(page_token: str) -> str | None:
-    """The session id a page token starts after; None for the empty (first page) token."""
+    """The session id a page token starts after; None for the empty (first page) token.
+
+    Raises `InvalidPageToken`, without the token in its message, for a token `encode_page_token` did not make.
+    """
     if not page_token:
         return None
     try:
-        return base64.urlsafe_b64decode(page_token.encode()).decode()
-    except (binascii.Error, UnicodeError, ValueError) as exc:
-        raise InvalidPageToken(f"invalid page token {page_token!r}") from exc
+        last_session_id = base64.urlsafe_b64decode(page_token.partition(".")[0]).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidPageToken("invalid page token") from None
+    # Only the exact token made for that id: the digest, and the one base64 spelling of the id.
+    if encode_page_token(last_session_id) != page_token:
+        raise InvalidPageToken("invalid page token")
+    return last_session_id

@@ -6,6 +6,10 @@ listing. Every write is one Lua script, so a record is never half-written and th
 write happen atomically. Both keys get the idle TTL on every write; the owner index therefore outlives
 its sessions, and listing prunes the ids of sessions that have expired.
 
+The owner's session limit is checked in the create script against the size of the owner index, so that
+concurrent creates (from any replica) never exceed it. Expired ids only make that count too high, never
+too low: a create that finds the index full prunes it of expired ids and tries once more before refusing.
+
 Scripts run by EVALSHA and are reloaded when the server answers NOSCRIPT (after a restart), by
 redis-py's `AsyncScript`. The keys of one script are declared, but a session and its owner index are
 different keys, so this layout needs a standalone (or replicated, not clustered) Redis.
@@ -24,7 +28,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from siamstream_services.store.errors import SessionExistsError, StoreUnavailable
+from siamstream_services.store.errors import OwnerLimitReached, SessionExistsError, StoreUnavailable
 from siamstream_services.store.record import (
     SessionPage,
     SessionRecord,
@@ -34,10 +38,12 @@ from siamstream_services.store.record import (
 )
 from siamstream_services.store.redis_codec import OWNER_FIELD, VERSION_FIELD, decode_record, encode_fields
 
-# KEYS: session hash, owner index. ARGV: idle TTL ms, session id, field/value pairs (version included).
+# KEYS: session hash, owner index. ARGV: idle TTL ms, session id, owner limit, field/value pairs (version
+# included). Returns 1 created, 0 id taken, -1 the owner index holds `owner limit` ids.
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return -1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
@@ -73,6 +79,8 @@ return removed
 
 # Listing reads at most this many batches; a page cut short by many expired ids still carries a token.
 _MAX_LIST_BATCHES = 16
+# Ids checked per round trip when a full owner index is pruned.
+_PRUNE_BATCH = 500
 
 # Errors that mean "the server is not reachable now"; asyncio's TimeoutError comes from the call bound.
 _UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
@@ -83,7 +91,7 @@ def _unavailable_on_connection_errors() -> Iterator[None]:
     try:
         yield
     except _UNAVAILABLE_ERRORS as exc:
-        raise StoreUnavailable(f"Redis is unavailable: {exc or type(exc).__name__}") from exc
+        raise StoreUnavailable(f"Redis is unavailable: {str(exc) or type(exc).__name__}") from exc
 
 
 class RedisSessionStore:
@@ -141,15 +149,30 @@ class RedisSessionStore:
         )
         return cls(client, idle_ttl_s, key_prefix, call_timeout_s=5 * socket_timeout_s)
 
-    async def create(self, record: SessionRecord) -> SessionRecord:
+    async def create(self, record: SessionRecord, *, owner_limit: int) -> SessionRecord:
         fields = [*encode_fields(record, mutable_only=False), VERSION_FIELD.encode(), b"1"]
         keys = [self._session_key(record.session_id), self._owner_key(record.owner)]
+        args = [self._ttl_ms, record.session_id, owner_limit, *fields]
         with _unavailable_on_connection_errors():
             async with asyncio.timeout(self._call_timeout_s):
-                created = await self._create(keys, [self._ttl_ms, record.session_id, *fields])
+                created = await self._create(keys, args)
+                if created == -1:
+                    await self._prune(keys[1])
+                    created = await self._create(keys, args)
+        if created == -1:
+            raise OwnerLimitReached(f"owner {record.owner} has {owner_limit} live sessions")
         if not created:
             raise SessionExistsError(f"session {record.session_id!r} already exists")
         return replace(record, version=1)
+
+    async def has_room(self, owner: str, *, owner_limit: int) -> bool:
+        index = self._owner_key(owner)
+        with _unavailable_on_connection_errors():
+            async with asyncio.timeout(self._call_timeout_s):
+                if await self._redis.zcard(index) < owner_limit:
+                    return True
+                await self._prune(index)  # as `create` does: expired ids only make the count too high
+                return await self._redis.zcard(index) < owner_limit
 
     async def get(self, session_id: str) -> SessionRecord | None:
         with _unavailable_on_connection_errors():
@@ -220,6 +243,22 @@ class RedisSessionStore:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+    async def _prune(self, index: str) -> None:
+        """Remove the ids of expired sessions from the owner index `index`, all of it, in batches."""
+        start: bytes = b"-"
+        while True:
+            ids = await self._redis.zrange(index, start, "+", bylex=True, offset=0, num=_PRUNE_BATCH)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for session_id in ids:
+                    pipe.exists(self._session_key(session_id.decode()))
+                live = await pipe.execute()
+            expired = [session_id for session_id, exists in zip(ids, live, strict=True) if not exists]
+            if expired:
+                await self._redis.zrem(index, *expired)
+            if len(ids) < _PRUNE_BATCH:
+                return
+            start = b"(" + ids[-1]
 
     async def _read_live(self, index: str, owner: str, ids: list[bytes]) -> list[SessionRecord]:
         """The records of `ids` that still exist, removing the others from the owner index."""

@@ -6,6 +6,7 @@ kubernetes-validate has no schemas for CRDs; the ServiceMonitor is checked struc
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 
 import pytest
@@ -231,3 +232,66 @@ def test_every_service_selects_pods(rendered: tuple[str, list[dict]]) -> None:
     for name, service in by_kind(resources, "Service").items():
         selector = service["spec"]["selector"]
         assert any(selector.items() <= labels.items() for labels in pod_labels), name
+
+
+# Where the ingest workers must never connect, whatever URL or redirect they are given.
+METADATA_ADDRESSES = ("169.254.169.254", "100.100.100.200", "fd00:ec2::254")
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    return selector.get("matchLabels", {}).items() <= labels.items() and not selector.get("matchExpressions")
+
+
+def _in_block(address: str, block: dict) -> bool:
+    ip = ipaddress.ip_address(address)
+    cidr = ipaddress.ip_network(block["cidr"])
+    return (
+        ip.version == cidr.version
+        and ip in cidr
+        and not any(ip in ipaddress.ip_network(excepted) for excepted in block.get("except", []))
+    )
+
+
+def test_ingest_egress_reaches_dns_redis_and_cameras_only(rendered: tuple[str, list[dict]]) -> None:
+    """The network is the boundary of where workers connect: FFmpeg follows RTSP redirects and resolves
+    rtsps:// names past the camera URL check (docs/deploy.md). Every egress rule that applies to the
+    ingest pods names its peers, and none reaches the cloud metadata addresses."""
+    overlay, resources = rendered
+    pod_labels = {
+        resource["metadata"]["name"]: resource["spec"]["template"]["metadata"]["labels"]
+        for resource in resources
+        if resource["kind"] in POD_KINDS
+    }
+    ingest = pod_labels["siamstream-ingest"]
+    policies = [
+        policy
+        for policy in by_kind(resources, "NetworkPolicy").values()
+        if "Egress" in policy["spec"]["policyTypes"] and _selects(policy["spec"]["podSelector"], ingest)
+    ]
+    reached: dict[str, set[tuple[str, int | None]]] = {}
+    for rule in (rule for policy in policies for rule in policy["spec"].get("egress", [])):
+        assert rule.get("to"), f"an egress rule without peers reaches everywhere: {rule}"
+        ports = {(port.get("protocol", "TCP"), port.get("port")) for port in rule.get("ports", [])}
+        assert ports, f"an egress rule without ports reaches every port: {rule}"
+        for peer in rule["to"]:
+            if "ipBlock" in peer:
+                for address in METADATA_ADDRESSES:
+                    assert not _in_block(address, peer["ipBlock"]), (address, peer)
+                name = "cameras"
+            elif "podSelector" in peer:
+                assert "namespaceSelector" not in peer, peer
+                (name,) = [pod for pod, labels in pod_labels.items() if _selects(peer["podSelector"], labels)]
+            else:
+                assert peer["namespaceSelector"]["matchLabels"] == {
+                    "kubernetes.io/metadata.name": "kube-system"
+                }
+                name = "dns"
+            reached.setdefault(name, set()).update(ports)
+    expected = {
+        "dns": {("UDP", 53), ("TCP", 53)},
+        "redis": {("TCP", 6379)},
+        "cameras": {("TCP", None)},
+    }
+    if overlay == "gpu":
+        expected["triton"] = {("TCP", 8001)}
+    assert reached == expected

@@ -553,10 +553,13 @@ def test_batch_of_streams_equals_single_calls(streams_run: StreamsRun) -> None:
     run = streams_run
     # Different templates per row: a row correlated with another row's template would not match its call.
     assert not torch.allclose(run.single_embeddings[0], run.single_embeddings[1])
+    # oneDNN picks its convolution algorithm, and so its summation order, by batch size: on AVX-512 CPUs
+    # the deepest networks (SiamCAN R50) move by 1.6e-5 of their largest output. A row correlated with
+    # another row's template would be off by the order of the output itself.
     for row in range(BATCH):
-        assert_close_relative(run.batch_embedding[row], run.single_embeddings[row][0], 1e-5)
+        assert_close_relative(run.batch_embedding[row], run.single_embeddings[row][0], 1e-4)
         for batched, single in zip(run.batch_outputs, run.single_outputs[row], strict=True):
-            assert_close_relative(batched[row], single[0], 1e-5)
+            assert_close_relative(batched[row], single[0], 1e-4)
 
 
 def test_uint8_crops_equal_the_same_float_crops(tracker: Tracker, streams_run: StreamsRun) -> None:

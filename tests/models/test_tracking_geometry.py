@@ -1,11 +1,14 @@
 """Box conventions and crops, checked against naive full-frame-padding implementations."""
 
 import math
+import tracemalloc
 
 import cv2
 import numpy as np
 import pytest
 
+from siamstream.registry import get_config
+from siamstream.tracking import geometry
 from siamstream.tracking.geometry import (
     box_from_center,
     center_from_box,
@@ -18,6 +21,7 @@ from siamstream.tracking.geometry import (
     square_region,
     to_model_layout,
 )
+from siamstream.tracking.step import init_track, prepare_search
 
 MEAN = (100.7, 50.2, 200.5)
 
@@ -112,6 +116,51 @@ def test_siamfc_crop_equals_copy_make_border(frame):
         size = float(rng.uniform(5, 300))
         expected = naive_siamfc_crop(frame, center, size, 255, MEAN)
         np.testing.assert_array_equal(crop_patch_siamfc(frame, center, size, 255, MEAN), expected)
+
+
+@pytest.mark.parametrize("center", [(-200.0, 100.0), (700.0, 500.0)])
+def test_large_padded_crops_sample_the_frame_like_the_reference(monkeypatch, center):
+    """Past `EXACT_CROP_MAX_SIDE` a padded crop is sampled from the frame without building the padded
+    square; on a medium square, where both can run, it matches the references' pad-then-resize."""
+    frame = np.random.default_rng(4).integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
+    expected = naive_pysot_crop(frame, center, 255, 1500, MEAN)
+    expected_fc = naive_siamfc_crop(frame, np.float32(center), 1500.0, 255, MEAN)
+    monkeypatch.setattr(geometry, "EXACT_CROP_MAX_SIDE", 1000)
+    pairs = [
+        (crop_patch(frame, center, 255, 1500, MEAN), expected),
+        (crop_patch_siamfc(frame, np.float32(center), 1500.0, 255, MEAN), expected_fc),
+    ]
+    for patch, reference in pairs:
+        difference = np.abs(patch.astype(np.int16) - reference.astype(np.int16))
+        assert patch.shape == reference.shape == (255, 255, 3)
+        # Samples placed to 1/32 px: at most 255/64 per axis between pixel-noise neighbours.
+        assert difference.max() <= 8 and difference.mean() < 1
+        assert difference.any()  # the bounded path ran (the exact one is byte-identical)
+
+
+@pytest.mark.parametrize(
+    ("name", "fast_motion", "side"),
+    [("siamrpn_alex", False, 287), ("siamban_acm_r50", True, 510), ("siamfc_alexnet", False, 255)],
+)
+def test_the_largest_box_on_a_4k_frame_crops_in_bounded_memory(name, fast_motion, side):
+    """The largest box `check_box` accepts on a 3840x2160 frame (context region 7680 px) asks for padded
+    squares of 7,680 px (template), 17,355 (AlexNet-RPN), 30,841 (ACM's fast-motion crop) and three around
+    15,420 (SiamFC): 0.2-2.8 GB each if built. The crops allocate a few copies of their output instead."""
+    config = get_config(name)
+    frame = np.zeros((2160, 3840, 3), np.uint8)
+    tracemalloc.start()
+    try:
+        state, template = init_track(config, frame, (0.0, 0.0, 3840.0, 3840.0))
+        template_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        request = prepare_search(config, state.model_copy(update={"fast_motion": fast_motion}), frame)
+        search_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert request.crops.shape[1:] == (3, side, side)
+    # The crops, their stack and its transposed copy, plus Python's own small objects.
+    assert template_peak < 4 * template.crop.nbytes + 2**20
+    assert search_peak < 4 * request.crops.nbytes + 2**20
 
 
 def test_siamfc_pads_with_the_rounded_mean(frame):

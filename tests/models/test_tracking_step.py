@@ -4,9 +4,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from siamstream.registry import get_config, list_trackers
-from siamstream.tracking.geometry import crop_patch
+from siamstream.tracking.geometry import context_size, crop_patch
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackStatus
 from siamstream.tracking.step import finish_search, init_track, prepare_search
@@ -109,16 +111,87 @@ def test_siamfc_searches_three_scales(frame):
     [
         ((10, 10, 0, 5), "width and height"),
         ((10, 10, 5, -1), "width and height"),
+        ((10, 10, 1e-40, 5), "at least 1 pixel"),
+        ((10, 10, 5, 0.99), "at least 1 pixel"),
         ((10, math.nan, 5, 5), "finite"),
         ((10, 10, math.inf, 5), "finite"),
         ((320, 10, 5, 5), "overlap"),
         ((-5, 10, 5, 5), "overlap"),
+        ((0, 0, 8000, 8000), "more than 2 times the 320x240 frame on a side"),
+        ((0, 0, 3.4e38, 5), "more than 2 times"),
+        ((0, 10, 641, 5), "more than 2 times"),
+        # Within twice the frame's sides, but the context region is 2.2 times its longer side.
+        ((-40, -30, 400, 300), "context region of 698 px"),
         ((10, 10, 5), r"\[x, y, w, h\]"),
     ],
 )
 def test_bad_boxes(frame, box, message):
     with pytest.raises(ValueError, match=message):
         init_track(RPN, frame, box)
+
+
+@pytest.mark.parametrize("name", list_trackers())
+@pytest.mark.parametrize("box", [(0, 0, 320, 240), (-0.5, 0, 640, 1), (0, -240, 1, 480), (319, 239, 1, 1)])
+def test_boxes_a_frame_can_show_are_accepted(frame, name, box):
+    """The bounds refuse no box a frame can show: the whole frame, a sliver along a side twice the frame's,
+    a single pixel (for every registered tracker, whatever its crop geometry)."""
+    state, _ = init_track(get_config(name), frame, box)
+    assert (state.w, state.h) == (box[2], box[3])
+
+
+SIDES = st.one_of(
+    st.sampled_from([1e-40, 0.01, 1.0, 3.4e38, 1e12, 240.0, 320.0, 480.0, 640.0]), st.floats(width=32)
+)
+EDGES = st.one_of(st.sampled_from([0.0, -0.5, 319.0, -640.0]), st.floats(width=32))
+
+
+@pytest.mark.parametrize("name", list_trackers())
+@settings(max_examples=25, deadline=None, database=None)
+@given(box=st.tuples(EDGES, EDGES, SIDES, SIDES), sign=st.sampled_from([0.0, 1.0, -1.0]))
+def test_any_box_is_refused_or_tracked_into_a_bounded_finite_box(frame, name, box, sign):
+    """Whatever the box, `init_track` refuses it with ValueError or starts a track whose next state, even
+    from outputs far outside the model's range, is finite and within the init bounds (every family)."""
+    config = get_config(name)
+    try:
+        state, _ = init_track(config, frame, box)
+    except ValueError:
+        return
+    request = prepare_search(config, state, frame)
+    outputs = neutral_outputs(config, request.crops.shape[0])
+    if sign:
+        outputs = tuple(np.full_like(o, sign * HUGE) for o in outputs)
+    with np.errstate(all="ignore"):
+        new_state, result = finish_search(config, state, request, outputs)
+    assert np.isfinite(result.bbox).all() and np.isfinite([new_state.cx, new_state.cy]).all()
+    # The init bounds in this 320x240 frame: sides in [1, twice the frame's], context region at most twice
+    # the longer side.
+    assert 1.0 <= new_state.w <= 640.0 and 1.0 <= new_state.h <= 480.0
+    assert context_size(new_state.w, new_state.h, config.crop.context_amount) <= 640.0 * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("growth", [1.5, 1 / 1.5])
+def test_siamfc_never_grows_or_shrinks_the_target_past_the_init_bounds(frame, growth):
+    """SiamFC's size follows the winning scale without a clip (as in the reference): responses that
+    always favour the largest (or smallest) scale would grow the target and its crops without end."""
+    config = get_config("siamfc_alexnet")
+    config = config.model_copy(
+        update={"hyper": config.hyper.model_copy(update={"scale_step": growth, "scale_lr": 1.0})}
+    )
+    state, _ = init_track(config, frame, (150, 110, 20, 20))
+    for _ in range(40):
+        request = prepare_search(config, state, frame)
+        responses = np.zeros(expected_output_shapes(config, request.crops.shape[0])[0], np.float32)
+        responses[-1, 0, 8, 8] = 5.0  # the peak on the last scale's centre
+        state, result = finish_search(config, state, request, (responses,))
+        assert 1.0 <= state.w <= 2 * 320 and 1.0 <= state.h <= 2 * 240
+        assert context_size(state.w, state.h, 0.5) <= 2 * 320 * (1 + 1e-9)
+        assert result.bbox[2:] == pytest.approx((state.w, state.h))
+    if growth > 1:  # grown until the context region reached twice the frame's longer side
+        assert context_size(state.w, state.h, 0.5) == pytest.approx(2 * 320)
+    else:
+        assert (state.w, state.h) == (1.0, 1.0)
+    # The search region follows the bounded context (search_size = context * instance / exemplar).
+    assert state.search_size == pytest.approx(context_size(state.w, state.h, 0.5) * 255 / 127, rel=1e-3)
 
 
 @pytest.mark.parametrize(

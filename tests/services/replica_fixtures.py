@@ -25,6 +25,7 @@ from siamstream.v1 import tracking_pb2 as pb
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.session.server import TrackingServer, open_server
 from siamstream_services.settings import ServiceSettings
+from siamstream_services.store import SessionStore
 from tests.services.session_fixtures import API_KEY_A, INIT_BOX, TRACKER, auth, box_message, png_frame
 
 KEY = auth(API_KEY_A)
@@ -79,8 +80,11 @@ class Replica:
 
 
 @asynccontextmanager
-async def serving_replica(package_dir: Path, **settings: object) -> AsyncIterator[Replica]:
-    """A replica built by `open_server` from `settings` (store_url, inference_backend...); drained on exit."""
+async def serving_replica(
+    package_dir: Path, store: SessionStore | None = None, **settings: object
+) -> AsyncIterator[Replica]:
+    """A replica built by `open_server` from `settings` (store_url, inference_backend...), over `store`
+    when one is given; drained (closing its store) on exit."""
     values: dict[str, object] = {
         "package_dir": package_dir,
         "api_keys": [API_KEY_A],
@@ -88,7 +92,7 @@ async def serving_replica(package_dir: Path, **settings: object) -> AsyncIterato
         "drain_grace_s": 1.0,
     }
     values.update(settings)
-    server = open_server(ServiceSettings(**values))
+    server = open_server(ServiceSettings(**values), store=store)
     port = await server.start("127.0.0.1:0")
     channel = aio.insecure_channel(f"127.0.0.1:{port}")
     try:

@@ -7,7 +7,9 @@ the service must reproduce the offline tracker's boxes exactly.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ import grpc
 import numpy as np
 import torch
 from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from siamstream.nn.network import build_network
 from siamstream.package import export_package
@@ -133,3 +136,23 @@ async def status_of(call: object) -> tuple[grpc.StatusCode, str]:
     except aio.AioRpcError as error:
         return error.code(), error.details() or ""
     raise AssertionError("the call succeeded")
+
+
+def wait_serving(
+    address: str, process: subprocess.Popen[bytes], timeout_s: float, log_tail: Callable[[], str] = str
+) -> None:
+    """Wait until the `siamstream serve` `process` answers SERVING on `address`, at most `timeout_s`;
+    fail with `log_tail()` when it exits or never does."""
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"the service exited during start-up: {log_tail()}"
+            try:
+                answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise AssertionError(f"no SERVING health within {timeout_s} s: {log_tail()}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from siamstream_services.ingest.health import (
 )
 from siamstream_services.ingest.metrics import IngestMetrics
 from siamstream_services.ingest.runner import CameraRunner, anchor_frame
+from siamstream_services.session.errors import ResourceExhausted
 from siamstream_services.session.state import FrameOutcome
 from siamstream_services.session.timings import StageTimings
 
@@ -218,3 +220,60 @@ async def test_runner_keeps_tracking_after_a_failed_frame_and_stop_releases_the_
     assert directory.published == sorted(directory.published)
     assert runner.reader.health.state is CameraState.STOPPED and captures[0].released
     assert metrics.registry.get_sample_value("siamstream_camera_frames_total", {"camera": "cam"}) is None
+
+
+class OwnerAtLimitManager:
+    """The sessions of an owner at its session limit: every start is refused."""
+
+    def __init__(self) -> None:
+        self.starts = 0
+
+    async def start(self, *args: object) -> FrameOutcome:
+        self.starts += 1
+        raise ResourceExhausted("this API key has 1 live sessions, the most allowed")
+
+    async def push(self, *args: object) -> FrameOutcome:
+        raise AssertionError("no session was started")
+
+
+async def test_a_start_refused_as_resource_exhausted_is_retried_after_a_backoff_not_every_frame() -> None:
+    directory, metrics = FlakyDirectory(), IngestMetrics(CollectorRegistry())
+    directory.settings = IngestSettings(
+        backoff_initial_s=1.0, backoff_multiplier=2.0, backoff_max_s=4.0, backoff_jitter=0.0
+    )
+    spec = CameraSpec("cam", "rtsp://camera", "owner", {"t": _target(0.0, nearest=False)})
+    manager = OwnerAtLimitManager()
+    now = [0.0]
+    runner = CameraRunner(
+        spec,
+        {},
+        manager,
+        directory,
+        metrics,
+        "w1",
+        monotonic=lambda: now[0],
+        open_capture=lambda url, open_ms, read_ms: PacedCapture(200),
+    )
+
+    def frames() -> float:
+        return metrics.registry.get_sample_value("siamstream_camera_frames_total", {"camera": "cam"}) or 0
+
+    async def until(condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(5.0):
+            while not condition():
+                await asyncio.sleep(0.005)
+
+    runner.start()
+    try:
+        await until(lambda: frames() >= 5)
+        assert manager.starts == 1  # refused on the first frame, then left alone for a second
+        now[0] += 1.0
+        await until(lambda: manager.starts == 2)
+        seen = frames()
+        now[0] += 1.0  # half way through the second refusal's two seconds
+        await until(lambda: frames() >= seen + 5)
+        assert manager.starts == 2
+        now[0] += 1.0
+        await until(lambda: manager.starts == 3)
+    finally:
+        await runner.stop()

@@ -24,11 +24,13 @@ from siamstream.cli.main import CommandGroups
 from siamstream.v1 import tracking_pb2 as pb
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.benchmark.model_server import free_port
+from siamstream_services.benchmark.redis_server import RedisServer
 from siamstream_services.ingest.cli import add_commands, run_ingest_command
 from siamstream_services.ingest.config import IngestSettings
+from siamstream_services.ingest.directory import camera_key
 from siamstream_services.ingest.process import open_ingest
+from siamstream_services.session.auth import ANONYMOUS_OWNER
 from siamstream_services.settings import ServiceSettings
-from tests.services.conftest import RedisServer
 from tests.services.rtsp_fixtures import RTSP_MISSING, RtspCamera, rtsp_available
 from tests.services.session_fixtures import TRACKER, export_test_package
 
@@ -38,6 +40,8 @@ STOP_TIMEOUT_S = 15.0
 # Long, so that a watch still open when the service drains would visibly hold the drain this long.
 DRAIN_GRACE_S = 10.0
 CAMERA_ID = "cam-proc"
+# The services run without API keys: the camera is the anonymous owner's.
+CAMERA_KEY = camera_key(ANONYMOUS_OWNER, CAMERA_ID)
 BOX = pb.Box(x=100, y=80, width=48, height=48)
 
 
@@ -177,7 +181,7 @@ def test_serve_and_ingest_track_a_camera_and_stop_cleanly_on_sigterm(
             after = list(watch)  # ended with OK: an error status would raise here
         ingest_code = ingest.terminate()
         with redis.Redis.from_url(redis_server.url) as client:
-            holder = client.get(f"{prefix}camera-lease:{CAMERA_ID}")
+            holder = client.get(f"{prefix}camera-lease:{CAMERA_KEY}")
     finally:
         serve.kill()
         ingest.kill()
@@ -185,7 +189,7 @@ def test_serve_and_ingest_track_a_camera_and_stop_cleanly_on_sigterm(
     assert [r.result.frame_index for r in results] == [0, 1, 2, 3, 4]
     assert len({r.session_id for r in results}) == 1
     assert {r.camera_id for r in results} == {CAMERA_ID} and {r.target_id for r in results} == {target_id}
-    assert f'siamstream_camera_state{{camera="{CAMERA_ID}",state="streaming"}} 1.0' in exposition
+    assert f'siamstream_camera_state{{camera="{CAMERA_KEY}",state="streaming"}} 1.0' in exposition
     assert 'siamstream_stage_seconds_count{stage="total",tracker="siamrpn_alex"}' in exposition
     assert [c.camera_id for c in listed] == [CAMERA_ID] and listed[0].worker_id.count("-") >= 1
     # The drain ended the open watch at once instead of holding it through the grace period.

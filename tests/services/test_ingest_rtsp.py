@@ -24,17 +24,18 @@ from siamstream.tracking.offline import OfflineTracker
 from siamstream.v1 import tracking_pb2 as pb
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.benchmark.model_server import free_port
+from siamstream_services.benchmark.redis_server import RedisServer
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.ingest.config import IngestSettings
-from siamstream_services.ingest.directory import CameraDirectory
+from siamstream_services.ingest.directory import CameraDirectory, camera_key
 from siamstream_services.ingest.metrics import IngestMetrics
 from siamstream_services.ingest.worker import IngestWorker
+from siamstream_services.session.auth import ANONYMOUS_OWNER
 from siamstream_services.session.catalog import load_catalog
 from siamstream_services.session.metrics import ServiceMetrics
 from siamstream_services.session.server import TrackingServer
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import MemorySessionStore
-from tests.services.conftest import RedisServer
 from tests.services.rtsp_fixtures import RTSP_MISSING, RtspCamera, decode_index, rtsp_available
 from tests.services.session_fixtures import TRACKER
 
@@ -47,6 +48,11 @@ BOX = pb.Box(x=100, y=80, width=48, height=48)
 # On 2 shared cores a frame takes ~0.1-0.4 s to track while 30 arrive per second: the 300 frames kept
 # cover a dozen results with room to spare.
 RESULTS = 12
+
+
+def key(camera_id: str) -> str:
+    """The key workers know a camera by: the tests call without an API key, as the anonymous owner."""
+    return camera_key(ANONYMOUS_OWNER, camera_id)
 
 
 def ingest_settings(**overrides: object) -> IngestSettings:
@@ -153,7 +159,7 @@ async def test_camera_tracking_matches_the_offline_tracker_on_the_frames_receive
                 if len(results) == RESULTS:
                     break
         watch.cancel()
-        history = {frame.sequence: frame.image for frame in worker.runner("cam-a").reader.history()}
+        history = {frame.sequence: frame.image for frame in worker.runner(key("cam-a")).reader.history()}
 
         listed = (await running.stub.ListCameras(pb.ListCamerasRequest())).cameras
         assert [c.camera_id for c in listed] == ["cam-a"] and listed[0].state == pb.CAMERA_STATE_STREAMING
@@ -182,11 +188,11 @@ async def test_camera_killed_and_restarted_reconnects_and_tracking_resumes(
         target_id = await attach(running, camera, "cam-b")
         worker = running.start_worker("w1")
         await wait_for(
-            lambda: (running.sample("siamstream_camera_frames_total", camera="cam-b") or 0) > 3, 10
+            lambda: (running.sample("siamstream_camera_frames_total", camera=key("cam-b")) or 0) > 3, 10
         )
 
         camera.kill()
-        state = lambda name: running.sample("siamstream_camera_state", camera="cam-b", state=name)  # noqa: E731
+        state = lambda name: running.sample("siamstream_camera_state", camera=key("cam-b"), state=name)  # noqa: E731
         await wait_for(lambda: state("reconnecting") == 1, 5)
         await asyncio.sleep(1.5)  # down for a while: the backoff grows to its bound
         watch = running.stub.WatchTrack(pb.WatchTrackRequest(camera_id="cam-b", target_id=target_id))
@@ -202,8 +208,8 @@ async def test_camera_killed_and_restarted_reconnects_and_tracking_resumes(
         recovery_s = time.monotonic() - returned
         watch.cancel()
 
-        assert running.sample("siamstream_camera_reconnects_total", camera="cam-b") >= 1
-        assert worker.runner("cam-b").reader.health.reconnects >= 1
+        assert running.sample("siamstream_camera_reconnects_total", camera=key("cam-b")) >= 1
+        assert worker.runner(key("cam-b")).reader.health.reconnects >= 1
         assert first.result.frame_index > 3  # the same session went on
         # Goal: back within the backoff bound plus 2 s.
         print(f"recovery after the camera returned: {recovery_s:.2f} s")
@@ -217,7 +223,7 @@ async def test_hung_camera_is_stale_within_the_bound(
     async with deployment(package_dir, redis_server.url, settings) as running:
         await attach(running, camera, "cam-c")
         running.start_worker("w1")
-        state = lambda name: running.sample("siamstream_camera_state", camera="cam-c", state=name)  # noqa: E731
+        state = lambda name: running.sample("siamstream_camera_state", camera=key("cam-c"), state=name)  # noqa: E731
         await wait_for(lambda: state("streaming") == 1, 10)
 
         camera.freeze()
@@ -228,7 +234,7 @@ async def test_hung_camera_is_stale_within_the_bound(
             # The hung read gives up at its timeout, closing the capture (its TEARDOWN to the hung server
             # waits one more read timeout), and the reader reconnects.
             await wait_for(lambda: state("reconnecting") == 1, 2 * settings.read_timeout_ms / 1000 + 2)
-            age = running.sample("siamstream_camera_frame_age_seconds", camera="cam-c")
+            age = running.sample("siamstream_camera_frame_age_seconds", camera=key("cam-c"))
             assert age is not None and age > settings.stale_after_s
         finally:
             camera.thaw()
@@ -241,17 +247,17 @@ async def test_dead_workers_camera_is_taken_over_within_the_lease(
     async with deployment(package_dir, redis_server.url, settings) as running:
         target_id = await attach(running, camera, "cam-d")
         first = running.start_worker("w1")
-        await wait_for(lambda: first.cameras == ["cam-d"], 5)
+        await wait_for(lambda: first.cameras == [key("cam-d")], 5)
         second = running.start_worker("w2")
         await asyncio.sleep(3 * settings.claim_interval_s)
         assert second.cameras == []  # a held camera is never read twice
 
-        tracked = lambda: running.sample("siamstream_camera_frames_total", camera="cam-d") or 0  # noqa: E731
+        tracked = lambda: running.sample("siamstream_camera_frames_total", camera=key("cam-d")) or 0  # noqa: E731
         await wait_for(lambda: tracked() > 2, 10)
         watch = running.stub.WatchTrack(pb.WatchTrackRequest(camera_id="cam-d", target_id=target_id))
         await running.kill_worker("w1")
         died = time.monotonic()
-        taken_s = await wait_for(lambda: second.cameras == ["cam-d"], 5)
+        taken_s = await wait_for(lambda: second.cameras == [key("cam-d")], 5)
         # 1.0 s of slack, not less: under heavy machine load the second worker's claim loop and the poll
         # above were once late by more than 0.3 s. 2.7 s still proves that the first lease expiry hands
         # the camera over: it is under two lease periods (3.0 s) and the 5 s limit of the wait.
@@ -261,7 +267,7 @@ async def test_dead_workers_camera_is_taken_over_within_the_lease(
         watch.cancel()
         print(f"takeover {taken_s:.2f} s, first result after {time.monotonic() - died:.2f} s")
         assert result.result.frame_index > 2  # the new worker continues the same session
-        assert await second.leases.holder("cam-d") == "w2"
+        assert await second.leases.holder(key("cam-d")) == "w2"
 
 
 async def test_takeover_after_the_session_expired_restarts_from_the_last_published_box(
@@ -275,7 +281,7 @@ async def test_takeover_after_the_session_expired_restarts_from_the_last_publish
         async with asyncio.timeout(20):
             first = [result async for result in _take(watch, 4)]
         await running.kill_worker("w1")
-        last_box = await running.directory.last_box("cam-e", target_id)
+        last_box = await running.directory.last_box(key("cam-e"), target_id)
         # The camera's session expires while no worker reads it.
         await running.stub.StopTrack(pb.StopTrackRequest(session_id=first[0].session_id))
         running.start_worker("w2")
@@ -283,10 +289,10 @@ async def test_takeover_after_the_session_expired_restarts_from_the_last_publish
             restarted = [r async for r in _take(watch, 1, lambda r: r.session_id != first[0].session_id)]
         watch.cancel()
 
-        results = f"{running.directory.settings.key_prefix}camera-results:cam-e"
+        results = f"{running.directory.settings.key_prefix}camera-results:{key('cam-e')}"
         assert await running.directory.client.exists(results) == 1
         await running.stub.DetachCamera(pb.DetachCameraRequest(camera_id="cam-e"))
-        assert await running.directory.last_box("cam-e", target_id) is None  # detach removes it
+        assert await running.directory.last_box(key("cam-e"), target_id) is None  # detach removes it
         assert await running.directory.client.exists(results) == 0  # and the results stream
 
     assert last_box is not None and last_box != (BOX.x, BOX.y, BOX.width, BOX.height)

@@ -22,9 +22,9 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from siamstream.v1 import tracking_pb2 as pb
+from siamstream_services.benchmark.redis_server import RedisServer
 from siamstream_services.session.server import HEALTH_INTERVAL_S, HEALTH_PROBE_SESSION
-from siamstream_services.store import RedisSessionStore
-from tests.services.conftest import RedisServer
+from siamstream_services.store import RedisSessionStore, owner_key_id
 from tests.services.replica_fixtures import (
     KEY,
     NOT_SERVING,
@@ -35,6 +35,7 @@ from tests.services.replica_fixtures import (
     serving_replica,
 )
 from tests.services.session_fixtures import (
+    API_KEY_A,
     INIT_BOX,
     TRACKER,
     box_message,
@@ -51,9 +52,10 @@ UNAVAILABLE_BOUND_S = 5.0
 # Health is re-read every HEALTH_INTERVAL_S, each probe bounded by a second.
 HEALTH_BOUND_S = HEALTH_INTERVAL_S + 3.0
 STALE = re.compile(r"stale frame (\d+), session is at (\d+)")
-# Keys under the stores' default prefix: the health probe's session, a camera's results stream.
+# Keys under the stores' default prefix: the health probe's session, a camera's results stream (cameras are
+# stored under their owner's id).
 HEALTH_PROBE_KEY = f"siamstream:v1:session:{HEALTH_PROBE_SESSION}"
-CAMERA_RESULTS_KEY = "siamstream:v1:camera-results:{camera_id}"
+CAMERA_RESULTS_KEY = "siamstream:v1:camera-results:{owner}/{camera_id}"
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +266,7 @@ async def test_watch_track_misses_no_result_published_between_two_reads(
         async with serving_replica(package_dir, store_url=server.url) as replica:
             attach = pb.AttachCameraRequest(
                 camera_id="cam",
-                url="rtsp://camera.invalid/stream",
+                url="rtsp://192.0.2.1/stream",  # TEST-NET-1: never read here, no worker runs
                 box=box_message(INIT_BOX),
                 tracker=TRACKER,
             )
@@ -279,7 +281,9 @@ async def test_watch_track_misses_no_result_published_between_two_reads(
                         camera_id="cam", target_id=target_id, result=pb.TrackResult(frame_index=frame_index)
                     )
                     fields = {"target": target_id, "result": result.SerializeToString()}
-                    burst.xadd(CAMERA_RESULTS_KEY.format(camera_id="cam"), fields)
+                    burst.xadd(
+                        CAMERA_RESULTS_KEY.format(owner=owner_key_id(API_KEY_A), camera_id="cam"), fields
+                    )
                 await burst.execute()
             received = []
             with contextlib.suppress(TimeoutError):  # the assertion below names what was missed

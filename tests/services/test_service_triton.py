@@ -24,18 +24,17 @@ import pytest
 import pytest_asyncio
 import tritonclient.grpc as tritonclient
 import tritonclient.grpc.aio as tritonaio
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from siamstream.cli.main import build_parser
 from siamstream.v1 import tracking_pb2 as pb
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.benchmark.model_server import free_port
+from siamstream_services.benchmark.redis_server import RedisServer
 from siamstream_services.inference.triton_repository import search_model_name
 from siamstream_services.inference.triton_server import TritonServer
 from siamstream_services.session.server import HEALTH_INTERVAL_S
 from siamstream_services.store import RedisSessionStore
-from tests.services.conftest import RedisServer
 from tests.services.replica_fixtures import (
     KEY,
     NOT_SERVING,
@@ -53,6 +52,7 @@ from tests.services.session_fixtures import (
     moving_target_frames,
     png_frame,
     status_of,
+    wait_serving,
 )
 from tests.services.triton_fixtures import make_triton_server, triton_missing_reason
 
@@ -147,21 +147,6 @@ async def test_triton_backend_gives_the_offline_boxes(
     assert searched == FRAME_COUNT - 1  # every search ran in Triton
 
 
-def _wait_serving(address: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + SERVE_START_TIMEOUT_S
-    with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "the service exited during start-up"
-            try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1.0).status == SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise AssertionError(f"no SERVING health within {SERVE_START_TIMEOUT_S} s")
-
-
 def test_serve_command_runs_on_redis_and_triton(
     package_dir: Path,
     triton: TritonServer,
@@ -188,7 +173,7 @@ def test_serve_command_runs_on_redis_and_triton(
             [sys.executable, "-m", "siamstream.cli", "serve"], env=env, stdout=output, stderr=output
         )
         try:
-            _wait_serving(address, process)
+            wait_serving(address, process, SERVE_START_TIMEOUT_S, log.read_text)
             with grpc.insecure_channel(address) as channel:
                 stub = pb_grpc.TrackingServiceStub(channel)
                 start = pb.StartTrackRequest(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import simplejpeg
 
 from siamstream_services.session.errors import InvalidArgument, ResourceExhausted
 from siamstream_services.session.frames import EncodedImage, FrameLimits, PixelFormat, RawImage, decode_frame
@@ -46,6 +47,105 @@ def test_truncated_files_are_invalid(frame: np.ndarray, extension: str, keep: fl
 
 def test_jpeg_padded_with_zeros_after_its_end_decodes(frame: np.ndarray) -> None:
     assert decode_frame(EncodedImage(encode(frame, ".jpg") + b"\0" * 16), LIMITS).shape == (120, 160, 3)
+
+
+# Real encoder settings: baseline 4:2:0 colour, grey, progressive, and restart markers every 4 MCUs.
+JPEG_KINDS = {
+    "baseline": (False, []),
+    "grey": (True, []),
+    "progressive": (False, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]),
+    "restart_markers": (False, [cv2.IMWRITE_JPEG_RST_INTERVAL, 4]),
+}
+
+
+def jpeg(frame: np.ndarray, kind: str) -> bytes:
+    grey, params = JPEG_KINDS[kind]
+    ok, data = cv2.imencode(".jpg", frame[:, :, 0] if grey else frame, params)
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+def test_every_kind_of_complete_jpeg_decodes_as_opencv_decodes_it(frame: np.ndarray, kind: str) -> None:
+    data = jpeg(frame, kind)
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(decode_frame(EncodedImage(data), LIMITS), expected)
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9])
+def test_jpeg_scan_cut_then_closed_is_invalid(frame: np.ndarray, kind: str, keep: float) -> None:
+    """The markers look complete, but the compressed data ends early: OpenCV alone fills the rest grey."""
+    data = jpeg(frame, kind)
+    scan = data.rindex(b"\xff\xda")  # the last scan: a progressive file has several
+    cut = data[: scan + int((len(data) - scan) * keep)] + b"\xff\xd9"
+    assert cv2.imdecode(np.frombuffer(cut, np.uint8), cv2.IMREAD_COLOR) is not None  # OpenCV takes it
+    with pytest.raises(InvalidArgument, match="JPEG frame is truncated or corrupt"):
+        decode_frame(EncodedImage(cut), LIMITS)
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+@pytest.mark.parametrize("side", ["width", "height"])
+def test_jpeg_header_larger_than_its_data_is_invalid(frame: np.ndarray, kind: str, side: str) -> None:
+    data = bytearray(jpeg(frame, kind))
+    sof = next(data.index(marker) for marker in (b"\xff\xc0", b"\xff\xc2") if marker in data)
+    offset = sof + (7 if side == "width" else 5)
+    data[offset : offset + 2] = (2 * int.from_bytes(data[offset : offset + 2], "big")).to_bytes(2, "big")
+    assert cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR) is not None
+    with pytest.raises(InvalidArgument, match="JPEG frame is truncated or corrupt"):
+        decode_frame(EncodedImage(bytes(data)), LIMITS)
+
+
+def with_bytes_before(data: bytes, marker: int, occurrence: int = 0) -> bytes:
+    """`data` with 3 stray bytes before the `occurrence`-th `marker`, as some camera encoders leave them."""
+    place = -1
+    for _ in range(occurrence + 1):
+        place = data.index(bytes((0xFF, marker)), place + 1)
+    return data[:place] + b"\x12\x34\x56" + data[place:]
+
+
+# (kind, marker, occurrence): between header segments (quantisation, Huffman tables, scan header), before
+# a restart marker, before a later scan of a progressive file, and before the end-of-image marker.
+STRAY_BYTES = [
+    ("baseline", 0xDB, 0),
+    ("baseline", 0xC4, 2),
+    ("baseline", 0xDA, 0),
+    ("restart_markers", 0xD1, 0),
+    ("progressive", 0xDA, 3),
+    ("progressive", 0xD9, 0),
+]
+
+
+@pytest.mark.parametrize(("kind", "marker", "occurrence"), STRAY_BYTES)
+def test_jpeg_with_bytes_before_a_marker_decodes_as_opencv_decodes_it(
+    frame: np.ndarray, kind: str, marker: int, occurrence: int
+) -> None:
+    data = with_bytes_before(jpeg(frame, kind), marker, occurrence)
+    with pytest.raises(ValueError, match="extraneous bytes before marker"):  # libjpeg warns about them
+        simplejpeg.decode_jpeg(data, strict=True)
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(decode_frame(EncodedImage(data), LIMITS), expected)
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+@pytest.mark.parametrize("marker", [0xDB, 0xC4, 0xDA])
+def test_bytes_before_a_header_marker_do_not_hide_a_cut_scan(
+    frame: np.ndarray, kind: str, marker: int
+) -> None:
+    data = with_bytes_before(jpeg(frame, kind), marker)
+    scan = data.rindex(b"\xff\xda")
+    cut = data[: scan + (len(data) - scan) // 2] + b"\xff\xd9"
+    with pytest.raises(InvalidArgument, match=r"JPEG frame is truncated or corrupt: .*premature end"):
+        decode_frame(EncodedImage(cut), LIMITS)
+
+
+@pytest.mark.parametrize("subsampling", ["444", "420"])
+def test_cmyk_jpeg_decodes_as_opencv_decodes_it(frame: np.ndarray, subsampling: str) -> None:
+    cmyk = np.ascontiguousarray(np.dstack([255 - frame, np.full(frame.shape[:2], 40, np.uint8)]))
+    data = simplejpeg.encode_jpeg(cmyk, colorspace="CMYK", colorsubsampling=subsampling)
+    assert simplejpeg.decode_jpeg_header(data)[2] == "YCCK"  # Adobe's transformed CMYK
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(decode_frame(EncodedImage(data), LIMITS), expected)
 
 
 def test_corrupt_jpeg_body_is_invalid(frame: np.ndarray) -> None:

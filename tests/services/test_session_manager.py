@@ -21,7 +21,13 @@ from siamstream_services.inference.backend import (
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.session import sessions
 from siamstream_services.session.catalog import Catalog, load_catalog
-from siamstream_services.session.errors import Aborted, FailedPrecondition, ServiceError, Unavailable
+from siamstream_services.session.errors import (
+    Aborted,
+    FailedPrecondition,
+    ResourceExhausted,
+    ServiceError,
+    Unavailable,
+)
 from siamstream_services.session.frames import EncodedImage
 from siamstream_services.session.metrics import ServiceMetrics
 from siamstream_services.session.options import TrackOptions
@@ -139,9 +145,15 @@ async def test_writer_that_keeps_losing_gets_aborted_and_changes_nothing(rig: Ri
     assert record.version == 1 and record.last_client_frame == 0
 
 
+STORE_HOST = "10.20.30.40:6379"
+MODEL_SERVER_HOST = "10.20.30.41:8001"
+
+
 class DownStore(MemorySessionStore):
     async def get(self, session_id: str) -> SessionRecord | None:
-        raise StoreUnavailable("connection refused")
+        raise StoreUnavailable(
+            f"Redis is unavailable: Error 111 connecting to {STORE_HOST}. Connection refused."
+        )
 
 
 class HungStore(MemorySessionStore):
@@ -150,18 +162,33 @@ class HungStore(MemorySessionStore):
         raise AssertionError("unreachable")
 
 
-@pytest.mark.parametrize("store_class", [DownStore, HungStore])
+@pytest.mark.parametrize(
+    ("store_class", "message"),
+    [
+        (DownStore, "session store unavailable"),
+        (HungStore, "session store unavailable: no answer within 0.2 s"),
+    ],
+)
 async def test_unreachable_store_is_unavailable_quickly(
-    rig: Rig, store_class: type, monkeypatch: pytest.MonkeyPatch
+    rig: Rig,
+    store_class: type,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """UNAVAILABLE says what is unavailable, and why when it timed out, but never where the store is: the
+    address goes to the log."""
     monkeypatch.setattr(sessions, "STORE_TIMEOUT_S", 0.2)
     manager = rig.manager(store_class(60.0))
     session_id = await start(manager, rig)
     loop = asyncio.get_running_loop()
     began = loop.time()
-    with pytest.raises(Unavailable, match="session store unavailable"):
+    with pytest.raises(Unavailable) as refused:
         await manager.push(OWNER, session_id, frame(rig, 1))
     assert loop.time() - began < 2.0
+    assert refused.value.message == message
+    if store_class is DownStore:
+        assert STORE_HOST in caplog.text
 
 
 class DownBackend(InferenceBackend):
@@ -170,7 +197,7 @@ class DownBackend(InferenceBackend):
     async def run_stage(
         self, tracker: str, stage: Stage, inputs: Tensors, *, search_features: bool = False
     ) -> Tensors:
-        raise BackendUnavailable("model server unreachable")
+        raise BackendUnavailable(f"Triton at {MODEL_SERVER_HOST}: failed to connect to all addresses")
 
     async def ready(self) -> bool:
         return False
@@ -179,15 +206,42 @@ class DownBackend(InferenceBackend):
         return None
 
 
-async def test_unreachable_backend_is_unavailable_and_session_unchanged(rig: Rig) -> None:
+class HungBackend(DownBackend):
+    """A backend whose model server accepts calls and never answers."""
+
+    async def run_stage(
+        self, tracker: str, stage: Stage, inputs: Tensors, *, search_features: bool = False
+    ) -> Tensors:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("backend_class", "message"),
+    [
+        (DownBackend, "inference backend unavailable"),
+        (HungBackend, "inference backend unavailable: no answer within 0.2 s"),
+    ],
+)
+async def test_unreachable_backend_is_unavailable_and_session_unchanged(
+    rig: Rig,
+    backend_class: type,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(sessions, "INFERENCE_TIMEOUT_S", 0.2)
     store = MemorySessionStore(60.0)
     session_id = await start(rig.manager(store), rig)
-    down = rig.manager(store, DownBackend())
-    with pytest.raises(Unavailable, match="inference backend unavailable"):
+    down = rig.manager(store, backend_class())
+    with pytest.raises(Unavailable) as refused_start:
         await down.start(OWNER, TRACKER, frame(rig, 0), INIT_BOX, TrackOptions())
-    with pytest.raises(Unavailable, match="inference backend unavailable"):
+    with pytest.raises(Unavailable) as refused_push:
         await down.push(OWNER, session_id, frame(rig, 1, 1))
+    assert [refused_start.value.message, refused_push.value.message] == [message, message]
     assert (await store.get(session_id)).version == 1
+    if backend_class is DownBackend:
+        assert MODEL_SERVER_HOST in caplog.text  # the operator still learns where it failed
 
 
 class BrokenModelBackend(DownBackend):
@@ -217,3 +271,65 @@ async def test_model_error_is_internal_counted_and_session_unchanged(rig: Rig) -
     counted = {"tracker": TRACKER, "code": "INTERNAL"}
     assert metrics.registry.get_sample_value("siamstream_frames_total", counted) == 2
     assert (await store.get(session_id)).version == 1
+
+
+class StaleCountStore(MemorySessionStore):
+    """A store whose advisory count always finds room, as when another replica's start lands meanwhile."""
+
+    async def has_room(self, owner: str, *, owner_limit: int) -> bool:
+        return True
+
+
+async def test_an_owner_at_its_limit_is_refused_before_any_decode_crop_or_inference(rig: Rig) -> None:
+    """The advisory count runs first: over the limit, a frame that would not even decode, on a backend
+    that would fail, is RESOURCE_EXHAUSTED."""
+    store = MemorySessionStore(60.0)
+    settings = ServiceSettings(metrics_port=0, max_sessions_per_owner=1)
+    await start(SessionManager(store, rig.backend, rig.catalog.trackers, settings), rig)
+    down = SessionManager(store, DownBackend(), rig.catalog.trackers, settings)
+    corrupt = FrameInput(EncodedImage(b"\xff\xd8 not a frame"))
+
+    with pytest.raises(ResourceExhausted, match="has 1 live sessions"):
+        await down.start(OWNER, TRACKER, corrupt, INIT_BOX, TrackOptions())
+
+
+async def test_a_stale_advisory_count_is_caught_by_the_stores_atomic_check(rig: Rig) -> None:
+    store = StaleCountStore(60.0)
+    settings = ServiceSettings(metrics_port=0, max_sessions_per_owner=1)
+    manager = SessionManager(store, rig.backend, rig.catalog.trackers, settings)
+    await start(manager, rig)
+
+    with pytest.raises(ResourceExhausted, match="has 1 live sessions"):
+        await start(manager, rig)
+    assert len((await store.list(OWNER, page_size=10)).records) == 1
+
+
+async def test_the_start_frames_number_is_stale_not_a_retry(rig: Rig) -> None:
+    """Only a pushed frame is replayed: the start frame's number again cannot be told from a new frame."""
+    store = MemorySessionStore(60.0)
+    manager = rig.manager(store)
+    session_id = await start(manager, rig)  # frame number 0
+
+    with pytest.raises(FailedPrecondition, match="stale frame 0, session is at 0"):
+        await manager.push(OWNER, session_id, frame(rig, 0, 0))
+    record = await store.get(session_id)
+    assert record.version == 1 and (await manager.get(OWNER, session_id)).frame_count == 1
+
+
+async def test_the_last_pushed_number_replays_its_stored_result_whatever_the_image(rig: Rig) -> None:
+    """A retry is known by its number alone: another image under it gets the stored result, tracks
+    nothing, and counts as a replay rather than a tracked frame."""
+    store = MemorySessionStore(60.0)
+    metrics = ServiceMetrics()
+    manager = SessionManager(store, rig.backend, rig.catalog.trackers, SETTINGS, metrics=metrics)
+    session_id = await start(manager, rig)
+    first = await manager.push(OWNER, session_id, frame(rig, 1, 1))
+    version = (await store.get(session_id)).version
+
+    replayed = await manager.push(OWNER, session_id, frame(rig, 3, 1))
+
+    assert replayed.result == first.result and replayed.client_frame_number == 1
+    assert (await store.get(session_id)).version == version
+    tracked = {"tracker": TRACKER, "code": "OK"}
+    assert metrics.registry.get_sample_value("siamstream_frames_total", tracked) == 2  # start, frame 1
+    assert metrics.registry.get_sample_value("siamstream_frames_replayed_total", {"tracker": TRACKER}) == 1

@@ -47,3 +47,18 @@ def test_hyperparameter_the_family_lacks_is_invalid() -> None:
 def test_lost_threshold_above_tracking_threshold_is_invalid() -> None:
     with pytest.raises(InvalidArgument, match="at most tracking_threshold"):
         apply_options(get_config("siamrpn_alex"), TrackOptions(lost_threshold=0.9))
+
+
+def test_search_options_reach_the_config_and_read_back() -> None:
+    options = TrackOptions.parse({"one_more_search": True, "adaptive_region": True})
+    config = apply_options(get_config("siammargin_small"), options)
+    assert config.search.one_more_search and config.search.adaptive_region
+    effective = effective_options(config)
+    assert effective.one_more_search and effective.adaptive_region
+    assert not effective_options(get_config("siammargin_small")).adaptive_region  # off by default
+
+
+@pytest.mark.parametrize("tracker", ["siamfc_alexnet", "siamban_acm_small"])
+def test_search_options_the_tracker_cannot_take_are_invalid(tracker: str) -> None:
+    with pytest.raises(InvalidArgument, match=f"invalid options for {tracker}"):
+        apply_options(get_config(tracker), TrackOptions(one_more_search=True))

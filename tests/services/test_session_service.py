@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
+import re
 import urllib.request
 from pathlib import Path
 
@@ -116,12 +118,13 @@ async def test_pushed_sequence_gives_the_offline_trackers_boxes(
         ),
         ({"frame": pb.Frame()}, CODE.INVALID_ARGUMENT, "frame is empty"),
         ({"frame": pb.Frame(encoded=b"")}, CODE.INVALID_ARGUMENT, "frame is empty"),
-        ({"box": box_message((10, 10, 0, 20))}, CODE.INVALID_ARGUMENT, "width and height must be > 0"),
-        ({"box": box_message((10, 10, -5, 20))}, CODE.INVALID_ARGUMENT, "width and height must be > 0"),
+        ({"box": box_message((10, 10, 0, 20))}, CODE.INVALID_ARGUMENT, "must be at least 1 pixel"),
+        ({"box": box_message((10, 10, -5, 20))}, CODE.INVALID_ARGUMENT, "must be at least 1 pixel"),
+        ({"box": box_message((0, 0, 8000, 8000))}, CODE.INVALID_ARGUMENT, "more than 2 times the 320x240"),
         ({"box": box_message((math.nan, 10, 20, 20))}, CODE.INVALID_ARGUMENT, "finite"),
         ({"box": box_message((FRAME_WIDTH + 5, 10, 20, 20))}, CODE.INVALID_ARGUMENT, "does not overlap"),
         ({"box": box_message((-50, -50, 20, 20))}, CODE.INVALID_ARGUMENT, "does not overlap"),
-        ({"tracker": "siamrpn_nonexistent"}, CODE.INVALID_ARGUMENT, "unknown tracker 'siamrpn_nonexistent'"),
+        ({"tracker": "siamrpn_nonexistent"}, CODE.NOT_FOUND, "unknown tracker 'siamrpn_nonexistent'"),
         ({"options": pb.TrackerOptions(penalty_k=2.0)}, CODE.INVALID_ARGUMENT, "penalty_k"),
         ({"options": pb.TrackerOptions(lost_after_frames=0)}, CODE.INVALID_ARGUMENT, "lost_after_frames"),
         (
@@ -169,7 +172,6 @@ async def test_bad_frames_leave_the_session_unchanged(service: Service, frames: 
             CODE.INVALID_ARGUMENT,
             "pixel format",
         ),
-        (png_frame(frames[2], 5), CODE.FAILED_PRECONDITION, "stale frame 5, session is at 5"),
         (png_frame(frames[2], 3), CODE.FAILED_PRECONDITION, "stale frame 3, session is at 5"),
     ]
     for frame, code, message in bad:
@@ -184,6 +186,26 @@ async def test_bad_frames_leave_the_session_unchanged(service: Service, frames: 
         pb.PushFrameRequest(session_id=session_id, frame=png_frame(frames[2], 6)), metadata=A
     )
     assert response.result.frame_index == 2
+
+
+async def test_a_retried_frame_gets_its_stored_result_and_is_applied_once(
+    service: Service, frames: list[np.ndarray]
+) -> None:
+    session_id = (await start(service, frames[0])).session_id
+    push = pb.PushFrameRequest(session_id=session_id, frame=png_frame(frames[1], 7))
+    first = await service.stub.PushFrame(push, metadata=A)
+    version = (await service.store.get(session_id)).version
+    before = await service.stub.GetTrack(pb.GetTrackRequest(session_id=session_id), metadata=A)
+
+    retries = [await service.stub.PushFrame(push, metadata=A) for _ in range(2)]
+
+    first.result.ClearField("timings")  # the only part measured anew
+    for retry in retries:
+        retry.result.ClearField("timings")
+        assert retry.result == first.result
+    after = await service.stub.GetTrack(pb.GetTrackRequest(session_id=session_id), metadata=A)
+    assert after == before and after.frame_count == 2
+    assert (await service.store.get(session_id)).version == version
 
 
 async def test_sessions_are_private_to_their_api_key(service: Service, frames: list[np.ndarray]) -> None:
@@ -235,10 +257,57 @@ async def test_list_tracks_pages(service: Service, frames: list[np.ndarray]) -> 
         pb.ListTracksRequest(page_size=2, page_token=first.next_page_token), metadata=key
     )
     assert {s.session_id for s in [*first.sessions, *second.sessions]} == ids and not second.next_page_token
-    code, _ = await status_of(service.stub.ListTracks(pb.ListTracksRequest(page_token="a"), metadata=key))
-    assert code == CODE.INVALID_ARGUMENT
+    # Tokens the service did not make: garbage, base64 that decodes to nothing, the plain base64 of a
+    # session id (no digest), a cut or altered real token.
+    bare = base64.urlsafe_b64encode(min(ids).encode()).decode()
+    token = first.next_page_token
+    for garbage in ("a", "AAAA", "page-2", bare, token[:-1], token[:-1] + ("0" if token[-1] != "0" else "1")):
+        code, details = await status_of(
+            service.stub.ListTracks(pb.ListTracksRequest(page_token=garbage), metadata=key)
+        )
+        assert (code, details.startswith("invalid page_token:")) == (CODE.INVALID_ARGUMENT, True), garbage
     for session_id in ids:
         await service.stub.StopTrack(pb.StopTrackRequest(session_id=session_id), metadata=key)
+
+
+# 1 MiB: a refusal quoting it would exceed the 8 KiB of metadata a client accepts, and fail on the client.
+HUGE = "x" * (1 << 20)
+
+
+def refused_unquoted(field: str, details: str) -> bool:
+    """Whether `details` refuses `field` as oversized, naming it without quoting its value."""
+    return re.fullmatch(rf"{field} has \d+ characters; at most \d+ are accepted", details) is not None
+
+
+@pytest.mark.parametrize(
+    ("method", "request_message", "field"),
+    [
+        ("StartTrack", pb.StartTrackRequest(tracker=HUGE), "tracker"),
+        ("PushFrame", pb.PushFrameRequest(session_id=HUGE), "session_id"),
+        ("StopTrack", pb.StopTrackRequest(session_id=HUGE), "session_id"),
+        ("GetTrack", pb.GetTrackRequest(session_id=HUGE), "session_id"),
+        ("ListTracks", pb.ListTracksRequest(page_token=HUGE), "page_token"),
+        ("AttachCamera", pb.AttachCameraRequest(camera_id="lobby", url=f"rtsp://cam/{HUGE}"), "url"),
+        ("DetachCamera", pb.DetachCameraRequest(camera_id=HUGE), "camera_id"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+async def test_oversized_strings_are_refused_without_being_echoed(
+    service: Service, method: str, request_message, field: str
+) -> None:
+    code, details = await status_of(getattr(service.stub, method)(request_message, metadata=A))
+    assert (code, refused_unquoted(field, details)) == (CODE.INVALID_ARGUMENT, True), details[:200]
+
+
+async def test_oversized_strings_end_streams_without_being_echoed(service: Service, frames) -> None:
+    watch = service.stub.WatchTrack(pb.WatchTrackRequest(camera_id="lobby", target_id=HUGE), metadata=A)
+    code, details = await status_of(watch.read())
+    assert (code, refused_unquoted("target_id", details)) == (CODE.INVALID_ARGUMENT, True), details[:200]
+    track = service.stub.Track(metadata=A)
+    start = pb.StartTrackRequest(tracker=HUGE, frame=png_frame(frames[0]), box=box_message(INIT_BOX))
+    await track.write(pb.TrackRequest(start=start))
+    code, details = await status_of(track.read())
+    assert (code, refused_unquoted("tracker", details)) == (CODE.INVALID_ARGUMENT, True), details[:200]
 
 
 async def test_track_stream_answers_in_order_and_stops_on_close(service: Service, frames) -> None:

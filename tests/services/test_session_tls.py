@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shutil
 import socket
@@ -23,6 +24,7 @@ from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.benchmark.model_server import free_port
 from siamstream_services.session.cli import run_health
 from siamstream_services.session.server import SERVICE_NAME
+from siamstream_services.session.tls import TlsFilesError, server_credentials
 from tests.services.session_fixtures import (
     API_KEY_A,
     Service,
@@ -211,6 +213,113 @@ async def test_start_with_the_service_health_or_metrics_port_taken_leaves_nothin
             assert {name for name, port in ports.items() if _listening(port)} == {taken}
         finally:
             await server.drain(grace_s=0.0)
+
+
+def _unusable_files(pki: Path, garbage: Path) -> dict[str, tuple[dict[str, Path], str]]:
+    """TLS settings that cannot serve, each with the start-up refusal it must get."""
+    server = tls_files(pki)
+    return {
+        "key-of-another-certificate": (
+            {**server, "tls_key_file": pki / "client.key"},
+            "tls_key_file .*client.key is not the private key of the certificate in "
+            "tls_cert_file .*server.pem",
+        ),
+        "swapped": (
+            {"tls_cert_file": pki / "server.key", "tls_key_file": pki / "server.pem"},
+            "tls_cert_file .*server.key holds a private key .* swapped",
+        ),
+        "garbage-certificate": (
+            {**server, "tls_cert_file": garbage},
+            "tls_cert_file .* holds no PEM certificate",
+        ),
+        "garbage-key": ({**server, "tls_key_file": garbage}, "tls_key_file .* holds no PEM private key"),
+        "garbage-client-ca": (
+            {**server, "tls_client_ca_file": garbage},
+            "tls_client_ca_file .* holds no PEM certificate",
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["key-of-another-certificate", "swapped", "garbage-certificate", "garbage-key", "garbage-client-ca"],
+)
+async def test_unusable_tls_files_are_named_before_any_port_is_bound(
+    pki: Path, package_dir: Path, tmp_path: Path, case: str
+) -> None:
+    """grpc refused these only when binding, with an error that read like a taken port (issue 8)."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN NOTHING-----\nnot a certificate\n-----END NOTHING-----\n")
+    files, refusal = _unusable_files(pki, garbage)[case]
+    port = free_port()
+    server, _ = memory_service(package_dir, listen_address=f"127.0.0.1:{port}", **files)
+    try:
+        with pytest.raises(TlsFilesError, match=refusal):
+            await server.start()
+        assert not _listening(port)
+    finally:
+        await server.drain(grace_s=0.0)
+
+
+@pytest.fixture
+def expired_certificate(pki: Path, tmp_path: Path) -> dict[str, Path]:
+    """A server certificate and its key, signed by the CA, valid for one day in January 2020."""
+    (tmp_path / "index.txt").write_text("")
+    (tmp_path / "serial").write_text("01\n")
+    config = [
+        "[ca]",
+        "default_ca = test_ca",
+        "[test_ca]",
+        f"database = {tmp_path}/index.txt",
+        f"new_certs_dir = {tmp_path}",
+        f"serial = {tmp_path}/serial",
+        "default_md = sha256",
+        "policy = any_name",
+        "[any_name]",
+        "commonName = supplied",
+    ]
+    (tmp_path / "ca.cnf").write_text("\n".join(config) + "\n")
+    _openssl(
+        "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=expired",
+        "-keyout", f"{tmp_path}/expired.key", "-out", f"{tmp_path}/expired.csr",
+    )  # fmt: skip
+    _openssl(
+        "ca", "-batch", "-notext", "-config", f"{tmp_path}/ca.cnf", "-cert", f"{pki}/ca.pem", "-keyfile",
+        f"{pki}/ca.key", "-in", f"{tmp_path}/expired.csr", "-out", f"{tmp_path}/expired.pem",
+        "-startdate", "20200101000000Z", "-enddate", "20200102000000Z",
+    )  # fmt: skip
+    return {"tls_cert_file": tmp_path / "expired.pem", "tls_key_file": tmp_path / "expired.key"}
+
+
+async def test_an_expired_certificate_is_served_with_a_warning(
+    pki: Path, package_dir: Path, expired_certificate: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_service(package_dir, **tls_files(pki)):
+        assert "tls_cert_file" not in caplog.text  # a valid certificate starts silently
+    async with running_service(package_dir, **expired_certificate) as service:
+        expected = (
+            f"tls_cert_file {expired_certificate['tls_cert_file']} is expired: valid from "
+            "2020-01-01T00:00:00+00:00 to 2020-01-02T00:00:00+00:00; clients will refuse it"
+        )
+        assert expected in caplog.text
+        code, _ = await status_of(_list(service.port, trusting(pki)))
+        assert code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_certificate_whose_validity_cannot_be_read_still_serves(
+    pki: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The expiry check reads the first CERTIFICATE block it finds with a small DER reader. OpenSSL reads
+    PEM blocks at line starts only and skips a line like the first one here, whose garbage body used to
+    make the reader index past its end: the service refused to start over a warning it only meant to log."""
+    chain = tmp_path / "server-with-comment.pem"
+    garbage = "# -----BEGIN CERTIFICATE-----Z2FyYmFnZQ==-----END CERTIFICATE-----\n"
+    chain.write_text(garbage + (pki / "server.pem").read_text())
+    caplog.set_level(logging.DEBUG, logger="siamstream_services.session.tls")
+
+    assert isinstance(server_credentials(chain, pki / "server.key", None), grpc.ServerCredentials)
+    assert f"tls_cert_file {chain}: validity not read, no expiry check" in caplog.text
+    assert "clients will refuse it" not in caplog.text
 
 
 async def _health_command(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> int:

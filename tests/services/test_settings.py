@@ -123,6 +123,31 @@ def test_invalid_values_are_rejected(values: dict[str, object]) -> None:
         ServiceSettings(**values)
 
 
+SECRET = "hunter2-do-not-print"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("SIAMSTREAM_STORE_URL", f"redis://:{SECRET}@db:6379/zero", "database must be a number"),
+        ("SIAMSTREAM_STORE_URL", f"postgres://admin:{SECRET}@db/0", "got scheme 'postgres'"),
+        ("SIAMSTREAM_STORE_URL", f"redis://:{SECRET}@/0", "names no host"),
+        ("SIAMSTREAM_API_KEYS", json.dumps([SECRET[:15]]), "at least 16 characters"),
+        ("SIAMSTREAM_STORE_UR", f"redis://:{SECRET}@db:6379/0", "siamstream_store_ur"),
+    ],
+    ids=["store-url-database", "store-url-scheme", "store-url-host", "short-api-key", "misspelt-variable"],
+)
+def test_a_refused_setting_is_explained_without_printing_secrets(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, reason: str
+) -> None:
+    """pydantic quotes the refused input by default: the Redis password or an API key would be printed."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as refused:
+        ServiceSettings()
+    assert reason in str(refused.value)
+    assert SECRET[:15] not in str(refused.value)
+
+
 def test_valid_alternatives_are_accepted() -> None:
     settings = ServiceSettings(
         listen_address="[::]:50051",

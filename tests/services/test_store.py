@@ -17,6 +17,7 @@ import pytest
 from siamstream_services.store import (
     InvalidPageToken,
     MemorySessionStore,
+    OwnerLimitReached,
     RedisSessionStore,
     SessionExistsError,
     SessionPage,
@@ -28,10 +29,12 @@ from siamstream_services.store import (
 )
 
 if TYPE_CHECKING:
-    from conftest import RedisServer
+    from siamstream_services.benchmark.redis_server import RedisServer
 
 OWNER = owner_key_id("test-key-0123456789")
 OTHER_OWNER = owner_key_id("other-key-0123456789")
+# Above the sessions any test here gives one owner, but for the limit's own tests.
+OWNER_LIMIT = 100
 # A float32 embedding whose bytes include 0x00, 0xff, a NaN payload, -0.0 and infinities.
 EMBEDDING_VALUES = (0.0, -0.0, 1.5, float("inf"), float("-inf"), 3.4028234663852886e38, 1e-45)
 EMBEDDING = struct.pack("<7f", *EMBEDDING_VALUES) + b"\x01\x00\xc0\x7f"
@@ -116,17 +119,17 @@ def store(backend: Backend) -> SessionStore:
 async def test_create_then_get_returns_the_record_as_version_1(store: SessionStore) -> None:
     record = make_record(last_client_frame=2**64 - 1)
 
-    created = await store.create(record)
+    created = await store.create(record, owner_limit=OWNER_LIMIT)
 
     assert created == replace(record, version=1)
     assert await store.get("s-1") == created
 
 
 async def test_create_rejects_an_existing_id(store: SessionStore) -> None:
-    await store.create(make_record())
+    await store.create(make_record(), owner_limit=OWNER_LIMIT)
 
     with pytest.raises(SessionExistsError):
-        await store.create(make_record(tracker="siamban_r50"))
+        await store.create(make_record(tracker="siamban_r50"), owner_limit=OWNER_LIMIT)
     assert (await store.get("s-1")).tracker == "siamrpn_r50"
 
 
@@ -136,9 +139,10 @@ async def test_get_of_an_unknown_session_is_none(store: SessionStore) -> None:
 
 async def test_embedding_bytes_round_trip_exactly(store: SessionStore) -> None:
     every_byte = bytes(range(256)) * 3
-    await store.create(make_record("f32"))
+    await store.create(make_record("f32"), owner_limit=OWNER_LIMIT)
     await store.create(
-        make_record("u8", embedding=every_byte, embedding_dtype="uint8", embedding_shape=(3, 256))
+        make_record("u8", embedding=every_byte, embedding_dtype="uint8", embedding_shape=(3, 256)),
+        owner_limit=OWNER_LIMIT,
     )
 
     assert (await store.get("f32")).embedding == EMBEDDING
@@ -151,7 +155,7 @@ async def test_embedding_bytes_round_trip_exactly(store: SessionStore) -> None:
 
 
 async def test_compare_and_set_writes_only_at_the_expected_version(store: SessionStore) -> None:
-    created = await store.create(make_record())
+    created = await store.create(make_record(), owner_limit=OWNER_LIMIT)
     update = replace(
         created,
         state_json='{"frame_index": 1}',
@@ -167,7 +171,7 @@ async def test_compare_and_set_writes_only_at_the_expected_version(store: Sessio
 
 
 async def test_compare_and_set_keeps_the_fields_fixed_at_create(store: SessionStore) -> None:
-    created = await store.create(make_record())
+    created = await store.create(make_record(), owner_limit=OWNER_LIMIT)
     changed = replace(created, tracker="siamfc", package_id="other", created_at=1.0, last_client_frame=3)
 
     assert await store.compare_and_set(changed, expected_version=1)
@@ -181,7 +185,7 @@ async def test_compare_and_set_of_a_missing_session_is_false(store: SessionStore
 
 
 async def test_compare_and_set_by_another_owner_is_refused(store: SessionStore) -> None:
-    await store.create(make_record())
+    await store.create(make_record(), owner_limit=OWNER_LIMIT)
 
     with pytest.raises(ValueError, match="another owner"):
         await store.compare_and_set(make_record(owner=OTHER_OWNER), expected_version=1)
@@ -189,7 +193,7 @@ async def test_compare_and_set_by_another_owner_is_refused(store: SessionStore) 
 
 
 async def test_delete_removes_the_session(store: SessionStore) -> None:
-    await store.create(make_record())
+    await store.create(make_record(), owner_limit=OWNER_LIMIT)
 
     assert await store.delete("s-1")
     assert await store.get("s-1") is None
@@ -200,8 +204,8 @@ async def test_delete_removes_the_session(store: SessionStore) -> None:
 async def test_list_pages_through_one_owners_sessions_in_id_order(store: SessionStore) -> None:
     ids = [f"s-{index}" for index in (3, 0, 4, 1, 2)]
     for session_id in ids:
-        await store.create(make_record(session_id))
-    await store.create(make_record("s-other", owner=OTHER_OWNER))
+        await store.create(make_record(session_id), owner_limit=OWNER_LIMIT)
+    await store.create(make_record("s-other", owner=OTHER_OWNER), owner_limit=OWNER_LIMIT)
 
     pages = []
     token = ""
@@ -227,9 +231,25 @@ async def test_list_rejects_bad_page_sizes_and_tokens(store: SessionStore) -> No
         await store.list(OWNER, page_size=10, page_token="not base64!")
 
 
+async def test_list_refuses_page_tokens_it_did_not_make(store: SessionStore) -> None:
+    """Garbage that happens to decode (issue 8: it was listed from wherever it pointed) is refused, and the
+    refusal does not quote the token."""
+    for session_id in ("s-0", "s-1", "s-2"):
+        await store.create(make_record(session_id), owner_limit=OWNER_LIMIT)
+    token = (await store.list(OWNER, page_size=1)).next_page_token
+    assert [record.session_id for record in (await store.list(OWNER, 1, token)).records] == ["s-1"]
+
+    encoded, digest = token.split(".")
+    altered = f"{encoded}.{'0' if digest[0] != '0' else '1'}{digest[1:]}"
+    for garbage in ("AAAA", "czEtMA==", encoded, token[:-1], altered, f"{encoded}=.{digest}", "é"):
+        with pytest.raises(InvalidPageToken) as refused:
+            await store.list(OWNER, page_size=1, page_token=garbage)
+        assert garbage not in str(refused.value)
+
+
 async def test_sessions_expire_after_the_idle_ttl_unless_written_or_touched(backend: Backend) -> None:
     store = backend.make(1.0)
-    created = await store.create(make_record())
+    created = await store.create(make_record(), owner_limit=OWNER_LIMIT)
 
     await backend.advance(0.5)
     assert await store.compare_and_set(replace(created, state_json="{}"), expected_version=1)
@@ -244,11 +264,11 @@ async def test_sessions_expire_after_the_idle_ttl_unless_written_or_touched(back
     assert not await store.touch("s-1")
     assert not await store.compare_and_set(replace(created, state_json="{}"), expected_version=2)
     assert await store.list(OWNER, page_size=10) == SessionPage((), "")
-    await store.create(make_record())  # the id is free again
+    await store.create(make_record(), owner_limit=OWNER_LIMIT)  # the id is free again
 
 
 async def test_concurrent_compare_and_set_loses_no_update(store: SessionStore) -> None:
-    await store.create(make_record())
+    await store.create(make_record(), owner_limit=OWNER_LIMIT)
     conflicts = 0
 
     async def increment() -> None:
@@ -269,6 +289,65 @@ async def test_concurrent_compare_and_set_loses_no_update(store: SessionStore) -
     assert json.loads(final.state_json)["counter"] == 20
     assert final.version == 21
     assert conflicts > 0  # the writers really raced
+
+
+async def test_create_refuses_an_owner_at_its_limit_and_counts_each_owner_apart(store: SessionStore) -> None:
+    for session_id in ("s-1", "s-2", "s-3"):
+        await store.create(make_record(session_id), owner_limit=3)
+
+    with pytest.raises(OwnerLimitReached):
+        await store.create(make_record("s-4"), owner_limit=3)
+    assert await store.get("s-4") is None
+    await store.create(make_record("s-other", owner=OTHER_OWNER), owner_limit=3)  # its own count
+    assert await store.delete("s-2")
+    await store.create(make_record("s-4"), owner_limit=3)  # a stopped session frees its place
+    with pytest.raises(OwnerLimitReached):
+        await store.create(make_record("s-5"), owner_limit=3)
+    listed = await store.list(OWNER, page_size=10)
+    assert [record.session_id for record in listed.records] == ["s-1", "s-3", "s-4"]
+
+
+async def test_expired_sessions_do_not_count_against_the_limit(backend: Backend) -> None:
+    store = backend.make(2.0)  # 0.8 s of slack on either side for Redis' real clock on a busy machine
+    await store.create(make_record("s-1"), owner_limit=2)
+    await store.create(make_record("s-2"), owner_limit=2)
+    await backend.advance(1.2)
+    assert await store.touch("s-1")  # keeps s-1 and the owner's index alive; s-2 is left to expire
+    await backend.advance(1.2)
+
+    await store.create(make_record("s-3"), owner_limit=2)
+
+    with pytest.raises(OwnerLimitReached):
+        await store.create(make_record("s-4"), owner_limit=2)
+    listed = await store.list(OWNER, page_size=10)
+    assert [record.session_id for record in listed.records] == ["s-1", "s-3"]
+
+
+async def test_has_room_counts_the_owners_live_sessions_only(backend: Backend) -> None:
+    store = backend.make(2.0)
+    await store.create(make_record("s-1"), owner_limit=2)
+    await store.create(make_record("s-2"), owner_limit=2)
+
+    assert not await store.has_room(OWNER, owner_limit=2)
+    assert await store.has_room(OWNER, owner_limit=3)
+    assert await store.has_room(OTHER_OWNER, owner_limit=1)
+    await backend.advance(2.5)  # both expire, their ids still in the owner's index
+    assert await store.has_room(OWNER, owner_limit=2)
+    assert await store.has_room(OWNER, owner_limit=1)
+
+
+async def test_concurrent_creates_never_exceed_the_limit(store: SessionStore) -> None:
+    async def create(index: int) -> bool:
+        try:
+            await store.create(make_record(f"s-{index:02d}"), owner_limit=5)
+        except OwnerLimitReached:
+            return False
+        return True
+
+    created = await asyncio.gather(*(create(index) for index in range(20)))
+
+    assert sum(created) == 5
+    assert len((await store.list(OWNER, page_size=100)).records) == 5
 
 
 # ---- Redis across restarts and outages ---------------------------------------------------------------
@@ -293,13 +372,13 @@ async def test_redis_restart_without_persistence_loses_records_and_the_store_rec
     server = make_redis_server()
     store = RedisSessionStore.from_url(server.url, 60.0)
     try:
-        await store.create(make_record())
+        await store.create(make_record(), owner_limit=OWNER_LIMIT)
 
         server.restart()
 
         assert await store.get("s-1") is None
         # The scripts are gone from the restarted server: EVALSHA falls back to loading them.
-        created = await store.create(make_record())
+        created = await store.create(make_record(), owner_limit=OWNER_LIMIT)
         assert await store.compare_and_set(replace(created, state_json="{}"), expected_version=1)
         assert (await store.get("s-1")).version == 2
     finally:
@@ -311,7 +390,7 @@ async def test_redis_with_an_append_only_file_keeps_records_across_a_restart(
 ) -> None:
     store = RedisSessionStore.from_url(redis_server_aof.url, 60.0, key_prefix=f"test:{uuid.uuid4().hex}:")
     try:
-        created = await store.create(make_record())
+        created = await store.create(make_record(), owner_limit=OWNER_LIMIT)
         assert await store.compare_and_set(replace(created, last_client_frame=41), expected_version=1)
 
         redis_server_aof.restart()
@@ -330,12 +409,12 @@ async def test_a_stopped_redis_raises_store_unavailable_within_3_s(
     store = RedisSessionStore.from_url(server.url, 60.0)
     calls: dict[str, Callable[[], Awaitable[object]]] = {
         "get": lambda: store.get("s-1"),
-        "create": lambda: store.create(make_record("s-2")),
+        "create": lambda: store.create(make_record("s-2"), owner_limit=OWNER_LIMIT),
         "compare_and_set": lambda: store.compare_and_set(make_record(), expected_version=1),
         "list": lambda: store.list(OWNER, page_size=10),
     }
     try:
-        await store.create(make_record())
+        await store.create(make_record(), owner_limit=OWNER_LIMIT)
         server.stop()
 
         started = time.monotonic()
@@ -353,7 +432,7 @@ async def test_a_hung_redis_raises_store_unavailable_within_3_s(
     server = make_redis_server()
     store = RedisSessionStore.from_url(server.url, 60.0)
     try:
-        created = await store.create(make_record())
+        created = await store.create(make_record(), owner_limit=OWNER_LIMIT)
         server.freeze()
 
         started = time.monotonic()

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING
 
 from siamstream.cli.evaluate import parse_update_override, with_template_update
 from siamstream.cli.library import add_precision_argument, existing_path
-from siamstream.config import Precision, TrackerConfig
+from siamstream.config import Precision, TrackerConfig, merge_fields
 from siamstream.registry import get_config
 
 if TYPE_CHECKING:
     from siamstream.checkpoint import Checkpoint
+
+SEARCH_OPTIONS = ("one_more_search", "adaptive_region")
 
 
 def add_parsers(root: argparse._SubParsersAction) -> None:
@@ -23,6 +25,7 @@ def add_parsers(root: argparse._SubParsersAction) -> None:
     imported.add_argument("--weights", required=True, type=existing_path, help="state-dict file (.pth)")
     imported.add_argument("--out", required=True, type=Path, help="package directory to write")
     add_precision_argument(imported)
+    add_search_argument(imported)
     imported.set_defaults(run=import_checkpoint)
 
     exported = root.add_parser("export", help="write a tracker package from a SiamStream training checkpoint")
@@ -36,7 +39,29 @@ def add_parsers(root: argparse._SubParsersAction) -> None:
         "checkpoint config's)",
     )
     add_precision_argument(exported)
+    add_search_argument(exported)
     exported.set_defaults(run=export_checkpoint)
+
+
+def add_search_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--search",
+        action="append",
+        default=[],
+        choices=SEARCH_OPTIONS,
+        help="switch on one of SiamMargin's search options in the package's config (repeatable); a "
+        "service serves the adaptive region's grown crops only for packages exported with it",
+    )
+
+
+def with_search_options(config: TrackerConfig, options: list[str]) -> TrackerConfig:
+    """`config` with the named `SearchConfig` options switched on, validated again (SiamFC and
+    SiamBAN-ACM refuse them)."""
+    if not options:
+        return config
+    return TrackerConfig.model_validate(
+        merge_fields(config.model_dump(), {"search": dict.fromkeys(options, True)})
+    )
 
 
 def import_checkpoint(args: argparse.Namespace) -> int:
@@ -44,7 +69,8 @@ def import_checkpoint(args: argparse.Namespace) -> int:
     from siamstream.checkpoint import read_checkpoint
 
     checkpoint = read_checkpoint(args.weights)
-    write_package(get_config(args.tracker), checkpoint, args.weights, args.out, args.precision)
+    config = with_search_options(get_config(args.tracker), args.search)
+    write_package(config, checkpoint, args.weights, args.out, args.precision)
     return 0
 
 
@@ -59,6 +85,7 @@ def export_checkpoint(args: argparse.Namespace) -> int:
     config = TrackerConfig.model_validate(checkpoint.config)
     if args.template_update is not None:
         config = with_template_update(config, args.template_update)
+    config = with_search_options(config, args.search)
     write_package(config, checkpoint, args.checkpoint, args.out, args.precision)
     return 0
 

@@ -1,11 +1,12 @@
 """The ACM variants of SiamRPN++, SiamBAN and SiamFC: the correlation replaced by `nn.acm`.
 
 Template embedding: one vector of `C` floats per level and branch ([cls, loc] per level, levels in
-order; one vector for SiamFC), which already holds the box-size prior. Search outputs follow Contract 1
-for the family. Key layouts: SiamBAN-ACM's released one (`head.box{2,3,4}.{cls,loc}.*`, `head.loc_scale`,
-`head.cls_weight`, `head.loc_weight`); ours for SiamRPN++-ACM (`rpn_head.rpn{2,3,4}.{cls,loc}.*`, so that
-the backbone, neck and `conv_kernel` / `conv_search` of a SiamRPN++ checkpoint fit it) and SiamFC-ACM
-(`head.*`, one branch on the backbone maps with no `conv_kernel` / `conv_search`).
+order; one vector for SiamFC), which already holds the box-size prior (unless `acm_box_prior` is off).
+Search outputs follow Contract 1 for the family. Key layouts: SiamBAN-ACM's released one
+(`head.box{2,3,4}.{cls,loc}.*`, `head.loc_scale`, `head.cls_weight`, `head.loc_weight`); ours for
+SiamRPN++-ACM (`rpn_head.rpn{2,3,4}.{cls,loc}.*`, so that the backbone, neck and `conv_kernel` /
+`conv_search` of a SiamRPN++ checkpoint fit it) and SiamFC-ACM (`head.*`, one branch on the backbone maps
+with no `conv_kernel` / `conv_search`).
 """
 
 from torch import Tensor
@@ -69,8 +70,9 @@ def build_acm_network(
     maps the head sees (7 after the ResNet-50 neck, 6 for AlexNet)."""
     head = config.head
     channels = head.in_channels
+    prior = head.acm_box_prior
     if head.kind == "siamfc":
-        branch = AsymmetricCorrelation(channels, channels, 1, template_side, adjust=False)
+        branch = AsymmetricCorrelation(channels, channels, 1, template_side, adjust=False, box_prior=prior)
         return ACMFCNetwork(backbone, branch, channels)
     if neck is None or head.levels == 1:
         raise ValueError(f"{config.name}: the ACM box heads need a neck and several levels")
@@ -78,12 +80,12 @@ def build_acm_network(
     if head.kind == "rpn":
         anchors = head.anchor_num
         rpn_levels = [
-            ACMBoxLevel(channels, 2 * anchors, 4 * anchors, kernel_side) for _ in range(head.levels)
+            ACMBoxLevel(channels, 2 * anchors, 4 * anchors, kernel_side, prior) for _ in range(head.levels)
         ]
         rpn_head = MultiACM("rpn", rpn_levels, head.weighted)
         return ACMRPNNetwork(backbone, neck, rpn_head, channels, head.levels)
     if head.kind == "ban":
-        ban_levels = [ACMBoxLevel(channels, 2, 4, kernel_side) for _ in range(head.levels)]
+        ban_levels = [ACMBoxLevel(channels, 2, 4, kernel_side, prior) for _ in range(head.levels)]
         ban_head = MultiACM("box", ban_levels, head.weighted)
         return ACMBANNetwork(backbone, neck, ban_head, channels, head.levels)
     raise ValueError(f"{config.name}: no ACM variant of head kind {head.kind!r}")

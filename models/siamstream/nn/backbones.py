@@ -9,7 +9,7 @@ from siamstream.nn.alexnet import AlexNetLegacy, AlexNetSiamFC
 from siamstream.nn.mobilenet_v2 import MobileNetV2
 from siamstream.nn.resnet_atrous import ResNet50Atrous
 from siamstream.nn.small_staged import SmallStagedBackbone, SmallStagedCorrelationBackbone
-from siamstream.nn.staged_correlation import StagedCorrelationBackbone
+from siamstream.nn.staged_correlation import FUSED_STAGES, StagedCorrelationBackbone
 
 Backbone = (
     ResNet50Atrous
@@ -22,8 +22,10 @@ Backbone = (
 )
 
 
-def build_backbone(config: BackboneConfig) -> Backbone:
-    """The backbone named by `config.kind`, with the key layout of its reference checkpoints."""
+def build_backbone(config: BackboneConfig, fusion_stages: tuple[int, ...] = FUSED_STAGES) -> Backbone:
+    """The backbone named by `config.kind`, with the key layout of its reference checkpoints;
+    `fusion_stages` are the stages DCFNet's backbones ("dcfnet_resnet50", "small_staged_fused") fuse
+    after (`HeadConfig.fusion_stages`)."""
     if config.kind == "resnet50_atrous":
         return ResNet50Atrous(config.used_layers)
     if config.kind == "mobilenetv2":
@@ -33,9 +35,9 @@ def build_backbone(config: BackboneConfig) -> Backbone:
     if config.kind == "alexnet_siamfc":
         return AlexNetSiamFC()
     if config.kind == "dcfnet_resnet50":
-        return StagedCorrelationBackbone()
+        return StagedCorrelationBackbone(fusion_stages)
     if config.kind == "small_staged":
         return SmallStagedBackbone(config.used_layers)
     if config.kind == "small_staged_fused":
-        return SmallStagedCorrelationBackbone(config.used_layers)
+        return SmallStagedCorrelationBackbone(config.used_layers, fusion_stages)
     raise ValueError(f"unknown backbone kind {config.kind!r}")

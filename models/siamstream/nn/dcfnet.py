@@ -6,7 +6,9 @@ floats per stream). Search stage: the search backbone with the two correlation-f
 template's stage maps, a depth-wise correlation of its final map (31x31 for the 255 crop) with the 7x7
 kernel (25x25 response), and the classification/regression towers. The backbone is either staged
 backbone with correlation-fusions (`StagedBackbone`: the trimmed ResNet-50, or the small one with the
-same stage sides); the widths of the pieces and of the head are the backbone's.
+same stage sides); the widths of the pieces and of the head are the backbone's. The paper's ablation
+(`HeadConfig.fusion_stages`) fuses after one stage or none: the embedding then keeps only the stage maps
+the backbone's fusions take, before the kernel (no fusion: the kernel alone).
 
 Outputs follow the SiamCAR family (Contract 1): cls [B,2,S,S] (background, foreground logits), loc
 [B,4,S,S] (`l, t, r, b` in search-crop pixels, exponentiated), and cen [B,1,S,S]. DCFNet has no centerness
@@ -61,8 +63,8 @@ def center_crop(feature: Tensor, side: int) -> Tensor:
 class DCFNetwork(SiameseNetwork):
     """DCFNet (`backbone`: a `StagedBackbone`, `car_head`: `DCFHead`); see the module doc.
 
-    `template_shapes` are the per-stream shapes of the embedding's pieces: [stage-1 map, stage-2 map,
-    kernel]. Outputs: cls, loc, cen (flat zeros).
+    `template_shapes` are the per-stream shapes of the embedding's pieces: [the map of each fused stage,
+    kernel] ([stage-1 map, stage-2 map, kernel] with both fusions). Outputs: cls, loc, cen (flat zeros).
     """
 
     search_output_names = ("cls", "loc", "cen")
@@ -75,26 +77,29 @@ class DCFNetwork(SiameseNetwork):
         super().__init__(backbone, None, 1, channels, KERNEL_SIDE)
         self.car_head = car_head
         self.kernel_side = KERNEL_SIDE
-        stage1_side, stage2_side = template_sides
-        stage1_channels, stage2_channels = backbone.stage_channels
         self.template_shapes = [
-            [stage1_channels, stage1_side, stage1_side],
-            [stage2_channels, stage2_side, stage2_side],
-            [channels, KERNEL_SIDE, KERNEL_SIDE],
+            [backbone.stage_channels[stage - 1], template_sides[stage - 1], template_sides[stage - 1]]
+            for stage in backbone.fusion_stages
         ]
+        self.template_shapes.append([channels, KERNEL_SIDE, KERNEL_SIDE])
         self.embedding_dim = sum(piece_size(shape) for shape in self.template_shapes)
 
     def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
         # The stage methods, not `forward`: the small backbone's `forward` returns its used levels.
         stage1 = self.backbone.stage1(crop_z)
         stage2 = self.backbone.stage2(stage1)
-        final = self.backbone.last_layers(stage2)
-        return concat_pieces([stage1, stage2, center_crop(final, self.kernel_side)])
+        pieces: list[Tensor] = []
+        if self.backbone.fusion1 is not None:
+            pieces.append(stage1)
+        if self.backbone.fusion2 is not None:
+            pieces.append(stage2)
+        pieces.append(center_crop(self.backbone.last_layers(stage2), self.kernel_side))
+        return concat_pieces(pieces)
 
     def fused_search(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor, Tensor]:
         """(final fused search map [B,C,X',X'], template kernel [B,C,7,7]) of search crops [B,3,X,X]."""
-        stage1, stage2, kernel = split_pieces(template_embedding, self.template_shapes)
-        return self.backbone.fused(crop_x, [stage1, stage2]), kernel
+        pieces = split_pieces(template_embedding, self.template_shapes)
+        return self.backbone.fused(crop_x, pieces[:-1]), pieces[-1]
 
     def correlation_map(self, template_embedding: Tensor, crop_x: Tensor) -> Tensor:
         """The head's input [B,C,S,S]: the fused search map correlated with the template kernel."""
@@ -109,7 +114,7 @@ class DCFNetwork(SiameseNetwork):
 def build_dcfnet(config: TrackerConfig) -> DCFNetwork:
     """The DCFNet of a config with head kind "dcf" (backbone "dcfnet_resnet50" or "small_staged_fused", no
     neck), in eval mode."""
-    backbone = build_backbone(config.backbone)
+    backbone = build_backbone(config.backbone, config.head.fusion_stages)
     if not isinstance(backbone, StagedBackbone) or config.neck is not None:
         raise ValueError(
             f"{config.name}: DCFNet needs a staged backbone with correlation-fusions "

@@ -112,7 +112,7 @@ class MultiDepthwiseBox(MultiBoxHead):
     """`DepthwiseBoxLevel`s: pysot's `MultiRPN` (`level_name` "rpn", cls [B,2A,S,S] laid out
     `[bg x A, fg x A]`, loc [B,4A,S,S] laid out `[dx, dy, dw, dh] x A`) and siamban's `MultiBAN` ("box",
     cls [B,2,S,S] background, foreground; loc [B,4,S,S] the distances `(l, t, r, b)` from each point to
-    the box sides)."""
+    the box sides). ACM's parameter-matched control (`nn.matched_xcorr.MatchedBoxLevel`) uses it too."""
 
     def template_kernels(self, template_features: list[Tensor]) -> list[Tensor]:
         """`[cls, loc]` kernels of each level in turn."""

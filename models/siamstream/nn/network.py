@@ -252,6 +252,11 @@ def build_network(config: TrackerConfig) -> SiameseNetwork:
         from siamstream.nn.acm_network import build_acm_network
 
         return build_acm_network(config, backbone, neck, template_side).eval()
+    if head.correlation == "xcorr_matched":
+        # Imported here: the matched control builds the family networks of this module.
+        from siamstream.nn.matched_xcorr import build_matched_network
+
+        return build_matched_network(config, backbone, neck, kernel_side).eval()
     network: SiameseNetwork
     if head.kind == "rpn":
         if head.levels == 1:

@@ -18,7 +18,7 @@ fused search path. Crops are BGR [B,3,S,S], 0..255.
 
 from torch import Tensor, nn
 
-from siamstream.nn.staged_correlation import CorrelationFusion
+from siamstream.nn.staged_correlation import FUSED_STAGES, FusedSearch
 
 # Widths: with these a SiamRPN++ training step (batch 8, 191 search crops, one thread, the 32-wide neck
 # and head of `trackers.small`) takes about 0.15 s of CPU on the development machine; with 64-wide levels,
@@ -104,18 +104,11 @@ class SmallStagedBackbone(nn.Module):
         return first, (first - 3) // 2 + 1  # the unpadded stride-2 3x3 of layer1
 
 
-class SmallStagedCorrelationBackbone(SmallStagedBackbone):
+class SmallStagedCorrelationBackbone(FusedSearch, SmallStagedBackbone):
     """The small staged backbone with DCFNet's correlation-fusions after stage 1 (`fusion1`) and stage 2
-    (`fusion2`). `fused(crop, templates)` is the search branch; the template branch is the plain one."""
+    (`fusion2`), or after those of `fusion_stages` only. `fused(crop, templates)` is the search branch
+    (`FusedSearch`); the template branch is the plain one."""
 
-    def __init__(self, used_layers: tuple[int, ...]):
+    def __init__(self, used_layers: tuple[int, ...], fusion_stages: tuple[int, ...] = FUSED_STAGES):
         super().__init__(used_layers)
-        self.fusion1 = CorrelationFusion(STAGE1_CHANNELS)
-        self.fusion2 = CorrelationFusion(STAGE2_CHANNELS)
-
-    def fused(self, crop: Tensor, templates: list[Tensor]) -> Tensor:
-        """Final search map [B,LEVEL_CHANNELS,s2,s2] of `crop`, fused with `templates` = the template's
-        [stage-1, stage-2] maps (row b with row b)."""
-        first = self.fusion1(self.stage1(crop), templates[0])
-        second = self.fusion2(self.stage2(first), templates[1])
-        return self.last_layers(second)
+        self.build_fusions(self.stage_channels, fusion_stages)

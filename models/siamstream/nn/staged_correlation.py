@@ -14,6 +14,8 @@ for the 127 / 255 crops:
 - `layer1`, `layer2`: ResNet-50's conv2_x and conv3_x with pysot's unpadded stride-2 conv: 512 channels,
   15 / 31. Correlation-fusion 2 (`fusion2`).
 - `conv4..conv6`: 3x3 padded convolutions to 256 channels (BN + ReLU, the last without ReLU): 15 / 31.
+The paper's ablation (Table III) keeps both fusions ("CF-double"), one ("CF-1st", "CF-2nd") or none
+("Baseline"): `fusion_stages` names the stages that have one; the others have no `fusionN` module.
 Crops are BGR [B,3,S,S], 0..255.
 """
 
@@ -26,8 +28,8 @@ from siamstream.nn.resnet_atrous import BLOCKS_PER_LAYER, make_layer
 STEM_CHANNELS = 64
 BLOCK3_CHANNELS = 512
 OUT_CHANNELS = 256
-# The backbone stages followed by a correlation-fusion: 1 after the first three conv layers, 2 after
-# block 3 (the paper's final "CF-double" model).
+# The backbone stages that can be followed by a correlation-fusion: 1 after the first three conv layers,
+# 2 after block 3; fusing after both is the paper's final "CF-double" model.
 FUSED_STAGES = (1, 2)
 
 
@@ -59,6 +61,34 @@ class CorrelationFusion(nn.Module):
         return search + placed
 
 
+class FusedSearch:
+    """The search branch of a staged backbone (listed before `nn.Module` in its bases), with the
+    correlation-fusions `fusion1` / `fusion2` it was built with (None: that stage is not fused).
+
+    The backbone provides `stage1`, `stage2` and `last_layers`. No class annotations: TorchScript would
+    read them as the attributes' types, and an unfused stage's None is typed by its value."""
+
+    def build_fusions(self, stage_channels: tuple[int, int], fusion_stages: tuple[int, ...]) -> None:
+        """Sets `fusion_stages` and a `CorrelationFusion` (or None) as `fusion1` and `fusion2`, for the
+        stage-1 and stage-2 maps of `stage_channels` channels."""
+        if not set(fusion_stages) <= set(FUSED_STAGES):
+            raise ValueError(f"correlation-fusions follow the stages {FUSED_STAGES}, not {fusion_stages}")
+        self.fusion_stages = tuple(fusion_stages)
+        self.fusion1 = CorrelationFusion(stage_channels[0]) if 1 in fusion_stages else None
+        self.fusion2 = CorrelationFusion(stage_channels[1]) if 2 in fusion_stages else None
+
+    def fused(self, crop: Tensor, templates: list[Tensor]) -> Tensor:
+        """Final search map [B,C,s2,s2] of `crop`, fused with `templates` = the template's maps of the
+        fused stages, in stage order (row b with row b)."""
+        feature = self.stage1(crop)  # type: ignore[attr-defined]
+        if self.fusion1 is not None:
+            feature = self.fusion1(feature, templates[0])
+        feature = self.stage2(feature)  # type: ignore[attr-defined]
+        if self.fusion2 is not None:
+            feature = self.fusion2(feature, templates[-1])
+        return self.last_layers(feature)  # type: ignore[attr-defined]
+
+
 def _conv_bn(
     in_channels: int, out_channels: int, kernel: int, stride: int, padding: int
 ) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
@@ -67,16 +97,17 @@ def _conv_bn(
     return convolution, nn.BatchNorm2d(out_channels)
 
 
-class StagedCorrelationBackbone(nn.Module):
-    """Keys `conv1..6`, `bn1..6`, `layer1`, `layer2`, `fusion1`, `fusion2` (see the module docstring).
+class StagedCorrelationBackbone(FusedSearch, nn.Module):
+    """Keys `conv1..6`, `bn1..6`, `layer1`, `layer2` and `fusionN` for each of `fusion_stages` (see the
+    module docstring).
 
     `forward(crop)` is the plain (template) branch: its stage-1, stage-2 and final maps.
-    `fused(crop, templates)` is the search branch: the same layers with the two correlation-fusions
-    against the template's stage-1 and stage-2 maps; it returns the final search map.
+    `fused(crop, templates)` is the search branch: the same layers with the correlation-fusions against
+    the template's maps of the fused stages; it returns the final search map.
     `stage_channels` (stage 1, stage 2) and `out_channels` are the widths of those maps.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fusion_stages: tuple[int, ...] = FUSED_STAGES) -> None:
         super().__init__()
         self.stage_channels = (STEM_CHANNELS, BLOCK3_CHANNELS)
         self.out_channels = OUT_CHANNELS
@@ -89,8 +120,7 @@ class StagedCorrelationBackbone(nn.Module):
         self.conv4, self.bn4 = _conv_bn(BLOCK3_CHANNELS, OUT_CHANNELS, 3, stride=1, padding=1)
         self.conv5, self.bn5 = _conv_bn(OUT_CHANNELS, OUT_CHANNELS, 3, stride=1, padding=1)
         self.conv6, self.bn6 = _conv_bn(OUT_CHANNELS, OUT_CHANNELS, 3, stride=1, padding=1)
-        self.fusion1 = CorrelationFusion(STEM_CHANNELS)
-        self.fusion2 = CorrelationFusion(BLOCK3_CHANNELS)
+        self.build_fusions(self.stage_channels, fusion_stages)
 
     def stage1(self, crop: Tensor) -> Tensor:
         """The first three conv layers: [B,64,s1,s1]."""
@@ -112,13 +142,6 @@ class StagedCorrelationBackbone(nn.Module):
         first = self.stage1(crop)
         second = self.stage2(first)
         return [first, second, self.last_layers(second)]
-
-    def fused(self, crop: Tensor, templates: list[Tensor]) -> Tensor:
-        """Final search map [B,256,s2,s2] of `crop`, fused with `templates` = the template's
-        [stage-1, stage-2] maps (row b with row b)."""
-        first = self.fusion1(self.stage1(crop), templates[0])
-        second = self.fusion2(self.stage2(first), templates[1])
-        return self.last_layers(second)
 
     def output_side(self, input_side: int) -> int:
         """Side of the final map for a square crop of `input_side` pixels."""

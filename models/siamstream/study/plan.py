@@ -1,8 +1,9 @@
 """The plan of a study: what is trained, with what schedule and seeds, and what it is evaluated on.
 
 A plan is JSON (`bench/papers_study.json`); every model rejects unknown keys. An arm is a registered
-tracker, optionally with config fields replaced (an ablation switch); every arm trains under the same
-schedule, laid over its tracker's own recipe, with the same seeds, on the same synthetic training
+tracker, optionally with config fields replaced (an ablation switch of the network) and training fields
+replaced in its recipe (an ablation of the training: label shapes, box loss); every arm trains under the
+same schedule, laid over its tracker's own recipe, with the same seeds, on the same synthetic training
 sequences, so arms differ only in what the paper changes.
 """
 
@@ -29,6 +30,11 @@ class Arm(Strict):
     tracker: str = Field(description="Registered tracker the arm starts from.")
     config: dict[str, Any] = Field(
         default_factory=dict, description="TrackerConfig fields replaced (nested sections merged)."
+    )
+    training: dict[str, Any] = Field(
+        default_factory=dict,
+        description="TrainingConfig fields replaced in the tracker's own recipe (nested sections merged), "
+        "e.g. {'labels': {'point_shape': 'ellipse'}}; fields the shared schedule names are not allowed.",
     )
 
     def tracker_config(self) -> TrackerConfig:
@@ -71,12 +77,23 @@ class StudyPlan(Strict):
                     raise ValueError(f"{claim.paper}: no arm named {arm!r}")
         return self
 
+    @model_validator(mode="after")
+    def _arms_build(self) -> StudyPlan:
+        """Every arm's tracker config and training config validate, and no arm changes the schedule."""
+        for arm in self.arms:
+            shared = sorted(set(arm.training) & set(self.schedule))
+            if shared:
+                raise ValueError(f"arm {arm.name}: {shared} belong to the shared schedule")
+            self.training_config(arm, self.seeds[0])
+        return self
+
     def arm(self, name: str) -> Arm:
         return next(arm for arm in self.arms if arm.name == name)
 
     def training_config(self, arm: Arm, seed: int) -> TrainingConfig:
-        """The arm's tracker's own recipe with the shared schedule laid over it, at `seed`."""
-        own = default_training_config(arm.tracker_config())
+        """The arm's tracker's own recipe, with the arm's training fields and then the shared schedule laid
+        over it, at `seed`."""
+        own = with_schedule(default_training_config(arm.tracker_config()), arm.training)
         return with_schedule(own, {**self.schedule, "seed": seed})
 
 

@@ -22,6 +22,15 @@ import numpy as np
 BoxXYWH = tuple[float, float, float, float]
 CXCYWH = tuple[float, float, float, float]
 
+# Side (image px) up to which a crop builds the padded square and resizes it, as pysot's get_subwindow and
+# siamfc-pytorch's crop_and_resize do, so that the crops match the references byte for byte. That square
+# costs side^2 * 3 bytes: 12 MiB at this side (two 1080p frames), while the box bounds of
+# `validation` let a search square reach 2 * instance / exemplar times the frame's longer side (17,000 px,
+# 0.9 GB, for AlexNet-RPN on a 4K frame; 30,000 px, 2.8 GB, for ACM's fast-motion crop). The reference
+# parity sequences stay far below it, and so does the search square of any target up to about 500 px
+# square; a larger one still crops exactly while its square lies inside the frame (a view, no copy).
+EXACT_CROP_MAX_SIDE = 2048
+
 
 def center_from_box(box_xywh: Sequence[float]) -> CXCYWH:
     """pysot: box xywh (image px) -> (cx, cy, w, h) with the centre at x + (w-1)/2."""
@@ -105,6 +114,38 @@ def square_region(frame: np.ndarray, x0: int, y0: int, side: int, pad_value: np.
     )
 
 
+def resized_square(
+    frame: np.ndarray, x0: int, y0: int, side: int, out_size: int, pad_value: np.ndarray
+) -> np.ndarray:
+    """`square_region(frame, x0, y0, side, pad_value)` resized (bilinear) to out_size x out_size.
+
+    Up to `EXACT_CROP_MAX_SIDE` (or when the square lies inside the frame, a view that costs nothing) this
+    is the references' pad-then-`cv2.resize`, byte for byte. Beyond it the padded square is never built:
+    `cv2.warpAffine` samples the frame at the points `cv2.resize` would sample the square (destination
+    pixel d -> x0 + (d + 0.5) * side / out_size - 0.5, likewise in y), reading `pad_value` outside the
+    frame, so only the out_size^2 output is allocated. warpAffine places each sample to 1/32 px, where
+    resize weights it to 1/2048: the paths differ by a grey level on camera images and by at most 8
+    (255 / 64 on each axis) between neighbours as different as pixel noise.
+    """
+    height, width = frame.shape[:2]
+    inside = x0 >= 0 and y0 >= 0 and x0 + side <= width and y0 + side <= height
+    if inside or side <= max(EXACT_CROP_MAX_SIDE, out_size):
+        patch = square_region(frame, x0, y0, side, pad_value)
+        return cv2.resize(patch, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
+    scale = side / out_size
+    destination_to_frame = np.array(
+        [[scale, 0.0, x0 + 0.5 * scale - 0.5], [0.0, scale, y0 + 0.5 * scale - 0.5]], dtype=np.float64
+    )
+    return cv2.warpAffine(
+        frame,
+        destination_to_frame,
+        (out_size, out_size),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=[int(v) for v in pad_value],
+    )
+
+
 def crop_patch(
     frame: np.ndarray,
     center: tuple[float, float],
@@ -116,15 +157,16 @@ def crop_patch(
     resized (bilinear) to `model_size` only when the sides differ. Returns uint8 model_size^2 x 3.
 
     The square starts at floor(c - (side+1)/2 + 0.5) on each axis; pixels outside the image take the
-    truncated first-frame mean. The result may be a view of `frame` when no resize is needed.
+    truncated first-frame mean. The result may be a view of `frame` when no resize is needed. A padded
+    square over `EXACT_CROP_MAX_SIDE` is sampled without being built (`resized_square`).
     """
     half = (original_size + 1) / 2
     x0 = math.floor(center[0] - half + 0.5)
     y0 = math.floor(center[1] - half + 0.5)
-    patch = square_region(frame, x0, y0, original_size, pysot_pad_value(channel_average))
-    if model_size != original_size:
-        patch = cv2.resize(patch, (model_size, model_size), interpolation=cv2.INTER_LINEAR)
-    return patch
+    pad_value = pysot_pad_value(channel_average)
+    if model_size == original_size:
+        return square_region(frame, x0, y0, original_size, pad_value)
+    return resized_square(frame, x0, y0, original_size, model_size, pad_value)
 
 
 def crop_patch_siamfc(
@@ -138,14 +180,14 @@ def crop_patch_siamfc(
     `center` (cx, cy), always resized (bilinear) to `out_size`. Returns uint8 out_size^2 x 3.
 
     The square starts at round(c - (side-1)/2) (float32, half to even); outside pixels take the rounded
-    first-frame mean.
+    first-frame mean. A padded square over `EXACT_CROP_MAX_SIDE` is sampled without being built
+    (`resized_square`).
     """
     side = round(size)
     half = np.float32((side - 1) / 2)
     x0 = int(np.round(np.float32(center[0]) - half))
     y0 = int(np.round(np.float32(center[1]) - half))
-    patch = square_region(frame, x0, y0, side, siamfc_pad_value(channel_average))
-    return cv2.resize(patch, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
+    return resized_square(frame, x0, y0, side, out_size, siamfc_pad_value(channel_average))
 
 
 def to_model_layout(patches: Sequence[np.ndarray]) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from siamstream.config import TrackerConfig
+from siamstream.tracking.search_options import SearchPass, better_search, second_search_origin
 from siamstream.tracking.state import TrackerState, TrackResult, TrackStatus
 from siamstream.tracking.step import finish_search, init_track, prepare_search
 from siamstream.tracking.template_update import plan_template_update
@@ -66,13 +67,13 @@ class OfflineTracker:
         """Locate the target in the next frame."""
         if self._state is None or self._embedding is None:
             raise RuntimeError("track() called before init()")
-        request = prepare_search(self.config, self._state, frame)
-        # SiamFC's scale crops all search the one template: repeat its embedding row per crop.
-        embedding = np.repeat(self._embedding, request.crops.shape[0], axis=0)
-        outputs = self.runner.search(embedding, request.crops)
-        previous = self._state
-        state, result = finish_search(self.config, previous, request, outputs)
-        state, update = plan_template_update(self.config, previous, request, state, outputs)
+        searched = self._search(self._embedding, self._state, frame)
+        origin = second_search_origin(self.config, self._state, searched.state)
+        if origin is not None:
+            searched = better_search(searched, self._search(self._embedding, origin, frame))
+        state, update = plan_template_update(
+            self.config, searched.origin, searched.request, searched.state, searched.outputs
+        )
         if update is not None:
             if not hasattr(self.runner, "update"):
                 raise ValueError(
@@ -84,7 +85,16 @@ class OfflineTracker:
                 dtype=np.float32,
             )
         self._state = state
-        return result
+        return searched.result
+
+    def _search(self, embedding: np.ndarray, origin: TrackerState, frame: np.ndarray) -> SearchPass:
+        """Search `frame` around `origin`'s target with the template `embedding` [1, D]."""
+        request = prepare_search(self.config, origin, frame)
+        # SiamFC's scale crops all search the one template: repeat its embedding row per crop.
+        embedding = np.repeat(embedding, request.crops.shape[0], axis=0)
+        outputs = tuple(self.runner.search(embedding, request.crops))
+        state, result = finish_search(self.config, origin, request, outputs)
+        return SearchPass(origin, request, outputs, state, result)
 
     def track_sequence(self, frames: Iterable[np.ndarray], init_box: Sequence[float]) -> list[TrackResult]:
         """Init on the first frame at `init_box`, track through the rest; one result per frame."""

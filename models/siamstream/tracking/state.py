@@ -9,8 +9,9 @@ Coordinates are image pixels; the centre convention is the reference tracker's o
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from siamstream.config import Family, StatusConfig
 
@@ -61,6 +62,21 @@ class TrackerState(_Record):
         description="Share of the init frame's template in the blended template embedding: the product of "
         "(1 - rate) over the updates applied.",
     )
+    search_growth: int = Field(
+        default=0,
+        ge=0,
+        description="Adaptive search region: steps the next search crop's side has grown by "
+        "(`SearchConfig.region_step` each); 0 is the normal crop.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_normal_growth(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A track on the normal crop writes the record it wrote before the adaptive region existed, so a
+        # replica of the previous release (which refuses unknown keys) still reads it mid-rollout.
+        record = handler(self)
+        if self.search_growth == 0:
+            record.pop("search_growth", None)
+        return record
 
 
 class TrackResult(_Record):

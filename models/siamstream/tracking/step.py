@@ -4,6 +4,10 @@
     search_request = prepare_search(config, state, frame)              # then run search.pt
     state, result = finish_search(config, state, search_request, outputs)
 
+With `search.one_more_search` the caller then asks `search_options.second_search_origin` whether the frame
+is searched again from a re-centred state, with the same three calls, and keeps `better_search`; the
+adaptive region's crop side comes from the state (`search_options.grown_config`).
+
 Frames are BGR uint8 HxWx3, boxes xywh in image pixels; crops are uint8 [K, 3, S, S]. Every function is
 pure: the state is a value, the network runs outside.
 """
@@ -11,7 +15,7 @@ pure: the state is a value, the network runs outside.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,10 +36,12 @@ from siamstream.tracking.geometry import (
     to_model_layout,
 )
 from siamstream.tracking.rpn import decode_anchor_boxes, decode_point_boxes, foreground_scores, select_box
+from siamstream.tracking.search_options import grown_config, next_growth
 from siamstream.tracking.siamfc import scale_factors, siamfc_update
 from siamstream.tracking.state import TrackerState, TrackResult, next_status
 from siamstream.tracking.template_update import split_search_outputs
 from siamstream.tracking.validation import (
+    bounded_target_size,
     check_box,
     check_frame,
     check_frame_size,
@@ -57,9 +63,9 @@ class TemplateRequest:
 @dataclass(frozen=True)
 class SearchRequest:
     """Input of the search stage for one frame: `crops` uint8 [K, 3, X, X] (K = 1, or SiamFC's scale
-    count, smallest scale first), the index of the frame they come from, and `scale_z`, crop pixels per
-    image pixel as the reference computes it (exemplar / unrounded context size; for SiamFC
-    instance / scale-1 search side)."""
+    count, smallest scale first; X the state's search side, see `search_options`), the index of the
+    frame they come from, and `scale_z`, crop pixels per image pixel as the reference computes it
+    (exemplar / unrounded context size; for SiamFC instance / scale-1 search side)."""
 
     crops: np.ndarray
     frame_index: int
@@ -72,7 +78,7 @@ def init_track(
     """Start a track on `frame` at `box_xywh` (image px): the initial state and the template crop."""
     frame = check_frame(frame)
     height, width = frame.shape[:2]
-    box = check_box(box_xywh, width, height)
+    box = check_box(box_xywh, width, height, config.crop.context_amount)
     exemplar = config.crop.exemplar_size
     first_frame_mean = channel_average(frame)
     if config.family is Family.SIAMFC:
@@ -111,7 +117,7 @@ def init_track(
 def prepare_search(config: TrackerConfig, state: TrackerState, frame: np.ndarray) -> SearchRequest:
     """Search crops of `frame` around the state's target (image px -> crop px)."""
     _check_state(config, state)
-    config = search_config(config, state)
+    config = grown_config(search_config(config, state), state)
     frame = check_frame(frame)
     check_frame_size(frame, state.image_width, state.image_height)
     instance = config.crop.instance_size
@@ -138,7 +144,7 @@ def finish_search(
     and the frame's result (box xywh in image px). An update-capable package's trailing search features
     are ignored here (see `tracking.template_update`)."""
     _check_state(config, state)
-    config = search_config(config, state)
+    config = grown_config(search_config(config, state), state)
     if request.frame_index != state.frame_index + 1:
         raise ValueError(
             f"search request is for frame {request.frame_index} but the state is at frame {state.frame_index}"
@@ -156,6 +162,7 @@ def finish_search(
         estimate = _rpn_estimate(config, hyper, maps, target, request.scale_z, image_size)
     if _degenerate(estimate):
         estimate = _held(state)
+    estimate = _bounded(estimate, state, config.crop.context_amount)
     to_box = siamfc_box_from_center if isinstance(hyper, FCHyper) else box_from_center
     bbox = to_box(estimate.cx, estimate.cy, estimate.w, estimate.h)
     status, low_count = next_status(config.status, state.status, state.low_score_count, estimate.score)
@@ -173,6 +180,7 @@ def finish_search(
             "status": status,
             "low_score_count": low_count,
             "fast_motion": fast_motion_after(config, state, estimate),
+            "search_growth": next_growth(config.search, state.search_growth, estimate.score),
         }
     )
     result = TrackResult(frame_index=request.frame_index, bbox=bbox, score=estimate.score, status=status)
@@ -185,6 +193,20 @@ def _degenerate(estimate: TargetEstimate) -> bool:
     outside its working range, e.g. an exponentiated box head that overflowed."""
     values = (estimate.cx, estimate.cy, estimate.w, estimate.h, estimate.score)
     return not all(np.isfinite(values)) or estimate.w <= 0 or estimate.h <= 0
+
+
+def _bounded(estimate: TargetEstimate, state: TrackerState, context_amount: float) -> TargetEstimate:
+    """The estimate with its size kept within the init box's bounds (`bounded_target_size`), so that no
+    sequence of frames can grow the crops past what a start would accept. SiamFC's search side follows
+    its context region. Only SiamFC (never clipped by the reference) and a sub-pixel SiamCAR box change."""
+    w, h = bounded_target_size(estimate.w, estimate.h, state.image_width, state.image_height, context_amount)
+    if (w, h) == (estimate.w, estimate.h):
+        return estimate
+    search_size = estimate.search_size
+    if search_size is not None:
+        old_context = context_size(estimate.w, estimate.h, context_amount)
+        search_size *= context_size(w, h, context_amount) / old_context
+    return replace(estimate, w=w, h=h, search_size=search_size)
 
 
 def _held(state: TrackerState) -> TargetEstimate:

@@ -92,8 +92,14 @@ class LabelSettings(Strict):
     negatives_in_negative_pair: int = Field(
         default=16, ge=1, description="Negatives kept in a negative pair."
     )
-    point_shape: Literal["ellipse", "circle_ellipse"] = Field(
-        default="ellipse", description="BAN positives: SiamBAN's small ellipse or SiamCAN's circle."
+    point_shape: Literal["ellipse", "circle_ellipse", "circle", "ellipse_centerness"] = Field(
+        default="ellipse",
+        description="Anchor-free (BAN, CAN) labels, the rows of SiamCAN's label ablation (paper 002, Table "
+        "3): SiamBAN's 'Ellipse label' (positive in the small ellipse E2, negative outside E1), SiamCAN's "
+        "'Ellipse&circle' (positive in the circle C2, negative outside E1), 'Circle label' (positive in "
+        "C2, negative outside the circle of twice C2's radius), or 'Ellipse label+centerness': SiamBAN's "
+        "ellipses with the box loss of each positive weighted by its FCOS centerness target, as SiamCAR "
+        "weights its IoU loss (no centerness branch is added to the network).",
     )
     car_central_fraction: float = Field(
         default=0.6, ge=0, lt=1, description="CAR: positive where each side distance > this x half side."

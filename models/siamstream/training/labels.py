@@ -257,6 +257,12 @@ def circle_radius(width: float, height: float) -> float:
     return half_w * half_h / float(np.hypot(half_w, half_h))
 
 
+def _centre_distance2(box: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """Squared distance of each point to the box centre, crop px^2."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return (px - cx) ** 2 + (py - cy) ** 2
+
+
 def circle_ellipse_labels(
     box: np.ndarray,
     stride: int,
@@ -269,11 +275,30 @@ def circle_ellipse_labels(
     `circle_radius`), negative outside the ellipse E1 (semi-axes w/2, h/2), ignored between. Negative
     pair: negatives drawn inside C2, where SiamBAN (which the paper's labels follow) draws them in E2."""
     px, py = _points(stride, score_size)
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     radius = circle_radius(box[2] - box[0], box[3] - box[1])
-    inside_circle = (px - cx) ** 2 + (py - cy) ** 2 < radius**2
+    inside_circle = _centre_distance2(box, px, py) < radius**2
     large = _ellipse(box, px, py, 0.5)
     return _point_labels(box, stride, score_size, positive_pair, rng, inside_circle, large > 1, caps)
+
+
+def circle_labels(
+    box: np.ndarray,
+    stride: int,
+    score_size: int,
+    positive_pair: bool,
+    rng: np.random.Generator,
+    caps: SampleCaps = SampleCaps(),
+) -> PointLabels:
+    """SiamCAN's "Circle label" (paper 002, Table 3, row 1): circles in place of both of SiamBAN's
+    ellipses. Positive strictly inside C2 (radius r = `circle_radius`), negative strictly outside the
+    circle C1 of radius 2r, ignored between. The paper does not print C1; 2r keeps the 1:2 ratio of
+    SiamBAN's positive and negative ellipses (E2: semi-axes w/4, h/4; E1: w/2, h/2). Negative pair:
+    negatives drawn inside C2, as `circle_ellipse_labels`."""
+    px, py = _points(stride, score_size)
+    radius = circle_radius(box[2] - box[0], box[3] - box[1])
+    distance2 = _centre_distance2(box, px, py)
+    positive, negative = distance2 < radius**2, distance2 > (2 * radius) ** 2
+    return _point_labels(box, stride, score_size, positive_pair, rng, positive, negative, caps)
 
 
 def inside_box_labels(

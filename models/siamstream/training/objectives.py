@@ -29,6 +29,7 @@ from siamstream.training.labels import (
     anchor_grid,
     anchor_labels,
     circle_ellipse_labels,
+    circle_labels,
     disk_labels,
     ellipse_labels,
     inside_box_labels,
@@ -255,8 +256,18 @@ def _captured_cls_pre_activations(
             handle.remove()
 
 
+# The label assignment of each `LabelSettings.point_shape`.
+POINT_LABELS = {
+    "ellipse": ellipse_labels,
+    "ellipse_centerness": ellipse_labels,
+    "circle_ellipse": circle_ellipse_labels,
+    "circle": circle_labels,
+}
+
+
 class PointObjective:
-    """Anchor-free heads (BAN, CAR): cross-entropy on labelled cells, a box loss on the positives."""
+    """Anchor-free heads (BAN, CAR): cross-entropy on labelled cells, a box loss on the positives
+    (weighted by their centerness target with the "ellipse_centerness" labels)."""
 
     head_kind = "ban"
 
@@ -270,7 +281,7 @@ class PointObjective:
     def labels(
         self, box: np.ndarray, score_size: int, positive_pair: bool, rng: np.random.Generator
     ) -> Labels:
-        assign = ellipse_labels if self.settings.point_shape == "ellipse" else circle_ellipse_labels
+        assign = POINT_LABELS[self.settings.point_shape]
         result = assign(box, self.stride, score_size, positive_pair, rng, self.caps)
         return {"cls": result.cls, "ltrb": result.ltrb, "centerness": result.centerness}
 
@@ -298,7 +309,8 @@ class PointObjective:
         return {"cls": (self.weights.cls, cls_loss), "loc": (self.weights.loc, loc_loss)}
 
     def losses(self, outputs: dict[str, Tensor], labels: dict[str, Tensor]) -> dict[str, Tensor]:
-        return _weighted(self.point_terms(outputs, labels, None))
+        weight = labels["centerness"] if self.settings.point_shape == "ellipse_centerness" else None
+        return _weighted(self.point_terms(outputs, labels, weight))
 
 
 class CARObjective(PointObjective):

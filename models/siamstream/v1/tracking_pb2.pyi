@@ -178,7 +178,7 @@ class Box(_message.Message):
     def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., width: _Optional[float] = ..., height: _Optional[float] = ...) -> None: ...
 
 class TrackerOptions(_message.Message):
-    __slots__ = ("penalty_k", "window_influence", "lr", "template_update", "tracking_threshold", "lost_threshold", "lost_after_frames")
+    __slots__ = ("penalty_k", "window_influence", "lr", "template_update", "tracking_threshold", "lost_threshold", "lost_after_frames", "one_more_search", "adaptive_region")
     PENALTY_K_FIELD_NUMBER: _ClassVar[int]
     WINDOW_INFLUENCE_FIELD_NUMBER: _ClassVar[int]
     LR_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +186,8 @@ class TrackerOptions(_message.Message):
     TRACKING_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     LOST_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     LOST_AFTER_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    ONE_MORE_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    ADAPTIVE_REGION_FIELD_NUMBER: _ClassVar[int]
     penalty_k: float
     window_influence: float
     lr: float
@@ -193,7 +195,9 @@ class TrackerOptions(_message.Message):
     tracking_threshold: float
     lost_threshold: float
     lost_after_frames: int
-    def __init__(self, penalty_k: _Optional[float] = ..., window_influence: _Optional[float] = ..., lr: _Optional[float] = ..., template_update: _Optional[bool] = ..., tracking_threshold: _Optional[float] = ..., lost_threshold: _Optional[float] = ..., lost_after_frames: _Optional[int] = ...) -> None: ...
+    one_more_search: bool
+    adaptive_region: bool
+    def __init__(self, penalty_k: _Optional[float] = ..., window_influence: _Optional[float] = ..., lr: _Optional[float] = ..., template_update: _Optional[bool] = ..., tracking_threshold: _Optional[float] = ..., lost_threshold: _Optional[float] = ..., lost_after_frames: _Optional[int] = ..., one_more_search: _Optional[bool] = ..., adaptive_region: _Optional[bool] = ...) -> None: ...
 
 class StageTimings(_message.Message):
     __slots__ = ("decode_ms", "crop_ms", "inference_ms", "postprocess_ms", "store_ms", "total_ms")

@@ -151,6 +151,9 @@ class TrackingServiceServicer:
         starts the target's session on the first frame it reads after the attach, or, when `box_time` is
         set, on the recent frame received nearest that time (then catches up through the frames after it).
         The service needs a Redis store for cameras; without one these calls are FAILED_PRECONDITION.
+        Camera ids belong to the calling API key: another key's camera of the same id is never found,
+        listed or in the way. RESOURCE_EXHAUSTED when the key or the deployment has its most cameras, or the
+        camera its most targets.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
