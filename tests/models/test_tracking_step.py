@@ -96,6 +96,26 @@ def test_an_overflowing_box_keeps_the_previous_box_as_a_failed_frame(frame, name
     assert result.bbox == (state.cx - state.w / 2, state.cy - state.h / 2, state.w, state.h)
 
 
+@pytest.mark.parametrize("name", ["siamban_r50", "siamcan_small", "siamcar_r50", "dcfnet_small"])
+def test_a_box_output_overflowed_to_infinity_is_a_failed_frame(frame, name):
+    """A small SiamCAN of the papers' study overflowed its exponentiated box head to +inf on a held-out
+    frame, and the step refused the outputs as an error, ending the sequence."""
+    config = get_config(name)
+    state, _ = init_track(config, frame, BOX)
+    request = prepare_search(config, state, frame)
+    cls, loc, *rest = neutral_outputs(config, 1)
+    loc = loc.copy()
+    loc[0, :, 3, 4] = np.inf
+    with np.errstate(all="ignore"):
+        new_state, result = finish_search(config, state, request, (cls, loc, *rest))
+    assert (new_state.cx, new_state.cy, new_state.w, new_state.h) == (state.cx, state.cy, state.w, state.h)
+    assert result.score == 0.0 and new_state.low_score_count == 1
+    with pytest.raises(ValueError, match="output 1 has non-finite"):
+        finish_search(config, state, request, (cls, np.full_like(loc, np.nan), *rest))
+    with pytest.raises(ValueError, match="output 0 has non-finite"):
+        finish_search(config, state, request, (np.full_like(cls, np.inf), loc, *rest))
+
+
 def test_siamfc_searches_three_scales(frame):
     config = get_config("siamfc_alexnet")
     state, template = init_track(config, frame, BOX)

@@ -42,6 +42,7 @@ from siamstream.tracking.state import TrackerState, TrackResult, next_status
 from siamstream.tracking.template_update import split_search_outputs
 from siamstream.tracking.validation import (
     bounded_target_size,
+    box_overflowed,
     check_box,
     check_frame,
     check_frame_size,
@@ -160,7 +161,7 @@ def finish_search(
         estimate = car_update(hyper, config.crop, maps, target, request.scale_z, image_size)
     else:
         estimate = _rpn_estimate(config, hyper, maps, target, request.scale_z, image_size)
-    if _degenerate(estimate):
+    if box_overflowed(config, maps) or _degenerate(estimate):
         estimate = _held(state)
     estimate = _bounded(estimate, state, config.crop.context_amount)
     to_box = siamfc_box_from_center if isinstance(hyper, FCHyper) else box_from_center

@@ -119,15 +119,29 @@ def expected_output_shapes(config: TrackerConfig, crops: int) -> list[tuple[int,
     return [(crops, 1, s, s)]
 
 
+# SiamBAN's and SiamCAR's networks exponentiate their box output (`loc`, output 1): a head outside its
+# working range overflows it to +inf, which is a failed frame (see `box_overflowed`), not a broken model.
+EXPONENTIATED_BOX_OUTPUT = {Family.SIAMBAN: 1, Family.SIAMCAR: 1}
+
+
 def check_outputs(config: TrackerConfig, outputs: Sequence[np.ndarray], crops: int) -> tuple[np.ndarray, ...]:
-    """Search outputs must match the family's count and shapes and be finite; returns them as float32."""
+    """Search outputs must match the family's count and shapes and be finite (an exponentiated box
+    output may also hold +inf); returns them as float32."""
     expected = expected_output_shapes(config, crops)
     if len(outputs) != len(expected):
         raise ValueError(f"{config.family} search gives {len(expected)} outputs, got {len(outputs)}")
     arrays = tuple(np.asarray(o, dtype=np.float32) for o in outputs)
+    overflow_allowed = EXPONENTIATED_BOX_OUTPUT.get(config.family)
     for index, (array, shape) in enumerate(zip(arrays, expected, strict=True)):
         if array.shape != shape:
             raise ValueError(f"{config.family} search output {index} must be {shape}, got {array.shape}")
-        if not np.all(np.isfinite(array)):
+        valid = np.isfinite(array) | ((array == np.inf) if index == overflow_allowed else False)
+        if not np.all(valid):
             raise ValueError(f"{config.family} search output {index} has non-finite values")
     return arrays
+
+
+def box_overflowed(config: TrackerConfig, outputs: Sequence[np.ndarray]) -> bool:
+    """Whether checked search outputs hold an exponentiated box output that overflowed to +inf."""
+    index = EXPONENTIATED_BOX_OUTPUT.get(config.family)
+    return index is not None and bool(np.isinf(outputs[index]).any())
