@@ -5,6 +5,8 @@ paired bootstrap of `siamstream.evaluation.bootstrap` (seeds and sequences resam
 - reproduced: the 95 % interval lies entirely on the side the paper claims (better than the baseline);
 - not reproduced: the interval rules out a gain of the smallest size worth having (`SMALLEST_GAIN`);
 - inconclusive: neither, at this scale.
+A verdict over fewer than `FULL_SEEDS` seeds is marked preliminary: one seed says nothing of how much the
+effect varies with training.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ SMALLEST_GAIN: dict[Metric, float] = {
     "failures": 0.05,
 }
 LOWER_IS_BETTER: frozenset[Metric] = frozenset({"failures"})
+FULL_SEEDS = 3
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,14 @@ def verdict(effect: Effect, metric: Metric) -> str:
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     low, high = sorted((sign * effect.low, sign * effect.high))
     if low > 0.0:
-        return "reproduced"
-    if high < SMALLEST_GAIN[metric]:
-        return "not reproduced"
-    return "inconclusive"
+        word = "reproduced"
+    elif high < SMALLEST_GAIN[metric]:
+        word = "not reproduced"
+    else:
+        word = "inconclusive"
+    if effect.seeds < FULL_SEEDS:
+        return f"{word} (preliminary: {effect.seeds} of {FULL_SEEDS} seeds)"
+    return word
 
 
 def claim_results(plan: StudyPlan, out: Path) -> list[ClaimResult]:
