@@ -1,5 +1,6 @@
 """A redis-server process on a free loopback port, stopped by its pid: the store of the benchmarks that run
 the service over Redis (bench/soak.py, bench/camera_outage.py, bench/rtsp_latency.py) and of the tests.
+`terminate` (SIGTERM, then SIGKILL) also stops the soak's service process and the tests' serve processes.
 
 Needs the `redis-server` binary (`scripts/install_redis.sh`).
 """
@@ -13,6 +14,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from types import TracebackType
 
 import redis
 
@@ -22,11 +24,24 @@ START_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 5.0
 
 
+def terminate(process: subprocess.Popen[bytes], timeout_s: float) -> int:
+    """SIGTERM `process` by its pid and wait; SIGKILL when it outlives `timeout_s`. Its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout_s)
+    return process.returncode
+
+
 class RedisServer:
     """One redis-server process on 127.0.0.1 with its own data directory; restartable on the same port.
 
     `start` and `stop` hold a lock, so that a restart running in a thread and a stop from another (the
-    main thread on Ctrl-C) never leave a server running behind the caller's back.
+    main thread on Ctrl-C) never leave a server running behind the caller's back. As a context manager it
+    is started on entry and removed (stopped, its directory deleted) on exit.
     """
 
     def __init__(self, binary: str, appendonly: bool) -> None:
@@ -87,12 +102,7 @@ class RedisServer:
             if process is None:
                 return
             process.send_signal(signal.SIGCONT)  # a frozen server handles SIGTERM only once it runs again
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_TIMEOUT_S)
+            terminate(process, STOP_TIMEOUT_S)
 
     def restart(self) -> None:
         """Stop and start again on the same port and directory."""
@@ -103,6 +113,15 @@ class RedisServer:
         """Stop the server and delete its directory."""
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.remove()
 
     def _wait_for_ping(self) -> None:
         assert self._process is not None

@@ -27,19 +27,15 @@ def redis_binary() -> str:
 @pytest.fixture(scope="session")
 def redis_server(redis_binary: str) -> Iterator[RedisServer]:
     """A redis-server without persistence, shared by the whole session (tests use distinct key prefixes)."""
-    server = RedisServer(redis_binary, appendonly=False)
-    server.start()
-    yield server
-    server.remove()
+    with RedisServer(redis_binary, appendonly=False) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def redis_server_aof(redis_binary: str) -> Iterator[RedisServer]:
     """A redis-server with an append-only file, so that data survives `restart()`."""
-    server = RedisServer(redis_binary, appendonly=True)
-    server.start()
-    yield server
-    server.remove()
+    with RedisServer(redis_binary, appendonly=True) as server:
+        yield server
 
 
 @pytest.fixture

@@ -102,6 +102,28 @@ async def serving_replica(
         await server.drain(grace_s=0.5)
 
 
+def start_request(frame: np.ndarray, tracker: str = TRACKER, **options: bool) -> pb.StartTrackRequest:
+    """StartTrack of `tracker` at INIT_BOX on `frame` (client frame 0) with the tracker `options`."""
+    return pb.StartTrackRequest(
+        tracker=tracker,
+        frame=png_frame(frame, 0),
+        box=box_message(INIT_BOX),
+        options=pb.TrackerOptions(**options),
+    )
+
+
+async def track(
+    stub: pb_grpc.TrackingServiceStub, frames: Sequence[np.ndarray], **options: bool
+) -> tuple[str, list[pb.TrackResult]]:
+    """Start at INIT_BOX on the first frame with `options`, push the rest; the session id and results."""
+    started = await stub.StartTrack(start_request(frames[0], **options), metadata=KEY)
+    results = [started.result]
+    for number, frame in enumerate(frames[1:], start=1):
+        request = pb.PushFrameRequest(session_id=started.session_id, frame=png_frame(frame, number))
+        results.append((await stub.PushFrame(request, metadata=KEY)).result)
+    return started.session_id, results
+
+
 def offline_results(package_dir: Path, frames: Sequence[np.ndarray]) -> list[TrackResult]:
     """The offline tracker's results on `frames`, started at INIT_BOX on the first."""
     package = read_package(package_dir / TRACKER)

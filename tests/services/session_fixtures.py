@@ -21,6 +21,7 @@ import torch
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from siamstream.config import TrackerConfig
 from siamstream.nn.network import build_network
 from siamstream.package import export_package
 from siamstream.registry import get_config
@@ -41,14 +42,18 @@ FRAME_HEIGHT = 240
 TARGET_SIDE = 40
 STEP_PX = 5
 INIT_BOX = (100.0, 90.0, float(TARGET_SIDE), float(TARGET_SIDE))
+# Small frame limits for the services that refuse frames, so that "oversized" frames stay cheap to build.
+MAX_FRAME_PIXELS = 400 * 300
+MAX_FRAME_BYTES = 1_000_000
 
 
-def export_test_package(package_dir: Path) -> Path:
-    """Export siamrpn_alex with seeded random weights into `package_dir/siamrpn_alex`."""
+def export_test_package(package_dir: Path, config: TrackerConfig | None = None) -> Path:
+    """Export `config` (by default siamrpn_alex's registered one) with seeded random weights into
+    `package_dir/<its name>`."""
     torch.manual_seed(0)
-    config = get_config(TRACKER)
+    config = get_config(TRACKER) if config is None else config
     network = build_network(config).eval()
-    return export_package(network, config, package_dir / TRACKER).root
+    return export_package(network, config, package_dir / config.name).root
 
 
 def moving_target_frames(

@@ -67,10 +67,8 @@ URL_A = "rtsp://192.0.2.20:8554/live"
 @pytest.fixture(scope="module")
 def private_redis(redis_binary: str) -> Iterator[RedisServer]:
     """This module's own redis-server, so that whole-keyspace comparisons see only this module's keys."""
-    server = RedisServer(redis_binary, appendonly=False)
-    server.start()
-    yield server
-    server.remove()
+    with RedisServer(redis_binary, appendonly=False) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

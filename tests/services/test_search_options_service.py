@@ -11,21 +11,16 @@ the repository: one search model and one update model per crop side).
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
-import torch
-import tritonclient.grpc as tritonclient
 
-from siamstream.cli.main import build_parser
 from siamstream.config import SearchConfig, TemplateUpdateConfig, TrackerConfig
-from siamstream.nn.network import build_network
-from siamstream.package import export_package, read_package
+from siamstream.package import read_package
 from siamstream.registry import get_config
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
@@ -40,19 +35,17 @@ from siamstream_services.inference.triton_repository import (
 )
 from siamstream_services.inference.triton_server import TritonServer
 from siamstream_services.session.state import SessionState
-from tests.services.replica_fixtures import KEY, assert_offline_results, serving_replica
+from tests.services.replica_fixtures import KEY, assert_offline_results, serving_replica, start_request, track
 from tests.services.session_fixtures import (
     INIT_BOX,
     TRACKER,
     Service,
-    box_message,
     export_test_package,
     moving_target_frames,
-    png_frame,
     running_service,
     status_of,
 )
-from tests.services.triton_fixtures import make_triton_server, triton_missing_reason
+from tests.services.triton_fixtures import cpu_test_triton, inference_counts, triton_missing_reason
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
@@ -63,7 +56,6 @@ CODE = grpc.StatusCode
 FRAME_COUNT = 6
 PLAIN_SIAMFC = "siamfc_alexnet"
 TRITON_MISSING = triton_missing_reason()
-STATS_LAG_S = 2.0
 
 
 class RecordingRunner:
@@ -88,21 +80,23 @@ def with_search(config: TrackerConfig, **search: bool) -> TrackerConfig:
     return config.model_copy(update={"search": config.search.model_copy(update=search)})
 
 
+def options_config(**search: int) -> TrackerConfig:
+    """siamrpn_alex with the template update (rate 0.3, gate 0) and the adaptive search region (`search`:
+    more of its `SearchConfig`)."""
+    return get_config(TRACKER).model_copy(
+        update={
+            "template_update": TemplateUpdateConfig(enabled=True, rate=0.3, gate=0.0),
+            "search": SearchConfig(adaptive_region=True, **search),
+        }
+    )
+
+
 @pytest.fixture(scope="module")
 def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """siamrpn_alex with the adaptive region and the template update, and a SiamFC package."""
     directory = tmp_path_factory.mktemp("packages")
-    torch.manual_seed(0)
-    config = get_config(TRACKER).model_copy(
-        update={
-            "template_update": TemplateUpdateConfig(enabled=True, rate=0.3, gate=0.0),
-            "search": SearchConfig(adaptive_region=True),
-        }
-    )
-    export_package(build_network(config).eval(), config, directory / TRACKER)
-    torch.manual_seed(0)
-    siamfc = get_config(PLAIN_SIAMFC)
-    export_package(build_network(siamfc).eval(), siamfc, directory / PLAIN_SIAMFC)
+    export_test_package(directory, options_config())
+    export_test_package(directory, get_config(PLAIN_SIAMFC))
     return directory
 
 
@@ -126,24 +120,6 @@ def offline(
 async def service(package_dir: Path) -> AsyncIterator[Service]:
     async with running_service(package_dir) as running:
         yield running
-
-
-def start_request(frame: np.ndarray, tracker: str = TRACKER, **options: bool) -> pb.StartTrackRequest:
-    return pb.StartTrackRequest(
-        tracker=tracker,
-        frame=png_frame(frame, 0),
-        box=box_message(INIT_BOX),
-        options=pb.TrackerOptions(**options),
-    )
-
-
-async def track(stub, frames: Sequence[np.ndarray], **options: bool) -> tuple[str, list[pb.TrackResult]]:
-    started = await stub.StartTrack(start_request(frames[0], **options), metadata=KEY)
-    results = [started.result]
-    for number, frame in enumerate(frames[1:], start=1):
-        request = pb.PushFrameRequest(session_id=started.session_id, frame=png_frame(frame, number))
-        results.append((await stub.PushFrame(request, metadata=KEY)).result)
-    return started.session_id, results
 
 
 async def test_options_give_the_offline_boxes_state_and_template(
@@ -240,43 +216,15 @@ def triton_package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The package with the adaptive region grown one step at most: five models (the tritonserver's python
     backend starts a process per model, so the repository is kept small)."""
     directory = tmp_path_factory.mktemp("triton_packages")
-    torch.manual_seed(0)
-    config = get_config(TRACKER).model_copy(
-        update={
-            "template_update": TemplateUpdateConfig(enabled=True, rate=0.3, gate=0.0),
-            "search": SearchConfig(adaptive_region=True, region_max_steps=1),
-        }
-    )
-    export_package(build_network(config).eval(), config, directory / TRACKER)
+    export_test_package(directory, options_config(region_max_steps=1))
     return directory
 
 
 @pytest.fixture(scope="module")
 def triton(triton_package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    """A tritonserver on the CPU test repository of the package (batch 4: short warm-ups)."""
-    repository = tmp_path_factory.mktemp("repository")
-    argv = ["triton-repository", "--package", str(triton_package_dir / TRACKER), "--out", str(repository)]
-    args = build_parser().parse_args([*argv, "--form", "cpu-test", "--max-batch", "4"])
-    assert args.run(args) == 0
-    server = make_triton_server(repository, tmp_path_factory.mktemp("triton"))
-    server.start()
-    yield server
-    server.stop()
-
-
-def inference_counts(triton: TritonServer, models: Sequence[str], at_least: Sequence[int]) -> list[int]:
-    """Inferences each model has run, read again for up to STATS_LAG_S until each has run `at_least`
-    (Triton counts just after answering)."""
-    client = tritonclient.InferenceServerClient(triton.grpc_url)
-    deadline = time.monotonic() + STATS_LAG_S
-    try:
-        while True:
-            counts = [client.get_inference_statistics(m).model_stats[0].inference_count for m in models]
-            if all(c >= a for c, a in zip(counts, at_least, strict=True)) or time.monotonic() > deadline:
-                return counts
-            time.sleep(0.05)
-    finally:
-        client.close()
+    """A tritonserver on the CPU test repository of the package."""
+    with cpu_test_triton(triton_package_dir / TRACKER, tmp_path_factory) as server:
+        yield server
 
 
 @pytest.mark.slow

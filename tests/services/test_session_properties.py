@@ -25,13 +25,13 @@ from siamstream.v1 import tracking_pb2 as pb
 from siamstream_services.benchmark.redis_server import RedisServer
 from tests.services.replica_fixtures import KEY, Replica, serving_replica
 from tests.services.session_fixtures import (
-    API_KEY_A,
     FRAME_HEIGHT,
     FRAME_WIDTH,
     INIT_BOX,
+    MAX_FRAME_BYTES,
+    MAX_FRAME_PIXELS,
     TRACKER,
     Service,
-    auth,
     box_message,
     encode,
     moving_target_frames,
@@ -41,12 +41,9 @@ from tests.services.session_fixtures import (
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-A = auth(API_KEY_A)
 CODE = grpc.StatusCode
 # Codes that mean the service failed, not the request.
 FAULTS = {CODE.INTERNAL, CODE.UNKNOWN}
-MAX_FRAME_PIXELS = 400 * 300
-MAX_FRAME_BYTES = 1_000_000
 # Each example is one or two RPCs (a tracked frame runs the model: tens of milliseconds).
 EXAMPLES = settings(
     max_examples=40,
@@ -154,7 +151,7 @@ async def service(package_dir: Path) -> AsyncIterator[Service]:
 async def session_id(service: Service) -> str:
     """A session the tests push to; any example may move it on, a refused one must not."""
     request = pb.StartTrackRequest(tracker=TRACKER, frame=png_frame(FRAMES[0]), box=box_message(INIT_BOX))
-    return (await service.stub.StartTrack(request, metadata=A)).session_id
+    return (await service.stub.StartTrack(request, metadata=KEY)).session_id
 
 
 async def outcome(call: object) -> CODE:
@@ -167,11 +164,11 @@ async def outcome(call: object) -> CODE:
 
 
 async def session_state(service: Service, session_id: str) -> pb.TrackSession:
-    return await service.stub.GetTrack(pb.GetTrackRequest(session_id=session_id), metadata=A)
+    return await service.stub.GetTrack(pb.GetTrackRequest(session_id=session_id), metadata=KEY)
 
 
 async def all_sessions(service: Service) -> pb.ListTracksResponse:
-    return await service.stub.ListTracks(pb.ListTracksRequest(page_size=100), metadata=A)
+    return await service.stub.ListTracks(pb.ListTracksRequest(page_size=100), metadata=KEY)
 
 
 @EXAMPLES
@@ -183,7 +180,7 @@ async def test_start_track_with_any_box_and_options(
     before = await all_sessions(service)
     request = pb.StartTrackRequest(tracker=TRACKER, frame=png_frame(FRAMES[0]), box=box, options=options)
     try:
-        started = await service.stub.StartTrack(request, metadata=A)
+        started = await service.stub.StartTrack(request, metadata=KEY)
     except grpc.aio.AioRpcError as error:
         assert error.code() not in FAULTS, error.details()
         assert await all_sessions(service) == before  # the refused start created nothing
@@ -191,10 +188,10 @@ async def test_start_track_with_any_box_and_options(
     try:
         if tracked:
             push = pb.PushFrameRequest(session_id=started.session_id, frame=png_frame(FRAMES[1]))
-            code = await outcome(service.stub.PushFrame(push, metadata=A))
+            code = await outcome(service.stub.PushFrame(push, metadata=KEY))
             assert code is CODE.OK
     finally:
-        await service.stub.StopTrack(pb.StopTrackRequest(session_id=started.session_id), metadata=A)
+        await service.stub.StopTrack(pb.StopTrackRequest(session_id=started.session_id), metadata=KEY)
 
 
 @EXAMPLES
@@ -203,7 +200,7 @@ async def test_push_frame_with_any_frame(service: Service, session_id: str, fram
     before = await session_state(service, session_id)
 
     code = await outcome(
-        service.stub.PushFrame(pb.PushFrameRequest(session_id=session_id, frame=frame), metadata=A)
+        service.stub.PushFrame(pb.PushFrameRequest(session_id=session_id, frame=frame), metadata=KEY)
     )
 
     assert code not in FAULTS
@@ -217,12 +214,12 @@ async def test_start_track_with_any_frame(service: Service, frame: pb.Frame, box
     before = await all_sessions(service)
     request = pb.StartTrackRequest(tracker=TRACKER, frame=frame, box=box)
     try:
-        started = await service.stub.StartTrack(request, metadata=A)
+        started = await service.stub.StartTrack(request, metadata=KEY)
     except grpc.aio.AioRpcError as error:
         assert error.code() not in FAULTS, error.details()
         assert await all_sessions(service) == before
         return
-    await service.stub.StopTrack(pb.StopTrackRequest(session_id=started.session_id), metadata=A)
+    await service.stub.StopTrack(pb.StopTrackRequest(session_id=started.session_id), metadata=KEY)
 
 
 IDS = st.one_of(st.sampled_from(["", " ", "\x00", "a" * 4096]), st.text(max_size=200))
@@ -235,9 +232,11 @@ async def test_get_stop_and_list_with_any_ids(
 ) -> None:
     before = await session_state(service, session_id)
     calls = [
-        service.stub.GetTrack(pb.GetTrackRequest(session_id=any_id), metadata=A),
-        service.stub.StopTrack(pb.StopTrackRequest(session_id=any_id), metadata=A),
-        service.stub.ListTracks(pb.ListTracksRequest(page_size=page_size, page_token=page_token), metadata=A),
+        service.stub.GetTrack(pb.GetTrackRequest(session_id=any_id), metadata=KEY),
+        service.stub.StopTrack(pb.StopTrackRequest(session_id=any_id), metadata=KEY),
+        service.stub.ListTracks(
+            pb.ListTracksRequest(page_size=page_size, page_token=page_token), metadata=KEY
+        ),
     ]
     for call in calls:
         assert await outcome(call) not in FAULTS
@@ -267,7 +266,7 @@ async def test_track_stream_with_any_messages(
         else:
             requests.append(pb.TrackRequest(frame=message))
 
-    call = service.stub.Track(metadata=A)
+    call = service.stub.Track(metadata=KEY)
     try:
         for request in requests:
             await call.write(request)
@@ -278,7 +277,7 @@ async def test_track_stream_with_any_messages(
         assert error.code() not in FAULTS, error.details()
         stream_session = dict(await call.trailing_metadata()).get("siamstream-session-id")
         if stream_session:  # an error ends the stream but keeps its session: stop it here
-            await service.stub.StopTrack(pb.StopTrackRequest(session_id=stream_session), metadata=A)
+            await service.stub.StopTrack(pb.StopTrackRequest(session_id=stream_session), metadata=KEY)
     assert await session_state(service, session_id) == before  # another session's stream
 
 

@@ -27,6 +27,8 @@ from tests.services.session_fixtures import (
     FRAME_HEIGHT,
     FRAME_WIDTH,
     INIT_BOX,
+    MAX_FRAME_BYTES,
+    MAX_FRAME_PIXELS,
     TRACKER,
     Service,
     auth,
@@ -42,9 +44,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 A = auth(API_KEY_A)
 B = auth(API_KEY_B)
-# Small limits so that "oversized" frames stay cheap to build.
-MAX_FRAME_PIXELS = 400 * 300
-MAX_FRAME_BYTES = 1_000_000
 CODE = grpc.StatusCode
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from siamstream.v1 import tracking_pb2 as pb
 from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.benchmark.model_server import free_port
-from siamstream_services.benchmark.redis_server import RedisServer
+from siamstream_services.benchmark.redis_server import RedisServer, terminate
 from siamstream_services.ingest.config import IngestSettings
 from siamstream_services.ingest.directory import CameraDirectory, camera_key
 from siamstream_services.session.interceptors import ObservabilityInterceptor
@@ -115,12 +114,7 @@ def service(
         wait_serving(running.address, process, START_TIMEOUT_S, running.log_tail)
         yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT_S)
+        terminate(process, STOP_TIMEOUT_S)
 
 
 async def _drop_track(stub: pb_grpc.TrackingServiceStub, start: pb.TrackRequest, index: int) -> None:

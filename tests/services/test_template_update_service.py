@@ -9,7 +9,6 @@ real tritonserver (CPU test form of the repository, three models).
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
@@ -17,14 +16,11 @@ import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
-import torch
 import tritonclient.grpc as tritonclient
 from tritonclient.utils import np_to_triton_dtype
 
-from siamstream.cli.main import build_parser
 from siamstream.config import TemplateUpdateConfig
-from siamstream.nn.network import build_network
-from siamstream.package import export_package, read_package
+from siamstream.package import read_package
 from siamstream.registry import get_config
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
@@ -34,19 +30,17 @@ from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.inference.triton_repository import search_model_name, update_model_name
 from siamstream_services.inference.triton_server import TritonServer
 from siamstream_services.session.state import SessionState
-from tests.services.replica_fixtures import KEY, assert_offline_results, serving_replica
+from tests.services.replica_fixtures import KEY, assert_offline_results, serving_replica, start_request, track
 from tests.services.session_fixtures import (
     INIT_BOX,
     TRACKER,
     Service,
-    box_message,
     export_test_package,
     moving_target_frames,
-    png_frame,
     running_service,
     status_of,
 )
-from tests.services.triton_fixtures import make_triton_server, triton_missing_reason
+from tests.services.triton_fixtures import cpu_test_triton, inference_counts, triton_missing_reason
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
@@ -61,16 +55,13 @@ UPDATE_GATE = 0.0
 ACM_TRACKER = "siamfc_acm_alexnet"
 PLAIN_TRACKER = "siamfc_alexnet"
 TRITON_MISSING = triton_missing_reason()
-STATS_LAG_S = 2.0
 
 
 def export_update_package(package_dir: Path) -> Path:
     """Export siamrpn_alex (seeded random weights) with the template update as `package_dir/siamrpn_alex`."""
-    torch.manual_seed(0)
-    config = get_config(TRACKER)
     update = TemplateUpdateConfig(enabled=True, rate=UPDATE_RATE, gate=UPDATE_GATE)
-    config = config.model_copy(update={"template_update": update})
-    return export_package(build_network(config).eval(), config, package_dir / TRACKER).root
+    config = get_config(TRACKER).model_copy(update={"template_update": update})
+    return export_test_package(package_dir, config)
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +69,7 @@ def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("packages")
     export_update_package(directory)
     for name in (ACM_TRACKER, PLAIN_TRACKER):
-        torch.manual_seed(0)
-        config = get_config(name)
-        export_package(build_network(config).eval(), config, directory / name)
+        export_test_package(directory, get_config(name))
     return directory
 
 
@@ -124,25 +113,6 @@ def offline_without_update(
 async def service(package_dir: Path) -> AsyncIterator[Service]:
     async with running_service(package_dir) as running:
         yield running
-
-
-def start_request(frame: np.ndarray, tracker: str = TRACKER, **options: bool) -> pb.StartTrackRequest:
-    return pb.StartTrackRequest(
-        tracker=tracker,
-        frame=png_frame(frame, 0),
-        box=box_message(INIT_BOX),
-        options=pb.TrackerOptions(**options),
-    )
-
-
-async def track(stub, frames: Sequence[np.ndarray], **options: bool) -> tuple[str, list[pb.TrackResult]]:
-    """Start at INIT_BOX on the first frame with `options`, push the rest; the session id and results."""
-    started = await stub.StartTrack(start_request(frames[0], **options), metadata=KEY)
-    results = [started.result]
-    for number, frame in enumerate(frames[1:], start=1):
-        request = pb.PushFrameRequest(session_id=started.session_id, frame=png_frame(frame, number))
-        results.append((await stub.PushFrame(request, metadata=KEY)).result)
-    return started.session_id, results
 
 
 async def stored(service: Service, session_id: str) -> tuple[SessionState, np.ndarray]:
@@ -250,29 +220,9 @@ async def test_option_refused_without_a_feature_map_template_or_an_update_stage(
 
 @pytest.fixture(scope="module")
 def triton(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    """A tritonserver on the CPU test repository of the update-capable package (batch 4: short warm-up)."""
-    repository = tmp_path_factory.mktemp("repository")
-    argv = ["triton-repository", "--package", str(package_dir / TRACKER), "--out", str(repository)]
-    args = build_parser().parse_args([*argv, "--form", "cpu-test", "--max-batch", "4"])
-    assert args.run(args) == 0
-    server = make_triton_server(repository, tmp_path_factory.mktemp("triton"))
-    server.start()
-    yield server
-    server.stop()
-
-
-def inference_count(triton: TritonServer, model: str, at_least: int) -> int:
-    """Inferences `model` has run; read again for up to STATS_LAG_S (Triton counts just after answering)."""
-    client = tritonclient.InferenceServerClient(triton.grpc_url)
-    deadline = time.monotonic() + STATS_LAG_S
-    try:
-        while True:
-            count = client.get_inference_statistics(model).model_stats[0].inference_count
-            if count >= at_least or time.monotonic() > deadline:
-                return count
-            time.sleep(0.05)
-    finally:
-        client.close()
+    """A tritonserver on the CPU test repository of the update-capable package."""
+    with cpu_test_triton(package_dir / TRACKER, tmp_path_factory) as server:
+        yield server
 
 
 @pytest.mark.slow
@@ -285,7 +235,7 @@ async def test_triton_update_session_gives_the_offline_boxes(
     offline_without_update,
 ) -> None:
     model = update_model_name(TRACKER)
-    warmed_up = inference_count(triton, model, 0)  # the model warm-up counts too
+    [warmed_up] = inference_counts(triton, [model], [0])  # the model warm-up counts too
     async with serving_replica(
         package_dir, tracker_packages=[TRACKER], inference_backend=f"triton://{triton.grpc_url}"
     ) as replica:
@@ -294,7 +244,7 @@ async def test_triton_update_session_gives_the_offline_boxes(
 
     assert_offline_results(results, offline_with_update[1])
     updates = FRAME_COUNT - 1  # every update ran in Triton, none for the session without the option
-    assert inference_count(triton, model, warmed_up + updates) - warmed_up == updates
+    assert inference_counts(triton, [model], [warmed_up + updates])[0] - warmed_up == updates
     assert_offline_results(plain_results, offline_without_update[1][:2])
     # The search model serves a request for the head outputs alone: the features stay on the server.
     package = read_package(package_dir / TRACKER)

@@ -4,16 +4,23 @@ Imported by `test_inference_*.py` (pytest puts this directory on sys.path). The 
 torch.jit.script-ed modules with exactly the real packages' signatures, so the backends are tested
 without the real networks: template = conv + flatten (+ the box prior), search = depth-wise correlation
 of each row's embedding with a conv of that row's crop, returning two outputs like siamrpn/siamban.
+The service tests serve real packages from `cpu_test_triton` and read its `inference_counts`.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
+import tritonclient.grpc as tritonclient
 from torch import nn
 
+from siamstream.cli.main import build_parser
 from siamstream.config import CropConfig, Precision
 from siamstream.package import (
     META_FILE,
@@ -36,6 +43,7 @@ INSTANCE_SIZE = 31
 CHANNELS = 4
 KERNEL = 7  # template feature side: (15 - 3) // 2 + 1
 EMBEDDING_DIM = CHANNELS * KERNEL * KERNEL
+STATS_LAG_S = 2.0
 
 
 class TinyTemplate(nn.Module):
@@ -133,3 +141,30 @@ def make_triton_server(model_repository: Path, work_dir: Path) -> TritonServer:
         http_port=free_port(),
         metrics_port=free_port(),
     )
+
+
+@contextmanager
+def cpu_test_triton(package: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    """A started tritonserver on the CPU test repository of `package` (batch 4: short warm-ups), written
+    by `siamstream triton-repository`; stopped on exit."""
+    repository = tmp_path_factory.mktemp("repository")
+    argv = ["triton-repository", "--package", str(package), "--out", str(repository)]
+    args = build_parser().parse_args([*argv, "--form", "cpu-test", "--max-batch", "4"])
+    assert args.run(args) == 0
+    with make_triton_server(repository, tmp_path_factory.mktemp("triton")) as server:
+        yield server
+
+
+def inference_counts(triton: TritonServer, models: Sequence[str], at_least: Sequence[int]) -> list[int]:
+    """Inferences each model has run, read again for up to STATS_LAG_S until each has run `at_least`
+    (Triton counts just after answering)."""
+    client = tritonclient.InferenceServerClient(triton.grpc_url)
+    deadline = time.monotonic() + STATS_LAG_S
+    try:
+        while True:
+            counts = [client.get_inference_statistics(m).model_stats[0].inference_count for m in models]
+            if all(c >= a for c, a in zip(counts, at_least, strict=True)) or time.monotonic() > deadline:
+                return counts
+            time.sleep(0.05)
+    finally:
+        client.close()

@@ -44,16 +44,14 @@ class DepthwiseXCorr(nn.Module):
         return self.head(xcorr_depthwise(self.conv_search(search_feature), kernel))
 
 
-class DepthwiseBoxLevel(nn.Module):
-    """One level of a box head: a `cls` and a `loc` branch (pysot `DepthwiseRPN`, siamban `DepthwiseBAN`).
+class BoxLevel(nn.Module):
+    """One level of a box head: a `cls` and a `loc` branch, each with `template_kernel(template map)` and
+    `forward(kernel, search map)` (`DepthwiseXCorr`, `nn.matched_xcorr.MatchedXCorr`)."""
 
-    Also usable as a whole single-level head: it takes and returns the same lists as the multi-level heads.
-    """
-
-    def __init__(self, in_channels: int, cls_channels: int, loc_channels: int):
+    def __init__(self, cls: nn.Module, loc: nn.Module):
         super().__init__()
-        self.cls = DepthwiseXCorr(in_channels, in_channels, cls_channels)
-        self.loc = DepthwiseXCorr(in_channels, in_channels, loc_channels)
+        self.cls = cls
+        self.loc = loc
 
     def template_kernels(self, template_features: list[Tensor]) -> list[Tensor]:
         """`[cls_kernel, loc_kernel]` of the single template map."""
@@ -64,6 +62,19 @@ class DepthwiseBoxLevel(nn.Module):
 
     def forward(self, kernels: list[Tensor], search_features: list[Tensor]) -> tuple[Tensor, Tensor]:
         return self.cls(kernels[0], search_features[0]), self.loc(kernels[1], search_features[0])
+
+
+class DepthwiseBoxLevel(BoxLevel):
+    """A `BoxLevel` of depth-wise branches (pysot `DepthwiseRPN`, siamban `DepthwiseBAN`).
+
+    Also usable as a whole single-level head: it takes and returns the same lists as the multi-level heads.
+    """
+
+    def __init__(self, in_channels: int, cls_channels: int, loc_channels: int):
+        super().__init__(
+            DepthwiseXCorr(in_channels, in_channels, cls_channels),
+            DepthwiseXCorr(in_channels, in_channels, loc_channels),
+        )
 
 
 def fuse_levels(maps: list[Tensor], level_weight: Tensor | None) -> Tensor:

@@ -23,7 +23,7 @@ from siamstream.config import TrackerConfig
 from siamstream.nn.acm import fusion_activation, fusion_head
 from siamstream.nn.backbones import Backbone
 from siamstream.nn.correlation import xcorr_depthwise
-from siamstream.nn.depthwise import MultiDepthwiseBox, _conv3x3_bn_relu
+from siamstream.nn.depthwise import BoxLevel, MultiDepthwiseBox, _conv3x3_bn_relu
 from siamstream.nn.neck import Neck
 from siamstream.nn.network import BANNetwork, RPNNetwork, SiameseNetwork
 
@@ -55,24 +55,15 @@ class MatchedXCorr(nn.Module):
         return self.head(self.xorr_activate(self.xcorr_mix(response)))
 
 
-class MatchedBoxLevel(nn.Module):
+class MatchedBoxLevel(BoxLevel):
     """One level of a box head with a `cls` and a `loc` `MatchedXCorr`; takes and returns the lists of
     `DepthwiseBoxLevel`."""
 
     def __init__(self, channels: int, cls_channels: int, loc_channels: int, kernel_side: int):
-        super().__init__()
-        self.cls = MatchedXCorr(channels, cls_channels, kernel_side)
-        self.loc = MatchedXCorr(channels, loc_channels, kernel_side)
-
-    def template_kernels(self, template_features: list[Tensor]) -> list[Tensor]:
-        """`[cls_kernel, loc_kernel]` of the single template map."""
-        return [
-            self.cls.template_kernel(template_features[0]),
-            self.loc.template_kernel(template_features[0]),
-        ]
-
-    def forward(self, kernels: list[Tensor], search_features: list[Tensor]) -> tuple[Tensor, Tensor]:
-        return self.cls(kernels[0], search_features[0]), self.loc(kernels[1], search_features[0])
+        super().__init__(
+            MatchedXCorr(channels, cls_channels, kernel_side),
+            MatchedXCorr(channels, loc_channels, kernel_side),
+        )
 
 
 def build_matched_network(

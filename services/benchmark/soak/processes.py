@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from siamstream_services.benchmark.model_server import free_port
+from siamstream_services.benchmark.redis_server import terminate
 
 # Loading torch and the package on a busy machine takes tens of seconds.
 START_TIMEOUT_S = 180.0
@@ -105,7 +105,7 @@ class ServiceProcess:
     def stop(self) -> None:
         """SIGTERM by pid (the service drains), SIGKILL if it hangs; the exit code is kept."""
         if self.stop_exit_code is None:
-            self.stop_exit_code = _terminate(self.process, STOP_TIMEOUT_S)
+            self.stop_exit_code = terminate(self.process, STOP_TIMEOUT_S)
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
@@ -138,15 +138,3 @@ class ServiceProcess:
                 for shape, count in messages.most_common(LOG_MESSAGES_SHOWN)
             ],
         }
-
-
-def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> int:
-    """SIGTERM `process` by its pid and wait; SIGKILL when it outlives `timeout_s`. Its exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=timeout_s)
-    return process.returncode
