@@ -182,3 +182,9 @@ def test_model_card_reports_the_arms_own_scores(study) -> None:
         in card
     )
     assert f"| {sum(r['failures'] for r in scored)} |" in card
+
+
+def test_an_unknown_arm_is_refused_before_anything_runs(study) -> None:
+    plan, _ = study
+    with pytest.raises(ValueError, match="no arm named 'typo'; the plan has plain, same, no_window"):
+        study_tasks(plan, ["plain", "typo"])

@@ -88,7 +88,11 @@ class StudyPlan(Strict):
         return self
 
     def arm(self, name: str) -> Arm:
-        return next(arm for arm in self.arms if arm.name == name)
+        """The arm named `name`; ValueError naming the plan's arms when there is none."""
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise ValueError(f"no arm named {name!r}; the plan has {', '.join(a.name for a in self.arms)}")
 
     def training_config(self, arm: Arm, seed: int) -> TrainingConfig:
         """The arm's tracker's own recipe, with the arm's training fields and then the shared schedule laid

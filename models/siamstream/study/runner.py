@@ -13,7 +13,6 @@ A task whose `evaluation.json` exists is skipped, so a study interrupted anywher
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -29,8 +28,6 @@ from siamstream.data.synthetic import STUDY_STRATA, SyntheticSequence, stratifie
 from siamstream.evaluation.metrics import evaluate_sequence
 from siamstream.evaluation.reset import run_with_resets
 from siamstream.study.plan import StudyPlan
-
-log = logging.getLogger(__name__)
 
 EVALUATION_FILE = "evaluation.json"
 
@@ -52,7 +49,7 @@ def study_tasks(plan: StudyPlan, arms: Iterable[str] | None = None) -> list[Task
     interrupted study has whole seeds to compare."""
     names = [arm.name for arm in plan.arms] if arms is None else list(arms)
     for name in names:
-        plan.arm(name)  # raises StopIteration for an unknown arm: checked before anything runs
+        plan.arm(name)  # an unknown arm raises here, before anything runs
     return [Task(name, seed) for seed in plan.seeds for name in names]
 
 
