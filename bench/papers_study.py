@@ -23,6 +23,7 @@ from siamstream.study.report import (
     arm_table,
     claim_results,
     eao_curves,
+    load_results,
     markdown,
     model_card,
     plot_claims,
@@ -52,18 +53,21 @@ def main() -> None:
             parser.error("package needs --arm and --dest")
         shutil.rmtree(args.dest, ignore_errors=True)
         shutil.copytree(Task(args.arm, args.seed).folder(args.out) / "package", args.dest)
-        (args.dest / "MODEL_CARD.md").write_text(model_card(plan, args.out, args.arm, args.seed))
+        (args.dest / "MODEL_CARD.md").write_text(
+            model_card(plan, load_results(plan, args.out), args.arm, args.seed)
+        )
         print(f"wrote {args.dest}")
         return
     if args.command == "run":
         run_study(plan, args.out, max(1, args.jobs), args.device, args.arms)
-    claims = claim_results(plan, args.out)
-    arms = arm_table(plan, args.out)
+    results = load_results(plan, args.out)
+    claims = claim_results(plan, results)
+    arms = arm_table(plan, results)
     text = markdown(plan, claims, arms)
     (args.out / "report.md").write_text(text)
     if claims:
         plot_claims(claims, args.out / "claims.png")
-    curves = eao_curves(plan, args.out)
+    curves = eao_curves(plan, results)
     if curves:
         plot_eao_curves(curves, args.out / "eao_curves.png")
     print(text)

@@ -15,7 +15,14 @@ import pytest
 
 from siamstream.study import runner
 from siamstream.study.plan import StudyPlan
-from siamstream.study.report import arm_table, claim_results, markdown, model_card, plot_claims
+from siamstream.study.report import (
+    arm_table,
+    claim_results,
+    load_results,
+    markdown,
+    model_card,
+    plot_claims,
+)
 from siamstream.study.runner import EVALUATION_FILE, StudyError, Task, run_study, study_tasks
 
 pytestmark = pytest.mark.slow
@@ -95,7 +102,9 @@ def test_identical_arms_have_identical_results_and_a_zero_effect(study) -> None:
         assert rows(out, "plain", seed) == rows(out, "same", seed)
     # Different seeds train different models.
     assert rows(out, "plain", 0) != rows(out, "plain", 1)
-    null = next(result for result in claim_results(plan, out) if result.claim.paper == "Null")
+    null = next(
+        result for result in claim_results(plan, load_results(plan, out)) if result.claim.paper == "Null"
+    )
     assert (null.effect.mean, null.effect.low, null.effect.high) == (0.0, 0.0, 0.0)
     assert (null.effect.seeds, null.effect.sequences) == (2, 6)
     assert null.verdict == "not reproduced (preliminary: 2 of 3 seeds)"
@@ -103,7 +112,7 @@ def test_identical_arms_have_identical_results_and_a_zero_effect(study) -> None:
 
 def test_the_effect_is_the_mean_paired_difference(study) -> None:
     plan, out = study
-    window = [r for r in claim_results(plan, out) if r.claim.paper == "Window"]
+    window = [r for r in claim_results(plan, load_results(plan, out)) if r.claim.paper == "Window"]
     assert [r.metric for r in window] == ["auc", "failures", "eao"]
     auc = window[0]
     expected = np.mean(
@@ -135,8 +144,8 @@ def test_a_finished_study_resumes_without_work_and_redoes_only_what_was_removed(
 
 def test_report_tables_and_plot(study, tmp_path: Path) -> None:
     plan, out = study
-    claims = claim_results(plan, out)
-    text = markdown(plan, claims, arm_table(plan, out))
+    claims = claim_results(plan, load_results(plan, out))
+    text = markdown(plan, claims, arm_table(plan, load_results(plan, out)))
     assert (
         "| Null | identical arms | auc | plain -> same | +0.000 [+0.000, +0.000] | 2 x 6 "
         "| not reproduced (preliminary: 2 of 3 seeds) |" in text
@@ -173,7 +182,7 @@ def test_a_failing_task_is_reported_and_the_others_still_run(
 
 def test_model_card_reports_the_arms_own_scores(study) -> None:
     plan, out = study
-    card = model_card(plan, out, "no_window", 1)
+    card = model_card(plan, load_results(plan, out), "no_window", 1)
     scored = rows(out, "no_window", 1)
     assert card.startswith("# `siamrpnpp_small` trained by the papers' study (arm `no_window`, seed 1)")
     assert '{"hyper": {"window_influence": 0.0}}' in card

@@ -47,7 +47,11 @@ class ClaimResult:
     verdict: str
 
 
-def load_results(plan: StudyPlan, out: Path) -> dict[tuple[str, int], list[dict[str, Any]]]:
+# Per-sequence result rows of every finished (arm, seed).
+Results = dict[tuple[str, int], list[dict[str, Any]]]
+
+
+def load_results(plan: StudyPlan, out: Path) -> Results:
     """Per-sequence rows of every finished (arm, seed)."""
     results = {}
     for arm in plan.arms:
@@ -88,16 +92,15 @@ def verdict(effect: Effect, metric: Metric) -> str:
     return word
 
 
-def claim_results(plan: StudyPlan, out: Path) -> list[ClaimResult]:
+def claim_results(plan: StudyPlan, results: Results) -> list[ClaimResult]:
     """Every metric of every claim whose two arms share at least one finished seed."""
-    results = load_results(plan, out)
     length = plan.suite.length
     rows = []
     for claim in plan.claims:
         seeds = [s for s in plan.seeds if (claim.baseline, s) in results and (claim.method, s) in results]
         if not seeds:
             continue
-        names = [row["name"] for row in results[(claim.baseline, seeds[0])]]
+        strata_of_columns = np.array([row["stratum"] for row in results[(claim.baseline, seeds[0])]])
         for metric in claim.metrics:
             grids = {
                 arm: np.array(
@@ -110,16 +113,15 @@ def claim_results(plan: StudyPlan, out: Path) -> list[ClaimResult]:
             effect = paired_bootstrap(method[:, kept], baseline[:, kept])
             strata = {}
             for stratum in STUDY_STRATA:
-                columns = kept & np.array([name.rsplit("-", 1)[0] == stratum for name in names])
+                columns = kept & (strata_of_columns == stratum)
                 if columns.any():
                     strata[stratum] = paired_bootstrap(method[:, columns], baseline[:, columns])
             rows.append(ClaimResult(claim, metric, effect, strata, verdict(effect, metric)))
     return rows
 
 
-def arm_table(plan: StudyPlan, out: Path) -> list[dict[str, Any]]:
+def arm_table(plan: StudyPlan, results: Results) -> list[dict[str, Any]]:
     """Per arm: seeds finished, mean (and spread over seeds) of AUC and failures, pooled EAO and accuracy."""
-    results = load_results(plan, out)
     length = plan.suite.length
     table = []
     for arm in plan.arms:
@@ -151,9 +153,8 @@ def arm_table(plan: StudyPlan, out: Path) -> list[dict[str, Any]]:
     return table
 
 
-def eao_curves(plan: StudyPlan, out: Path) -> dict[str, np.ndarray]:
+def eao_curves(plan: StudyPlan, results: Results) -> dict[str, np.ndarray]:
     """Per arm, the EAO curve over all its finished seeds' runs (lengths 1..L-1)."""
-    results = load_results(plan, out)
     curves = {}
     for arm in plan.arms:
         runs = [_reset_run(r) for s in plan.seeds for r in results.get((arm.name, s), [])]
@@ -247,12 +248,12 @@ def plot_eao_curves(curves: dict[str, np.ndarray], path: Path) -> Path:
     return path
 
 
-def model_card(plan: StudyPlan, out: Path, arm_name: str, seed: int) -> str:
+def model_card(plan: StudyPlan, results: Results, arm_name: str, seed: int) -> str:
     """MODEL_CARD.md for the package of (`arm_name`, `seed`): what it is, how it was trained, its scores."""
     arm = plan.arm(arm_name)
-    rows = load_results(plan, out).get((arm_name, seed))
+    rows = results.get((arm_name, seed))
     if rows is None:
-        raise ValueError(f"{arm_name} seed {seed} has no evaluation in {out}")
+        raise ValueError(f"{arm_name} seed {seed} has no evaluation")
     training = plan.training_config(arm, seed)
     length = plan.suite.length
     runs = [_reset_run(row) for row in rows]
