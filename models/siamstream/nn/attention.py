@@ -43,6 +43,10 @@ class SpatialAttention(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=_same_padding(kernel_size), bias=False)
 
-    def forward(self, feature: Tensor) -> Tensor:
+    def weights(self, feature: Tensor) -> Tensor:
+        """The attention [B,1,H,W] in (0, 1) that `forward` multiplies the map by."""
         pooled = torch.cat([feature.mean(1, keepdim=True), feature.amax(1, keepdim=True)], 1)
-        return feature * torch.sigmoid(self.conv(pooled))
+        return torch.sigmoid(self.conv(pooled))
+
+    def forward(self, feature: Tensor) -> Tensor:
+        return feature * self.weights(feature)

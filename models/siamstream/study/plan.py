@@ -50,6 +50,17 @@ class Claim(Strict):
     metrics: tuple[Metric, ...] = Field(description="Metrics of the claim, the first deciding the verdict.")
 
 
+class Mechanism(Strict):
+    paper: str = Field(description="Short name of the paper.")
+    mechanism: str = Field(description="What the paper says its component does to the network's maps.")
+    method: str = Field(description="Arm with the component.")
+    baseline: str | None = Field(
+        default=None, description="Arm without it; none when the probe compares the method's value with zero."
+    )
+    probe: str = Field(description="Probe metric (`siamstream.study.probes`).")
+    higher_is_better: bool = Field(default=True, description="Direction the paper claims for the metric.")
+
+
 class EvaluationSuite(Strict):
     per_stratum: int = Field(ge=1, description="Sequences per challenge stratum (six strata).")
     seed: int = Field(ge=0, description="Suite seed; disjoint from the training suite's sequences.")
@@ -65,6 +76,7 @@ class StudyPlan(Strict):
     suite: EvaluationSuite
     arms: tuple[Arm, ...]
     claims: tuple[Claim, ...]
+    mechanisms: tuple[Mechanism, ...] = ()
 
     @model_validator(mode="after")
     def _claims_name_arms(self) -> StudyPlan:
@@ -75,6 +87,10 @@ class StudyPlan(Strict):
             for arm in (claim.baseline, claim.method):
                 if arm not in names:
                     raise ValueError(f"{claim.paper}: no arm named {arm!r}")
+        for mechanism in self.mechanisms:
+            for arm in (mechanism.baseline, mechanism.method):
+                if arm is not None and arm not in names:
+                    raise ValueError(f"{mechanism.paper}: no arm named {arm!r}")
         return self
 
     @model_validator(mode="after")
