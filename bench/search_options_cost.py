@@ -12,20 +12,24 @@ same machine load. The options are pinned to their worst case, the cost a frame 
 - `both +3`: the two together, every frame searched twice at the largest side.
 A real track pays these only on frames that score low (below 0.85 by default). The template update is
 off in every config (see `measure`); `bench/template_update_cost.py` measures it. The first frames (the
-growth, and TorchScript's first optimising runs) are left out; it prints per config the median step, its
-interquartile range and the ratio of medians to the plain step.
+growth, and TorchScript's first optimising runs) are the harness's warm-up calls
+(`siamstream.benchmark.harness.compare`, one frame per call and config, order rotated every frame); it
+prints the machine, then per config the median step, its quartiles and the ratio of medians to the plain
+step.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from siamstream.benchmark.harness import compare, comparison_lines
+from siamstream.benchmark.machine import describe_machine, machine_line
 from siamstream.config import TrackerConfig
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.nn.network import build_network
@@ -54,6 +58,12 @@ def configs(base: TrackerConfig) -> dict[str, TrackerConfig]:
     }
 
 
+def stepping(tracker: OfflineTracker, frames: list[np.ndarray]) -> Callable[[], object]:
+    """An arm that tracks the next of `frames` on every call."""
+    upcoming = iter(frames)
+    return lambda: tracker.track(next(upcoming))
+
+
 def measure(name: str, frames: int) -> None:
     # Without the template update: the configs that search more find higher scores, which would open
     # its gate on more frames and charge its cost to the search options.
@@ -62,32 +72,19 @@ def measure(name: str, frames: int) -> None:
         update={"template_update": registered.template_update.model_copy(update={"enabled": False})}
     )
     sequence = generate_sequence(SequenceSpec(width=640, height=480, length=frames, seed=3))
+    images = [sequence.frame(index) for index in range(frames)]
     with tempfile.TemporaryDirectory() as directory:
         torch.manual_seed(0)
         package = export_package(build_network(base).eval(), base, Path(directory) / name)
-        trackers = {
-            label: OfflineTracker(config, TorchScriptRunner(package))
-            for label, config in configs(base).items()
-        }
-        step_ms: dict[str, list[float]] = {label: [] for label in trackers}
-        for tracker in trackers.values():
-            tracker.init(sequence.frame(0), sequence.init_box)
-        labels = list(trackers)
-        for index in range(1, frames):
-            frame = sequence.frame(index)
-            shift = index % len(labels)
-            for label in labels[shift:] + labels[:shift]:
-                start = time.perf_counter()
-                trackers[label].track(frame)
-                step_ms[label].append((time.perf_counter() - start) * 1e3)
-    plain = statistics.median(step_ms["plain"][WARM_UP_FRAMES:])
-    print(f"{name}: {frames - 1 - WARM_UP_FRAMES} timed steps per config")
-    print(f"{'config':<18}{'median ms':>10}{'IQR ms':>16}{'x plain':>9}")
-    for label, times in step_ms.items():
-        warm = times[WARM_UP_FRAMES:]
-        q1, _, q3 = statistics.quantiles(warm, n=4)
-        median = statistics.median(warm)
-        print(f"{label:<18}{median:>10.1f}{f'{q1:.1f}-{q3:.1f}':>16}{median / plain:>9.2f}")
+        arms = {}
+        for label, config in configs(base).items():
+            tracker = OfflineTracker(config, TorchScriptRunner(package))
+            tracker.init(images[0], sequence.init_box)
+            arms[label] = stepping(tracker, images[1:])
+        comparison = compare(arms, repeats=frames - 1 - WARM_UP_FRAMES, warmup=WARM_UP_FRAMES)
+    print(f"{name}: {comparison.repeats} timed steps per config after {WARM_UP_FRAMES} warm-up steps")
+    for line in comparison_lines(comparison):
+        print(line)
 
 
 def main() -> None:
@@ -102,7 +99,7 @@ def main() -> None:
         if args.threads < 1:
             parser.error("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(machine_line(describe_machine()))
     measure(args.tracker, args.frames)
 
 

@@ -6,20 +6,25 @@ For each tracker it exports two packages of the same seeded random weights into 
 the plain one and an update-capable one (`template_update.enabled`, gate 0 so that EVERY frame updates:
 the worst case; real gates update on confident frames only). Both track the same synthetic sequence with
 `OfflineTracker` (crop, search.pt, post-processing, and for the second the update plan and update.pt),
-alternating frame by frame so that both see the same machine load. It prints the median and mean step
-times, the mean overhead of the update-capable step in percent, and the update stage alone.
+alternating frame by frame through `siamstream.benchmark.harness.compare` (the first 2 frames warm up,
+untimed) so that both see the same machine load. It prints the machine, the median step times with their
+quartiles and ratio, the mean steps and the mean overhead of the update-capable step in percent, and the
+update stage alone (median and quartiles).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from siamstream.benchmark.harness import MIN_WARMUP, compare, comparison_lines, summarize
+from siamstream.benchmark.machine import describe_machine, machine_line
 from siamstream.config import TemplateUpdateConfig, TrackerConfig
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.nn.network import build_network
@@ -36,20 +41,24 @@ def timed_tracker(config: TrackerConfig, root: Path) -> tuple[OfflineTracker, To
     return OfflineTracker(config, runner), runner
 
 
+def stepping(tracker: OfflineTracker, frames: list[np.ndarray]) -> Callable[[], object]:
+    """An arm that tracks the next of `frames` on every call."""
+    upcoming = iter(frames)
+    return lambda: tracker.track(next(upcoming))
+
+
 def measure(name: str, frames: int) -> None:
     plain_config = get_config(name)
     update_config = plain_config.model_copy(
         update={"template_update": TemplateUpdateConfig(enabled=True, gate=0.0)}
     )
     sequence = generate_sequence(SequenceSpec(width=320, height=240, length=frames, seed=3))
+    images = [sequence.frame(index) for index in range(frames)]
     with tempfile.TemporaryDirectory() as directory:
         plain, _ = timed_tracker(plain_config, Path(directory))
         updating, runner = timed_tracker(update_config, Path(directory))
-        first = sequence.frame(0)
-        plain.init(first, sequence.init_box)
-        updating.init(first, sequence.init_box)
-        plain_ms: list[float] = []
-        update_ms: list[float] = []
+        plain.init(images[0], sequence.init_box)
+        updating.init(images[0], sequence.init_box)
         stage_ms: list[float] = []
         original_update = runner.update
 
@@ -60,20 +69,22 @@ def measure(name: str, frames: int) -> None:
             return result
 
         runner.update = timed_update  # type: ignore[method-assign]
-        for index in range(1, frames):
-            frame = sequence.frame(index)
-            for tracker, times in ((plain, plain_ms), (updating, update_ms)):
-                start = time.perf_counter()
-                tracker.track(frame)
-                times.append((time.perf_counter() - start) * 1e3)
-    warm_plain, warm_update = plain_ms[2:], update_ms[2:]  # first calls run the TorchScript optimiser
-    overhead = (statistics.mean(warm_update) / statistics.mean(warm_plain) - 1) * 100
+        comparison = compare(
+            {"plain": stepping(plain, images[1:]), "updating": stepping(updating, images[1:])},
+            repeats=frames - 1 - MIN_WARMUP,
+        )
+    plain_step, update_step = comparison.arms["plain"].summary, comparison.arms["updating"].summary
+    stage = summarize(
+        stage_ms[MIN_WARMUP:]
+    )  # gate 0: one update per step; the first ones ran in warm-up steps
+    overhead = (update_step.mean_ms / plain_step.mean_ms - 1) * 100
+    print(f"{name}: {comparison.repeats} timed steps per tracker after {MIN_WARMUP} warm-up steps")
+    for line in comparison_lines(comparison):
+        print(line)
     print(
-        f"{name}: step {statistics.median(warm_plain):.1f} ms median / "
-        f"{statistics.mean(warm_plain):.1f} mean; "
-        f"with update every frame {statistics.median(warm_update):.1f} / {statistics.mean(warm_update):.1f}; "
-        f"overhead {overhead:+.1f}% of the mean step; update stage alone "
-        f"{statistics.median(stage_ms[2:]):.2f} ms median ({len(stage_ms)} updates)"
+        f"  mean step {plain_step.mean_ms:.1f} ms plain, {update_step.mean_ms:.1f} ms with update every "
+        f"frame: overhead {overhead:+.1f}% of the mean step; update stage alone {stage.median_ms:.2f} "
+        f"ms median (quartiles {stage.q1_ms:.2f}-{stage.q3_ms:.2f}, {stage.n} updates)"
     )
 
 
@@ -88,11 +99,13 @@ def main() -> None:
         "scheduler out of the small update stage",
     )
     args = parser.parse_args()
+    if args.frames < MIN_WARMUP + 4:
+        parser.error(f"--frames must be at least {MIN_WARMUP + 4}")
     if args.threads is not None:
         if args.threads < 1:
             parser.error("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(machine_line(describe_machine()))
     for name in args.trackers:
         measure(name, args.frames)
 

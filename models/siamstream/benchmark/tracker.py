@@ -1,41 +1,64 @@
 """`siamstream bench tracker`: where the time of one tracking step goes, and what batching buys.
 
 Everything is measured in one run on one machine, so the figures compare side by side: per-stage medians
-of a step (crop, search forward, post-processing), the template stage, batched search calls of N
-different templates against N single calls, bf16 against fp32, and the scripted search stage against the
-eager network it was scripted from.
+and quartiles of a step (crop, search forward, post-processing) over a sequence, the template stage, and
+three comparisons through `harness.compare` (every arm warmed, arms alternating call by call): one search
+call over N different templates against N single calls, the scripted search stage against the eager
+stage it was scripted from, and the bf16 package against the fp32 one, all on the same crops.
 """
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from siamstream.benchmark.timing import median_ms, milliseconds_since
+from siamstream.benchmark.harness import (
+    MIN_WARMUP,
+    Comparison,
+    Summary,
+    compare,
+    comparison_lines,
+    summarize,
+    summary_row,
+    table_header,
+)
+from siamstream.benchmark.machine import describe_machine, machine_line
+from siamstream.benchmark.timing import milliseconds_since
 from siamstream.config import Precision, TrackerConfig
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.nn.network import SiameseNetwork, build_network
-from siamstream.package import TrackerPackage, export_package, read_package
+from siamstream.nn.stages import SearchStage
+from siamstream.package import export_package, read_package
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.state import TrackResult
 from siamstream.tracking.step import finish_search, init_track, prepare_search
 
+SearchCall = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]
+
 
 @dataclass(frozen=True)
 class StepTimes:
-    """Median milliseconds of each stage of a tracking step over a sequence."""
+    """Each stage of the timed tracking steps, and the result of every tracked frame (warm-up included)."""
 
-    crop_ms: float
-    search_ms: float
-    post_ms: float
-    step_ms: float
+    crop: Summary
+    search: Summary
+    post: Summary
+    step: Summary
     results: list[TrackResult]
+
+
+@dataclass(frozen=True)
+class SearchInputs:
+    """One search call's inputs: embedding rows float32 [K, D] and search crops uint8 [K, 3, X, X]."""
+
+    embedding: np.ndarray
+    crops: np.ndarray
 
 
 def random_network(config: TrackerConfig, seed: int = 0) -> SiameseNetwork:
@@ -50,12 +73,20 @@ def random_network(config: TrackerConfig, seed: int = 0) -> SiameseNetwork:
     return network
 
 
-def time_steps(config: TrackerConfig, runner: TorchScriptRunner, frames: list[np.ndarray], box) -> StepTimes:
-    """Track `frames` (frame 0 initialises at `box`) and time each stage of every later frame."""
+def time_steps(
+    config: TrackerConfig,
+    runner: TorchScriptRunner,
+    frames: list[np.ndarray],
+    box,
+    warmup: int,
+) -> StepTimes:
+    """Track `frames` (frame 0 initialises at `box`, xywh image px) and time each stage of every frame
+    after the first `warmup` tracked ones (untimed: TorchScript optimises on its first calls)."""
     state, request = init_track(config, frames[0], box)
     embedding = runner.template(request.crop, request.box_prior)
-    crop, search, post, step, results = [], [], [], [], []
-    for frame in frames[1:]:
+    samples: dict[str, list[float]] = {"crop": [], "search": [], "post": [], "step": []}
+    results = []
+    for index, frame in enumerate(frames[1:]):
         start = time.perf_counter()
         search_request = prepare_search(config, state, frame)
         cropped = time.perf_counter()
@@ -63,19 +94,47 @@ def time_steps(config: TrackerConfig, runner: TorchScriptRunner, frames: list[np
         outputs = runner.search(np.repeat(embedding, rows, axis=0), search_request.crops)
         searched = time.perf_counter()
         state, result = finish_search(config, state, search_request, outputs)
-        crop.append((cropped - start) * 1000)
-        search.append((searched - cropped) * 1000)
-        post.append(milliseconds_since(searched))
-        step.append(milliseconds_since(start))
+        if index >= warmup:
+            samples["crop"].append((cropped - start) * 1000)
+            samples["search"].append((searched - cropped) * 1000)
+            samples["post"].append(milliseconds_since(searched))
+            samples["step"].append(milliseconds_since(start))
         results.append(result)
-    median = statistics.median
-    return StepTimes(median(crop), median(search), median(post), median(step), results)
+    return StepTimes(**{stage: summarize(times) for stage, times in samples.items()}, results=results)
 
 
-def batch_speedups(
-    config: TrackerConfig, runner: TorchScriptRunner, frames: list[np.ndarray], box, sizes: tuple[int, ...]
+def search_inputs(
+    config: TrackerConfig, runner: TorchScriptRunner, frames: list[np.ndarray], box
+) -> SearchInputs:
+    """The inputs of the search call of frame 1 of a track started on frame 0 at `box`."""
+    state, request = init_track(config, frames[0], box)
+    crops = prepare_search(config, state, frames[1]).crops
+    embedding = runner.template(request.crop, request.box_prior)
+    return SearchInputs(np.repeat(embedding, crops.shape[0], axis=0), crops)
+
+
+def eager_search(stage: SearchStage) -> SearchCall:
+    """`stage` called like `TorchScriptRunner.search` (numpy in, numpy out, inference mode)."""
+
+    def search(template_embedding: np.ndarray, crop_x: np.ndarray) -> tuple[np.ndarray, ...]:
+        with torch.inference_mode():
+            outputs = stage(torch.from_numpy(template_embedding), torch.from_numpy(crop_x))
+        return tuple(output.numpy() for output in outputs)
+
+    return search
+
+
+def batch_comparisons(
+    config: TrackerConfig,
+    runner: TorchScriptRunner,
+    frames: list[np.ndarray],
+    box,
+    sizes: tuple[int, ...],
+    repeats: int,
+    warmup: int,
 ) -> list[dict]:
-    """Throughput of one search call over N different templates relative to N single calls."""
+    """Per N in `sizes`: one search call over N different templates ("batched") against N single calls
+    ("single"), alternated; `speedup` is the single calls' median over the batched call's."""
     state, _ = init_track(config, frames[0], box)
     crop_x = prepare_search(config, state, frames[1]).crops[:1]
     rows = []
@@ -87,28 +146,35 @@ def batch_speedups(
         ]
         embeddings = np.concatenate([runner.template(t.crop, t.box_prior) for t in templates])
         crops = np.repeat(crop_x, size, axis=0)
-        repeats = 3 if size < 16 else 2
-        batched = median_ms(lambda e=embeddings, c=crops: runner.search(e, c), repeats)
-        single = median_ms(
-            lambda e=embeddings, c=crops: [runner.search(e[i : i + 1], c[i : i + 1]) for i in range(len(e))],
+        comparison = compare(
+            {
+                "batched": lambda e=embeddings, c=crops: runner.search(e, c),
+                "single": lambda e=embeddings, c=crops: [
+                    runner.search(e[i : i + 1], c[i : i + 1]) for i in range(len(e))
+                ],
+            },
             repeats,
+            warmup,
         )
-        rows.append(
-            {"templates": size, "batched_ms": batched, "single_ms": single, "speedup": single / batched}
-        )
+        rows.append({"templates": size, "speedup": comparison.arms["single"].ratio, **comparison.to_dict()})
     return rows
 
 
-def eager_search_ms(network: SiameseNetwork, runner: TorchScriptRunner, frames, box, config) -> float:
-    """Median search forward of the eager network on the same inputs as the scripted stage."""
-    state, request = init_track(config, frames[0], box)
-    crops = torch.from_numpy(prepare_search(config, state, frames[1]).crops).float()
-    with torch.inference_mode():
-        embedding = network.template_embedding(
-            torch.from_numpy(request.crop).float(), torch.from_numpy(request.box_prior)
+def mkldnn_bf16_supported() -> bool:
+    """Whether oneDNN runs bf16 on this CPU (PyTorch's own test: AVX512 BW/VL/DQ or AMX on x86)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def bf16_skip_reason(package_dir: Path | None) -> str | None:
+    """Why the bf16 comparison cannot run here, or None."""
+    if package_dir is not None:
+        return "needs the benchmark's own package (no --package): it exports the same weights in bf16"
+    if not mkldnn_bf16_supported():
+        return (
+            "torch.ops.mkldnn._is_mkldnn_bf16_supported() is False on this CPU: "
+            "PyTorch would emulate bf16, 10-100x slower than fp32"
         )
-        embedding = embedding.repeat(crops.shape[0], 1)
-        return median_ms(lambda: network.search_outputs(embedding, crops), repeats=5)
+    return None
 
 
 def max_box_difference(a: list[TrackResult], b: list[TrackResult]) -> float:
@@ -119,81 +185,122 @@ def run(
     config: TrackerConfig,
     frame_count: int,
     package_dir: Path | None,
-    bf16_frames: int = 0,
+    repeats: int = 10,
+    warmup: int = MIN_WARMUP,
     batch_sizes: tuple[int, ...] = (1, 4, 16),
+    bf16: bool = True,
 ) -> dict:
     """All figures of the tracker benchmark as one JSON-ready dict (times in ms).
 
-    `bf16_frames` > 0 also tracks that many frames with a bf16 package of the same weights. Without
-    native bf16 (AVX512-BF16/AMX; see `cpu_capability`) PyTorch emulates it 10-100x slower than fp32,
-    so it is opt-in.
+    The step timings track `warmup` untimed frames, then `frame_count` timed ones; each comparison
+    calls its arms `warmup` times untimed, then `repeats` times timed, alternating. With `bf16` (and
+    `bf16_skip_reason` None) it also compares a bf16 package of the same weights, and reports the largest
+    box difference between the bf16 and fp32 tracks of the sequence.
     """
-    sequence = generate_sequence(SequenceSpec(name="bench", length=frame_count + 1, seed=0))
+    sequence = generate_sequence(SequenceSpec(name="bench", length=warmup + frame_count + 1, seed=0))
     frames = [sequence.frame(i) for i in range(len(sequence))]
     box = tuple(float(v) for v in sequence.init_box)
     with tempfile.TemporaryDirectory(prefix="siamstream-bench-") as scratch:
         network = random_network(config)
-        packages: dict[Precision, TrackerPackage] = {}
         if package_dir is not None:
-            packages[Precision.FP32] = read_package(package_dir)
+            package = read_package(package_dir)
         else:
-            packages[Precision.FP32] = export_package(network, config, Path(scratch) / "fp32")
-        runner = TorchScriptRunner(packages[Precision.FP32])
+            package = export_package(network, config, Path(scratch) / "fp32")
+        runner = TorchScriptRunner(package)
         _, request = init_track(config, frames[0], box)
-        template_ms = median_ms(lambda: runner.template(request.crop, request.box_prior), repeats=5)
-        steps = time_steps(config, runner, frames, box)
-        report = {
+        template = compare(
+            {"template": lambda: runner.template(request.crop, request.box_prior)}, repeats, warmup
+        )
+        steps = time_steps(config, runner, frames, box, warmup)
+        inputs = search_inputs(config, runner, frames, box)
+        report: dict = {
             "tracker": config.name,
             "frames": frame_count,
-            "threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "template_ms": template_ms,
-            "crop_ms": steps.crop_ms,
-            "search_ms": steps.search_ms,
-            "post_ms": steps.post_ms,
-            "step_ms": steps.step_ms,
-            "overhead_pct": 100.0 * (steps.step_ms - steps.search_ms) / steps.step_ms,
-            "batch": batch_speedups(config, runner, frames, box, batch_sizes),
+            "warmup": warmup,
+            "repeats": repeats,
+            "machine": describe_machine(),
+            "template": template.arms["template"].summary.to_dict(),
+            "steps": {stage: getattr(steps, stage).to_dict() for stage in ("crop", "search", "post", "step")},
+            "overhead_pct": 100.0 * (steps.step.median_ms - steps.search.median_ms) / steps.step.median_ms,
         }
         if package_dir is None:
-            report["eager_search_ms"] = eager_search_ms(network, runner, frames, box, config)
-        if bf16_frames > 0:
-            if package_dir is not None:
-                raise ValueError("bf16 comparison needs the benchmark's own package (no --package)")
-            packages[Precision.BF16] = export_package(network, config, Path(scratch) / "bf16", Precision.BF16)
-            fp32 = time_steps(config, runner, frames[: bf16_frames + 1], box)
-            bf16 = time_steps(
-                config, TorchScriptRunner(packages[Precision.BF16]), frames[: bf16_frames + 1], box
+            eager = eager_search(SearchStage(network))
+            comparison = compare(
+                {
+                    "scripted": lambda: runner.search(inputs.embedding, inputs.crops),
+                    "eager": lambda: eager(inputs.embedding, inputs.crops),
+                },
+                repeats,
+                warmup,
             )
-            report["bf16"] = {
-                "frames": bf16_frames,
-                "search_ms": bf16.search_ms,
-                "speedup": fp32.search_ms / bf16.search_ms,
-                "max_box_diff_px": max_box_difference(fp32.results, bf16.results),
+            report["eager"] = {"speedup": comparison.arms["eager"].ratio, **comparison.to_dict()}
+        else:
+            report["eager"] = {
+                "skipped": "a package's network is not rebuilt eagerly (no --package to compare)"
             }
+        report["batch"] = batch_comparisons(config, runner, frames, box, batch_sizes, repeats, warmup)
+        reason = "--no-bf16" if not bf16 else bf16_skip_reason(package_dir)
+        if reason is None:
+            bf16_package = export_package(network, config, Path(scratch) / "bf16", Precision.BF16)
+            bf16_runner = TorchScriptRunner(bf16_package)
+            bf16_inputs = search_inputs(config, bf16_runner, frames, box)
+            comparison = compare(
+                {
+                    "fp32": lambda: runner.search(inputs.embedding, inputs.crops),
+                    "bf16": lambda: bf16_runner.search(bf16_inputs.embedding, bf16_inputs.crops),
+                },
+                repeats,
+                warmup,
+            )
+            bf16_steps = time_steps(config, bf16_runner, frames, box, warmup)
+            report["bf16"] = {
+                "speedup": 1.0 / comparison.arms["bf16"].ratio,
+                "max_box_diff_px": max_box_difference(steps.results, bf16_steps.results),
+                "tracked_frames": len(steps.results),
+                **comparison.to_dict(),
+            }
+        else:
+            report["bf16"] = {"skipped": reason}
     return report
 
 
 def print_report(report: dict) -> None:
     print(
-        f"tracker {report['tracker']}: {report['frames']} frames, {report['threads']} torch threads, "
-        f"CPU capability {report['cpu_capability']}"
+        f"tracker {report['tracker']}: step timings over {report['frames']} frames after {report['warmup']} "
+        f"warm-up frames; comparisons: {report['repeats']} timed calls per arm after {report['warmup']} "
+        "warm-up calls, arms alternating call by call"
     )
-    for key in ("template_ms", "crop_ms", "search_ms", "post_ms", "step_ms"):
-        print(f"  {key:14s} {report[key]:9.2f}")
-    print(f"  overhead       {report['overhead_pct']:8.2f} % of the step")
-    if "eager_search_ms" in report:
-        ratio = report["eager_search_ms"] / report["search_ms"]
-        print(f"  eager search   {report['eager_search_ms']:9.2f}  (scripted is {ratio:.2f}x)")
+    print(machine_line(report["machine"]))
+    print(table_header())
+    print(summary_row("template stage", Summary.from_dict(report["template"])))
+    labels = {"crop": "crop", "search": "search forward", "post": "post-processing", "step": "whole step"}
+    for stage, label in labels.items():
+        print(summary_row(label, Summary.from_dict(report["steps"][stage])))
+    print(f"  overhead: {report['overhead_pct']:.2f} % of the median step is not the search forward")
+    print("scripted search stage against the eager stage it was scripted from (same weights, same crops):")
+    _print_comparison(report["eager"])
     for row in report["batch"]:
-        print(
-            f"  batch {row['templates']:2d}: one call {row['batched_ms']:9.2f} ms, "
-            f"{row['templates']} single calls {row['single_ms']:9.2f} ms -> {row['speedup']:.2f}x"
-        )
-    if "bf16" in report:
+        if row["templates"] == 1:
+            print(f"one template batched and single, the same call both ways (noise): {row['speedup']:.2f}x")
+        else:
+            print(
+                f"one search call over {row['templates']} different templates ('batched') against "
+                f"{row['templates']} single calls ('single'): {row['speedup']:.2f}x"
+            )
+        _print_comparison(row)
+    print("bf16 package against fp32 (same weights, same crops):")
+    _print_comparison(report["bf16"])
+    if "max_box_diff_px" in report["bf16"]:
         bf16 = report["bf16"]
         print(
-            f"  bf16 search    {bf16['search_ms']:9.2f}  ({bf16['speedup']:.2f}x fp32 "
-            f"over {bf16['frames']} frames), "
-            f"max box difference {bf16['max_box_diff_px']:.3f} px"
+            f"  bf16 search {bf16['speedup']:.2f}x the fp32 speed; largest box difference over "
+            f"{bf16['tracked_frames']} tracked frames {bf16['max_box_diff_px']:.3f} px"
         )
+
+
+def _print_comparison(figures: dict) -> None:
+    if "skipped" in figures:
+        print(f"  skipped: {figures['skipped']}")
+        return
+    for line in comparison_lines(Comparison.from_dict(figures)):
+        print(line)
