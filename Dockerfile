@@ -13,7 +13,7 @@ ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 # builder: one wheel per dependency, resolved under constraints.txt, torch pinned to one build variant.
 FROM ${PYTHON_IMAGE} AS builder
 
-# TORCH_VERSION must equal the torch pin of pyproject.toml (tests/deploy checks it). The variant picks
+# TORCH_VERSION must equal the torch pin of constraints.txt (tests/deploy checks it). The variant picks
 # the wheel: "cpu" from the CPU index is the default and keeps every CUDA library out of the image; a GPU
 # image for the embedded backend uses e.g. TORCH_VARIANT=cu128 and the matching index (docs/deploy.md).
 ARG TORCH_VERSION=2.13.0
@@ -21,7 +21,7 @@ ARG TORCH_VARIANT=cpu
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 WORKDIR /src
-COPY constraints.txt pyproject.toml ./
+COPY constraints.txt pyproject.toml LICENSE ./
 COPY models/ models/
 COPY services/ services/
 
@@ -32,7 +32,7 @@ RUN printf 'torch==%s+%s\n' "${TORCH_VERSION}" "${TORCH_VARIANT}" > /tmp/torch-v
     && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels --index-url "${TORCH_INDEX_URL}" \
         "torch==${TORCH_VERSION}+${TORCH_VARIANT}" \
     && pip wheel --no-cache-dir --wheel-dir /wheels --find-links /wheels \
-        --constraint constraints.txt --constraint /tmp/torch-variant.txt .
+        --constraint constraints.txt --constraint /tmp/torch-variant.txt '.[service,triton]'
 
 # ---------------------------------------------------------------------------------------------------
 # runtime: the wheels installed offline into the system interpreter, run as an unprivileged user.
@@ -56,7 +56,7 @@ RUN groupadd --system --gid 10001 siamstream \
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     --mount=type=bind,source=constraints.txt,target=/tmp/constraints.txt \
     pip install --no-cache-dir --no-index --find-links /wheels --constraint /tmp/constraints.txt \
-        siamstream==0.1.0
+        'siamstream[service,triton]==0.1.0'
 
 WORKDIR /var/lib/siamstream
 USER 10001:10001

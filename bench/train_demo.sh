@@ -44,7 +44,7 @@ import json
 import sys
 from pathlib import Path
 
-from siamstream.evaluation import plot_norm_precision, plot_precision, plot_success
+from siamstream.evaluation.plots import plot_norm_precision, plot_precision, plot_success
 from siamstream.evaluation.report import EvaluationReport
 
 source, target = Path(sys.argv[1]), Path(sys.argv[2])

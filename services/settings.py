@@ -10,12 +10,13 @@ ingestion's own settings (`siamstream_services.ingest.config.IngestSettings`), w
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -29,6 +30,9 @@ from pydantic_settings import (
 ENV_PREFIX = "SIAMSTREAM_"
 # The ingest worker reads both settings classes from one environment: each class checks only its own names.
 INGEST_ENV_PREFIX = f"{ENV_PREFIX}INGEST_"
+# Read by `siamstream demo` alone (siamstream_services.demo.packages), so that a shell can point it at its
+# trained package once; the service leaves it alone.
+DEMO_PACKAGE_ENV = f"{ENV_PREFIX}DEMO_PACKAGE"
 
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})$")
 # Hosts that bind every interface, so a port bound on one of them is taken on every other host too.
@@ -198,7 +202,7 @@ class ServiceSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Keyword arguments, then the strict environment, then `_env_file`, then the config file."""
-        env = StrictEnvSource(settings_cls, foreign_prefixes=(INGEST_ENV_PREFIX,))
+        env = StrictEnvSource(settings_cls, foreign_prefixes=(INGEST_ENV_PREFIX, DEMO_PACKAGE_ENV))
         config_file = init_settings().get("config_file") or env().get("config_file")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env, dotenv_settings]
         if config_file:
@@ -268,3 +272,45 @@ class ServiceSettings(BaseSettings):
                 f"{self.listen_address}: give the health server a port of its own"
             )
         return self
+
+
+Settings = TypeVar("Settings", bound=BaseSettings)
+
+
+class SettingsError(ValueError):
+    """Settings that do not validate; the message names the environment variable of each bad value."""
+
+
+def env_name(settings_cls: type[BaseSettings], field: str) -> str:
+    """The environment variable of `field` (`listen_address` -> SIAMSTREAM_LISTEN_ADDRESS)."""
+    return f"{settings_cls.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def load_settings(settings_cls: type[Settings], **values: Any) -> Settings:
+    """`settings_cls(**values)`; a validation error is raised as `SettingsError`, one line per problem,
+    each naming the variable to set, so that a process refusing to start says how to fix it."""
+    try:
+        return settings_cls(**values)
+    except ValidationError as error:
+        problems = [_describe(settings_cls, problem) for problem in error.errors(include_input=False)]
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+
+
+def _describe(settings_cls: type[BaseSettings], problem: Any) -> str:
+    message = problem["msg"].removeprefix("Value error, ")
+    fields = settings_cls.model_fields
+    if not problem["loc"]:
+        # A check across fields: its message names the fields, and this their variables.
+        named = [env_name(settings_cls, name) for name in fields if re.search(rf"\b{name}\b", message)]
+        return f"{message} ({', '.join(named)})" if named else message
+    key = str(problem["loc"][0])
+    if key in fields:
+        return f"{env_name(settings_cls, key)} ({key} in a config file): {message}"
+    # An unknown key: the environment source reports its variable's name, a config file its own key.
+    if key.upper().startswith(ENV_PREFIX):
+        unknown, known = key.upper(), [env_name(settings_cls, name) for name in fields]
+    else:
+        unknown, known = key, list(fields)
+    close = difflib.get_close_matches(unknown, known, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"{unknown}: not a setting of {settings_cls.__name__}{hint}"

@@ -16,6 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from siamstream.nn.network import build_network
+from siamstream.registry import get_config, list_trackers
+
 # pysot snapshots nest the weights under one of these keys.
 _WRAPPER_KEYS = ("state_dict", "model", "net")
 # BatchNorm counters are absent from some released files and carry no weights.
@@ -80,6 +83,19 @@ def load_weights(network: nn.Module, state_dict: Mapping[str, torch.Tensor], tra
     `num_batches_tracked` is not an error (it holds no weights).
     """
     expected = network.state_dict()
+    problems = layout_problems(expected, state_dict)
+    if problems:
+        raise CheckpointError(f"weights do not fit tracker {tracker!r}: " + "; ".join(problems))
+    complete = dict(expected)
+    complete.update(state_dict)
+    network.load_state_dict(complete, strict=True)
+
+
+def layout_problems(
+    expected: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor]
+) -> list[str]:
+    """How `state_dict` departs from the key layout `expected` (a network's state dict): its missing,
+    unexpected and mis-shaped keys, one line per kind; empty when it fits."""
     missing = sorted(key for key in expected if key not in state_dict and not key.endswith(_OPTIONAL_SUFFIX))
     unexpected = sorted(key for key in state_dict if key not in expected)
     misshaped = sorted(
@@ -87,16 +103,26 @@ def load_weights(network: nn.Module, state_dict: Mapping[str, torch.Tensor], tra
         for key, value in state_dict.items()
         if key in expected and value.shape != expected[key].shape
     )
-    problems = [
+    return [
         f"{label} ({len(keys)}): {_listing(keys)}"
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
         if keys
     ]
-    if problems:
-        raise CheckpointError(f"weights do not fit tracker {tracker!r}: " + "; ".join(problems))
-    complete = dict(expected)
-    complete.update(state_dict)
-    network.load_state_dict(complete, strict=True)
+
+
+def trackers_fitting(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    """The registered trackers whose network has exactly the key layout of `state_dict`, sorted.
+
+    Each network is built on the meta device: shapes without memory or initialisation, so checking all
+    registered trackers takes about a second.
+    """
+    fitting = []
+    for name in list_trackers():
+        with torch.device("meta"):
+            network = build_network(get_config(name))
+        if not layout_problems(network.state_dict(), state_dict):
+            fitting.append(name)
+    return fitting
 
 
 def _strip_module(key: str) -> str:

@@ -15,7 +15,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 
 class Strict(BaseModel):
@@ -292,9 +299,51 @@ class SearchConfig(Strict):
         return self
 
 
+class LongTermConfig(Strict):
+    """Re-detection of a LOST target over a larger region (defined in `tracking.long_term`).
+
+    Off by default. While the track is LOST, each frame is searched in crops of `lost_instance_size` at
+    the target's normal scale, around the last position when one such crop reaches the whole frame, else
+    over a grid of tiles covering the frame, `tiles_per_frame` of them per frame in turn. A detection is
+    taken only when it scores at least the status's `tracking_above` (which also ends LOST); below it the
+    target is held where it was lost.
+    """
+
+    enabled: bool = Field(default=False, description="Search a larger region while the track is LOST.")
+    lost_instance_size: int = Field(
+        default=831,
+        gt=0,
+        # pysot's long-term SiamRPN++ (TRACK.LOST_INSTANCE_SIZE): a 63-cell score map for its 255 crop.
+        description="Side (crop px) of the search crops while LOST; larger than the instance size.",
+    )
+    window_influence: float = Field(
+        default=0.001,
+        ge=0.0,
+        le=1.0,
+        # pysot's long-term tracker: while lost the motion prior is meaningless, the window all but off.
+        description="Weight of the cosine window while LOST, in place of the family's.",
+    )
+    tiles_per_frame: int = Field(
+        default=1,
+        ge=1,
+        # One crop of 831 costs about 10x a normal 255 crop, and a frame's tiles go to the network in one
+        # call, which the service gives up on after 5 s (`INFERENCE_TIMEOUT_S`): one a frame keeps a LOST
+        # frame's cost bounded whatever the frame size, at the price of covering a large frame over several
+        # frames. A ResNet-50 tracker on CPU (about 0.3 s a normal frame) takes about 3 s for one tile, so
+        # more than one needs an accelerator; 4 (about 40 normal crops) is as far as one should be asked.
+        le=4,
+        description="Lost-search crops run per frame, in one inference call; a frame needing more tiles is "
+        "covered in turn. Each costs about (lost_instance_size / instance_size)^2 normal searches (about 10 "
+        "at 831 for 255): the service's inference timeout (5 s) allows one for a ResNet-50 tracker on CPU.",
+    )
+
+
 class WeightsSource(Strict):
     origin: str = Field(description="Where published weights come from (project and file name).")
-    licence: str = Field(description="Licence of the weights and reference code.")
+    licence: str = Field(
+        description="Licences of the reference code and of the weights; for published weights, the model "
+        "zoo's (`siamstream.zoo`)."
+    )
 
 
 class TrackerConfig(Strict):
@@ -308,6 +357,7 @@ class TrackerConfig(Strict):
     status: StatusConfig = Field(default_factory=StatusConfig)
     template_update: TemplateUpdateConfig = Field(default_factory=TemplateUpdateConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    long_term: LongTermConfig = Field(default_factory=LongTermConfig)
     weights: WeightsSource
     input_format: Literal["bgr_0_255"] = Field(
         default="bgr_0_255", description="Crop convention: BGR, 0..255, no mean/std (pysot)."
@@ -316,6 +366,16 @@ class TrackerConfig(Strict):
     @property
     def family(self) -> Family:
         return Family(self.hyper.family)
+
+    @model_serializer(mode="wrap")
+    def _without_default_long_term(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A tracker without long-term mode dumps the config it dumped before the section existed: the
+        # previous release's TrackerConfig refuses unknown keys, so its replicas and `siamstream export`
+        # still read the packages and checkpoints written here, whose config is the one it wrote itself.
+        dumped = handler(self)
+        if self.long_term == LongTermConfig():
+            dumped.pop("long_term", None)
+        return dumped
 
     @model_validator(mode="after")
     def _anchors_for_rpn(self) -> TrackerConfig:
@@ -346,5 +406,27 @@ class TrackerConfig(Strict):
         if search.adaptive_region and search.region_step % self.crop.stride:
             raise ValueError(
                 f"search.region_step {search.region_step} must be a multiple of the stride {self.crop.stride}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _long_term_fits_the_tracker(self) -> TrackerConfig:
+        long_term = self.long_term
+        if not long_term.enabled:
+            return self
+        if getattr(self.hyper, "fast_motion_instance_size", None) is not None:
+            raise ValueError(
+                "long_term would change the search region that SiamBAN-ACM's own fast-motion rule "
+                "(hyper.fast_motion_instance_size) decides"
+            )
+        side = long_term.lost_instance_size
+        if side <= self.crop.instance_size:
+            raise ValueError(
+                f"long_term.lost_instance_size {side} must exceed the instance size {self.crop.instance_size}"
+            )
+        if (side - self.crop.instance_size) % self.crop.stride:
+            raise ValueError(
+                f"long_term.lost_instance_size {side} must differ from the instance size "
+                f"{self.crop.instance_size} by a multiple of the stride {self.crop.stride}"
             )
         return self

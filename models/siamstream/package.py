@@ -120,8 +120,9 @@ def export_package(
     return TrackerPackage(root=out_dir, meta=meta)
 
 
-def read_package(root: Path) -> TrackerPackage:
+def read_package(root: str | Path) -> TrackerPackage:
     """Read and validate a package directory."""
+    root = Path(root)
     meta_path = root / META_FILE
     if not meta_path.is_file():
         raise PackageError(f"{root} is not a tracker package: {META_FILE} is missing")

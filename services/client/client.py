@@ -21,7 +21,7 @@ from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 
 from .frames import DEFAULT_JPEG_QUALITY, ImageFormat, encode_frame
 from .in_flight import InFlightFrames
-from .results import FrameResult, SessionInfo, StartedTrack, StreamedFrame
+from .results import FrameResult, HostedTracker, SessionInfo, StartedTrack, StreamedFrame
 
 Frame = np.ndarray | bytes
 # Long enough for a start (template stage) on a loaded CPU server, short enough to notice a hung one.
@@ -123,6 +123,12 @@ class TrackingClient:
             token = page.next_page_token
             if not token:
                 return sessions
+
+    async def trackers(self) -> list[HostedTracker]:
+        """The trackers the service hosts, ordered by name (one ListTrackers call)."""
+        request = pb.ListTrackersRequest()
+        response = await self._stub.ListTrackers(request, metadata=self._metadata, timeout=self.timeout_s)
+        return [HostedTracker.from_message(message) for message in response.trackers]
 
     async def check_access(self) -> None:
         """Raise the service's error (UNAVAILABLE, UNAUTHENTICATED...) unless it answers this API key.

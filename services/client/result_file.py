@@ -1,8 +1,9 @@
 """result.json of a track made through the service, in the layout of `siamstream track`.
 
 `{"meta": {...}, "frames": [{"frame": 0, "bbox": [x, y, w, h], "best_score": null, ...}, ...]}`: every
-frame entry keeps `siamstream track`'s keys (frame 0 is the initial box without a score) and adds what
-only the service knows: `status`, the client's `round_trip_ms` and the server's `server_ms` per stage.
+frame entry has `siamstream track`'s keys `frame`, `bbox`, `best_score` and `status` (frame 0 is the
+initial box without a score), but not `target` (a service track follows one target), and adds what only
+the service knows: the client's `round_trip_ms` and the server's `server_ms` per stage.
 """
 
 from __future__ import annotations

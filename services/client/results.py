@@ -103,3 +103,42 @@ class SessionInfo:
             options={field.name: value for field, value in message.options.ListFields()},
             last_result=FrameResult.from_message(message.last_result),
         )
+
+
+@dataclass(frozen=True)
+class HostedTracker:
+    """A tracker the service hosts (ListTrackers): crop sides in pixels, `weights_sha256` empty for
+    random weights; `template_update`, `adaptive_region` and `long_term` say whether StartTrack accepts
+    those options (the package was exported with them)."""
+
+    name: str
+    family: str
+    description: str
+    template_size: int
+    search_size: int
+    precision: str
+    inference_backend: str
+    package_id: str
+    weights_sha256: str
+    template_update: bool
+    adaptive_region: bool
+    long_term: bool
+    search_sides: tuple[int, ...]
+
+    @classmethod
+    def from_message(cls, message: pb.TrackerInfo) -> HostedTracker:
+        return cls(
+            name=message.name,
+            family=message.family,
+            description=message.description,
+            template_size=message.template_size,
+            search_size=message.search_size,
+            precision=message.precision,
+            inference_backend=message.inference_backend,
+            package_id=message.package_id,
+            weights_sha256=message.weights_sha256,
+            template_update=message.template_update,
+            adaptive_region=message.adaptive_region,
+            long_term=message.long_term,
+            search_sides=tuple(message.search_sides),
+        )

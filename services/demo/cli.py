@@ -26,8 +26,14 @@ def add_commands(groups: CommandGroups) -> None:
     parser.add_argument(
         "--package",
         type=existing_path,
-        help="tracker package (default: models/packages/demo; when that is absent, the tracker is "
-        "exported with random weights into OUT/package)",
+        help="tracker package (default: $SIAMSTREAM_DEMO_PACKAGE, else the trained demo package beside the "
+        "installed library, models/packages/demo)",
+    )
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="instead of a package, export the tracker with seeded random weights into OUT/package "
+        "(speed only: the boxes and accuracy mean nothing)",
     )
     parser.add_argument("--tracker", help="registry name (default: the package's; siamrpn_alex)")
     parser.add_argument(
@@ -41,7 +47,7 @@ def add_commands(groups: CommandGroups) -> None:
 def run_demo_command(args: argparse.Namespace) -> int:
     # Deferred: torch, grpc and the service load only when the command runs.
     from .local_service import quiet_rpc_log
-    from .packages import choose_package
+    from .packages import choose_package, random_package
     from .run import print_summary, run_demo
     from .source import synthetic_source, video_source
 
@@ -49,9 +55,14 @@ def run_demo_command(args: argparse.Namespace) -> int:
         raise ValueError("--video and --box go together")
     if args.frames is not None and args.frames < 2:
         raise ValueError("--frames must be at least 2")
+    if args.random_weights and args.package is not None:
+        raise ValueError("--random-weights and --package exclude each other")
     if not args.verbose:
         quiet_rpc_log()
-    package = choose_package(args.package, args.tracker, args.out / "package")
+    if args.random_weights:
+        package = random_package(args.tracker, args.out / "package")
+    else:
+        package = choose_package(args.package, args.tracker)
     if args.video is None:
         source = synthetic_source(args.frames or DEFAULT_FRAMES)
     else:

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import siamstream
 from siamstream.benchmark.tracker import random_network
 from siamstream.package import export_package, read_package
 from siamstream.registry import get_config
+from siamstream_services.settings import DEMO_PACKAGE_ENV
 
 log = logging.getLogger(__name__)
 
-# Where the trained demo tracker is kept, relative to the repository root (`make demo` runs there).
-DEMO_PACKAGE = Path("models/packages/demo")
+# The trained demo tracker sits beside the library (models/packages/demo next to models/siamstream), so
+# it is found from any working directory of a checkout or an editable install.
+DEMO_PACKAGE = Path(siamstream.__file__).resolve().parent.parent / "packages" / "demo"
 DEFAULT_TRACKER = "siamrpn_alex"
+
+
+class NoTrainedPackage(FileNotFoundError):
+    """No package was given and the trained demo package is nowhere to be found."""
 
 
 @dataclass(frozen=True)
@@ -35,24 +43,37 @@ def export_random_package(tracker: str, directory: Path) -> Path:
     return export_package(random_network(config), config, directory / tracker).root
 
 
-def choose_package(package: Path | None, tracker: str | None, scratch: Path) -> ChosenPackage:
-    """The package given, else the trained demo package, else `tracker` exported with random weights.
+def demo_package() -> Path:
+    """The trained demo package: `$SIAMSTREAM_DEMO_PACKAGE` when set, else the one beside the library."""
+    named = os.environ.get(DEMO_PACKAGE_ENV)
+    return Path(named) if named else DEMO_PACKAGE
 
-    A given package, or the demo package when its directory exists, must be complete and hold `tracker`
-    (when one is named). The random stand-in is written
-    under `scratch` and logged as a warning, because its boxes say nothing about accuracy.
+
+def choose_package(package: Path | None, tracker: str | None) -> ChosenPackage:
+    """The package given, else the trained demo package (`demo_package()`).
+
+    The package must be complete and hold `tracker` (when one is named). Without a package given and
+    without the demo package, `NoTrainedPackage` says how to name one: a silent fallback to random weights
+    would print boxes and accuracy figures that mean nothing.
     """
-    root = package or DEMO_PACKAGE
-    if package is not None or DEMO_PACKAGE.exists():
-        held = read_package(root).meta.tracker
-        if tracker is not None and held != tracker:
-            raise ValueError(f"package {root} holds {held!r}, not {tracker!r}")
-        return ChosenPackage(root, held, random_weights=False)
+    root = package or demo_package()
+    if package is None and not root.is_dir():
+        raise NoTrainedPackage(
+            f"no trained demo package at {root}: name one with --package DIR or {DEMO_PACKAGE_ENV}=DIR, or "
+            "ask for a seeded random network, whose boxes and accuracy mean nothing (demo: --random-weights, "
+            "soak: --tracker NAME)"
+        )
+    held = read_package(root).meta.tracker
+    if tracker is not None and held != tracker:
+        raise ValueError(f"package {root} holds {held!r}, not {tracker!r}")
+    return ChosenPackage(root, held, random_weights=False)
+
+
+def random_package(tracker: str | None, scratch: Path) -> ChosenPackage:
+    """`tracker` (default `DEFAULT_TRACKER`) exported with seeded random weights under `scratch`."""
     tracker = tracker or DEFAULT_TRACKER
     log.warning(
-        "no trained demo package at %s: exporting %s with seeded RANDOM weights into %s; "
-        "the boxes and accuracy figures are meaningless without trained weights",
-        DEMO_PACKAGE,
+        "exporting %s with seeded RANDOM weights into %s: the boxes and accuracy figures are meaningless",
         tracker,
         scratch,
     )

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
+from siamstream.urls import without_credentials
+
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
 
@@ -101,9 +103,9 @@ class CameraUrl:
             return None
 
     def public(self) -> str:
-        """The URL without its user name, password and query, which may hold credentials."""
-        port = f":{self.port}" if self.port is not None else ""
-        return f"{self.scheme}://{self.host}{port}{self.path}"
+        """The URL without its user name, password and query, which may hold credentials (the library's
+        rule for what is shown of a stream URL)."""
+        return without_credentials(self.with_host(self.host))
 
     def with_host(self, host: str) -> str:
         """The whole URL, credentials and query included, with `host` in place of its host."""

@@ -28,8 +28,8 @@ def run_ingest_command(args: argparse.Namespace) -> int:
     # Deferred: torch, OpenCV and the stores load only when the worker actually runs.
     from siamstream_services.ingest.config import IngestSettings
     from siamstream_services.ingest.process import run_ingest
-    from siamstream_services.settings import ServiceSettings
+    from siamstream_services.settings import ServiceSettings, load_settings
 
-    settings = ServiceSettings(config_file=args.config) if args.config else ServiceSettings()
-    asyncio.run(run_ingest(settings, IngestSettings()))
+    settings = load_settings(ServiceSettings, **({"config_file": args.config} if args.config else {}))
+    asyncio.run(run_ingest(settings, load_settings(IngestSettings)))
     return 0

@@ -27,10 +27,19 @@ def load_catalog(package_dir: Path, names: list[str]) -> Catalog:
     """
     if names:
         roots = [package_dir / name for name in names]
+        missing = [root.name for root in roots if not root.is_dir()]
+        if missing:
+            raise ValueError(
+                f"SIAMSTREAM_TRACKER_PACKAGES names {', '.join(missing)}, not in {package_dir.resolve()} "
+                "(SIAMSTREAM_PACKAGE_DIR)"
+            )
     else:
         roots = sorted(path.parent for path in package_dir.glob(f"*/{META_FILE}"))
     if not roots:
-        raise ValueError(f"no tracker packages in {package_dir}")
+        raise ValueError(
+            f"no tracker packages in {package_dir.resolve()}: set SIAMSTREAM_PACKAGE_DIR to a directory "
+            "holding one package directory per tracker (`siamstream import-checkpoint` or `export` write one)"
+        )
     packages, trackers = [], {}
     for root in roots:
         package = read_package(root)
@@ -38,6 +47,12 @@ def load_catalog(package_dir: Path, names: list[str]) -> Catalog:
         if name in trackers:
             raise ValueError(f"two packages in {package_dir} hold tracker {name!r}")
         digest = hashlib.sha256((root / META_FILE).read_bytes()).hexdigest()[:16]
-        trackers[name] = ServedTracker(package.config, digest, template_update=package.meta.template_update)
+        trackers[name] = ServedTracker(
+            package.config,
+            digest,
+            precision=package.meta.precision,
+            weights_sha256=package.meta.source.sha256,
+            template_update=package.meta.template_update,
+        )
         packages.append(package)
     return Catalog(tuple(packages), trackers)

@@ -21,12 +21,31 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+class SettingsHelp(argparse.Action):
+    """`-h/--help` that lists every setting: built only when asked for, so that building the parser for
+    another command (the health probe runs every few seconds) never loads the settings models."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from siamstream_services.settings_reference import settings_help
+
+        parser.epilog = settings_help()
+        parser.print_help()
+        parser.exit()
+
+
 def add_commands(groups: CommandGroups) -> None:
     parser = groups.root.add_parser(
         "serve",
         help="run the gRPC tracking service",
-        description="Settings come from SIAMSTREAM_* environment variables and the optional config file.",
+        description="Settings come from SIAMSTREAM_* environment variables and the optional config file "
+        "(listed below; docs/configuration.md has the same list).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
     )
+    parser.add_argument("-h", "--help", action=SettingsHelp, help="show this help, every setting, and exit")
     parser.add_argument(
         "--config", type=Path, help="JSON, TOML or .env settings file (SIAMSTREAM_CONFIG_FILE)"
     )
@@ -51,21 +70,22 @@ def add_commands(groups: CommandGroups) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    # Deferred: torch, grpc and the stores load only when the service actually runs.
-    from siamstream_services.session.server import serve
-    from siamstream_services.settings import ServiceSettings
+    from siamstream_services.settings import ServiceSettings, load_settings
 
-    settings = ServiceSettings(config_file=args.config) if args.config else ServiceSettings()
+    settings = load_settings(ServiceSettings, **({"config_file": args.config} if args.config else {}))
+    # Deferred, and after the settings: torch, grpc and the stores load only for a service that will run.
+    from siamstream_services.session.server import serve
+
     asyncio.run(serve(settings))
     return 0
 
 
 def run_health(args: argparse.Namespace) -> int:
     from siamstream_services.session.probe import check_health, probe_address
-    from siamstream_services.settings import ServiceSettings
+    from siamstream_services.settings import ServiceSettings, load_settings
 
     try:
-        settings = ServiceSettings()
+        settings = load_settings(ServiceSettings)
     except (ValueError, OSError) as error:
         # `siamstream` exits 2 on a settings error, a status Docker reserves: unhealthy is 1.
         print(f"siamstream health: {error}", file=sys.stderr)

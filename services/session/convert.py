@@ -5,6 +5,7 @@ from __future__ import annotations
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from siamstream.tracking.search_options import search_sides
 from siamstream.tracking.state import TrackResult, TrackStatus
 from siamstream.tracking.validation import check_box_values
 from siamstream.v1 import tracking_pb2 as pb
@@ -13,7 +14,7 @@ from siamstream_services.ingest.camera_url import MAX_URL_LENGTH
 from .errors import InvalidArgument
 from .frames import EncodedImage, PixelFormat, RawImage
 from .options import TrackOptions
-from .sessions import FrameInput
+from .sessions import FrameInput, ServedTracker
 from .state import SessionView
 from .timings import StageTimings
 
@@ -130,3 +131,28 @@ def _timestamp(unix_seconds: float) -> Timestamp:
     stamp = Timestamp()
     stamp.FromNanoseconds(round(unix_seconds * 1e9))
     return stamp
+
+
+def tracker_infos(trackers: dict[str, ServedTracker], inference_backend: str) -> list[pb.TrackerInfo]:
+    """ListTrackers' answer: the served trackers by name; `inference_backend` is the settings' value
+    (only its kind is told: the model server's address is the deployment's business). The options a
+    package must have been exported with are told, so a client knows which StartTrack accepts."""
+    backend = inference_backend.partition("://")[0]
+    return [
+        pb.TrackerInfo(
+            name=name,
+            family=served.config.family.value,
+            description=served.config.description,
+            template_size=served.config.crop.exemplar_size,
+            search_size=served.config.crop.instance_size,
+            precision=served.precision.value,
+            inference_backend=backend,
+            package_id=served.package_id,
+            weights_sha256=served.weights_sha256,
+            template_update=served.template_update,
+            adaptive_region=served.config.search.adaptive_region,
+            long_term=served.config.long_term.enabled,
+            search_sides=search_sides(served.config),
+        )
+        for name, served in sorted(trackers.items())
+    ]

@@ -1,7 +1,8 @@
 """Prometheus metrics of the session service, in their own registry, served on their own port.
 
 Label values are bounded: tracker names come from the loaded packages, stages from `timings.STAGES`,
-codes from `grpc.StatusCode`, methods from the service definition. Session ids never become labels.
+codes from `grpc.StatusCode`, methods from the service definition, statuses from `TrackStatus`. Session
+ids never become labels.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from wsgiref.simple_server import WSGIServer
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from siamstream.tracking.state import TrackResult, TrackStatus
+
+from .state import TrackedFrame
 from .timings import StageTimings
 
 # Milliseconds of one stage range from tens of microseconds (decode of a tiny frame) to seconds (a
@@ -35,6 +39,9 @@ STAGE_BUCKETS = (
     5.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# A frame's score is a probability: tenths, with the ends split finer, where the status thresholds and the
+# template-update gate of the registered trackers lie (0.3, 0.6, 0.9) and where a confident track sits.
+SCORE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 
 @dataclass
@@ -104,11 +111,49 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        self.track_frames = Counter(
+            "siamstream_track_frames",
+            "Tracked frames (pushed, not start frames nor replays) by tracker and the status they ended in "
+            "(tracking, uncertain, lost).",
+            ["tracker", "status"],
+            registry=self.registry,
+        )
+        self.track_score = Histogram(
+            "siamstream_track_score",
+            "Score of each tracked frame, by tracker.",
+            ["tracker"],
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.template_updates = Counter(
+            "siamstream_template_updates",
+            "Online template updates applied (frames that reached the update gate), by tracker.",
+            ["tracker"],
+            registry=self.registry,
+        )
+        self.redetections = Counter(
+            "siamstream_redetections",
+            "Tracked frames that took a LOST track back to TRACKING, by tracker.",
+            ["tracker"],
+            registry=self.registry,
+        )
+
     def observe_frame(self, tracker: str, timings: StageTimings) -> None:
         """Record the stage timings of one successfully tracked frame."""
         for stage, milliseconds in timings.as_dict().items():
             self.stage_seconds.labels(tracker, stage).observe(milliseconds / 1000.0)
         self.frames.labels(tracker, grpc.StatusCode.OK.name).inc()
+
+    def observe_tracking(self, tracker: str, result: TrackResult, tracked: TrackedFrame) -> None:
+        """Record the tracking quality of one tracked frame: its status and score, an applied template
+        update, and a re-detection (the track was LOST before the frame and is TRACKING after it)."""
+        self.track_frames.labels(tracker, result.status.value).inc()
+        if result.score is not None:
+            self.track_score.labels(tracker).observe(result.score)
+        if tracked.template_updated:
+            self.template_updates.labels(tracker).inc()
+        if tracked.previous_status is TrackStatus.LOST and result.status is TrackStatus.TRACKING:
+            self.redetections.labels(tracker).inc()
 
     def observe_replay(self, tracker: str) -> None:
         """Count one retried frame answered from its session's record."""

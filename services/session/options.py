@@ -28,6 +28,7 @@ class TrackOptions(BaseModel):
     lost_after_frames: int | None = Field(default=None, ge=1, le=1000, description="Failed frames to LOST.")
     one_more_search: bool | None = Field(default=None, description="Search a low-scoring frame again.")
     adaptive_region: bool | None = Field(default=None, description="Grow the search region on low scores.")
+    long_term: bool | None = Field(default=None, description="Search a larger region while LOST.")
 
     @classmethod
     def parse(cls, values: dict[str, Any]) -> TrackOptions:
@@ -66,10 +67,23 @@ def apply_options(config: TrackerConfig, options: TrackOptions) -> TrackerConfig
         data["search"]["one_more_search"] = options.one_more_search
     if options.adaptive_region is not None:
         data["search"]["adaptive_region"] = options.adaptive_region
+    if options.long_term is not None:
+        # Dumped configs leave long-term mode out while it is off (`TrackerConfig`): its section is rebuilt.
+        data["long_term"] = config.long_term.model_copy(update={"enabled": options.long_term}).model_dump()
     try:
         return TrackerConfig.model_validate(data)
     except ValidationError as error:
         raise InvalidArgument(f"invalid options for {config.name}: {_describe(error)}") from None
+
+
+def stored_options(config: TrackerConfig, options: TrackOptions) -> TrackOptions:
+    """`options` as a session record keeps them: an override of an option added this release (`long_term`)
+    that only repeats `config`'s value is dropped, so a session that asks for its package's default writes
+    the record of before, which a replica of the previous release (refusing unknown options) still reads
+    mid-rollout. The session's config is the same either way."""
+    if options.long_term == config.long_term.enabled:
+        return options.model_copy(update={"long_term": None})
+    return options
 
 
 def effective_options(config: TrackerConfig) -> TrackOptions:
@@ -84,6 +98,7 @@ def effective_options(config: TrackerConfig) -> TrackOptions:
         lost_after_frames=config.status.lost_after,
         one_more_search=config.search.one_more_search,
         adaptive_region=config.search.adaptive_region,
+        long_term=config.long_term.enabled,
     )
 
 

@@ -24,15 +24,15 @@ from siamstream.package import TrackerPackage
 from siamstream.v1 import tracking_pb2, tracking_pb2_grpc
 from siamstream_services.inference.backend import InferenceBackend
 from siamstream_services.inference.embedded import EmbeddedBackend
-from siamstream_services.inference.triton import TritonBackend
 from siamstream_services.ingest.api import CameraApi
 from siamstream_services.ingest.config import IngestSettings
 from siamstream_services.ingest.directory import CameraDirectory, is_redis_url
-from siamstream_services.settings import ServiceSettings
+from siamstream_services.settings import ServiceSettings, load_settings
 from siamstream_services.store import SessionStore, StoreUnavailable, open_store
 
 from .auth import ApiKeys
 from .catalog import load_catalog
+from .convert import tracker_infos
 from .health import HealthServicer
 from .interceptors import AuthInterceptor, ObservabilityInterceptor
 from .metrics import MetricsServer, ServiceMetrics
@@ -89,9 +89,10 @@ class TrackingServer:
             ],
         )
         self._camera_api = CameraApi(cameras, self.manager) if cameras is not None else None
-        tracking_pb2_grpc.add_TrackingServiceServicer_to_server(
-            TrackingServicer(self.manager, self._camera_api), self._server
+        servicer = TrackingServicer(
+            self.manager, self._camera_api, tracker_infos(trackers, settings.inference_backend)
         )
+        tracking_pb2_grpc.add_TrackingServiceServicer_to_server(servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         # The same servicer object, so both ports report one status. No interceptor: health needs no key,
         # and probes every few seconds would only pad the call metrics.
@@ -236,6 +237,14 @@ def open_backend(
             max_wait_ms=settings.batch_max_wait_ms,
             on_batch=metrics.observe_batch,
         )
+    # Imported here: the Triton client is the `triton` extra, which the embedded backend does not need.
+    try:
+        from siamstream_services.inference.triton import TritonBackend
+    except ImportError as error:
+        raise ValueError(
+            f"inference backend {settings.inference_backend} needs the Triton client ({error}): "
+            "pip install 'siamstream[triton]'"
+        ) from error
     # Triton gets the same bound on a model call as the service puts on inference; the backend's own
     # 1 s default failed healthy but loaded servers (a first call on a busy host takes over a second).
     return TritonBackend(
@@ -263,7 +272,9 @@ def open_server(
         store = open_store(settings.store_url, settings.session_idle_ttl_s)
     cameras = None
     if is_redis_url(settings.store_url):
-        cameras = CameraDirectory.from_url(settings.store_url, camera_settings or IngestSettings())
+        cameras = CameraDirectory.from_url(
+            settings.store_url, camera_settings or load_settings(IngestSettings)
+        )
     return TrackingServer(settings, store, backend, catalog.trackers, metrics, cameras=cameras)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import NoReturn, TypeVar
 
 import grpc
@@ -48,9 +48,15 @@ T = TypeVar("T")
 class TrackingServicer(pb_grpc.TrackingServiceServicer):
     """Maps the tracking API onto a `SessionManager`."""
 
-    def __init__(self, manager: SessionManager, cameras: CameraApi | None = None) -> None:
+    def __init__(
+        self,
+        manager: SessionManager,
+        cameras: CameraApi | None = None,
+        trackers: Sequence[pb.TrackerInfo] = (),
+    ) -> None:
         self._manager = manager
         self._cameras = cameras
+        self._trackers = tuple(trackers)
 
     async def StartTrack(
         self, request: pb.StartTrackRequest, context: aio.ServicerContext
@@ -88,6 +94,11 @@ class TrackingServicer(pb_grpc.TrackingServiceServicer):
         return pb.ListTracksResponse(
             sessions=[session_message(view) for view in views], next_page_token=token
         )
+
+    async def ListTrackers(
+        self, request: pb.ListTrackersRequest, context: aio.ServicerContext
+    ) -> pb.ListTrackersResponse:
+        return pb.ListTrackersResponse(trackers=self._trackers)
 
     async def Track(
         self, request_iterator: AsyncIterator[pb.TrackRequest], context: aio.ServicerContext

@@ -37,7 +37,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from siamstream.config import TrackerConfig
+from siamstream.config import Precision, TrackerConfig
 from siamstream.tracking.search_options import SearchPass, better_search, second_search_origin
 from siamstream.tracking.state import TrackerState, TrackResult, TrackStatus
 from siamstream.tracking.step import SearchRequest, finish_search, init_track, prepare_search
@@ -66,8 +66,8 @@ from .errors import (
 from .frames import FrameImage, FrameLimits, decode_frame
 from .locks import KeyedLocks
 from .metrics import ServiceMetrics
-from .options import TrackOptions, apply_options, effective_options
-from .state import FrameOutcome, SessionState, SessionView
+from .options import TrackOptions, apply_options, effective_options, stored_options
+from .state import FrameOutcome, SessionState, SessionView, TrackedFrame
 from .timings import StageTimings
 
 T = TypeVar("T")
@@ -89,12 +89,15 @@ class ServedTracker:
     """A tracker this replica serves: its package's config, and the package's identity.
 
     `package_id` is stored with each session: a session's template embedding only makes sense to the
-    search stage of the package that produced it. `template_update`: the package has the template update
-    stage (`update.pt`, and search features from its search stage).
+    search stage of the package that produced it. `precision` and `weights_sha256` (empty for random
+    weights) say what the package holds, for ListTrackers. `template_update`: the package has the template
+    update stage (`update.pt`, and search features from its search stage).
     """
 
     config: TrackerConfig
     package_id: str
+    precision: Precision
+    weights_sha256: str
     template_update: bool = False
 
 
@@ -240,6 +243,12 @@ class SessionManager:
                 "region, so its grown search crops are not served; export it with search.adaptive_region "
                 "enabled to use the option"
             )
+        if config.long_term.enabled and not served.config.long_term.enabled:
+            # Likewise the lost search's crop side (`search_sides`).
+            raise InvalidArgument(
+                f"option long_term: the {tracker} package was exported without long-term mode, so its lost "
+                "search crops are not served; export it with --long-term to use the option"
+            )
         timings = StageTimings()
         with timings.stage("store"):
             # Advisory, so that an owner at its limit costs no decode, crop or template run; `create`
@@ -274,7 +283,7 @@ class SessionManager:
             owner=owner,
             tracker=tracker,
             package_id=served.package_id,
-            options_json=options.model_dump_json(exclude_none=True),
+            options_json=stored_options(served.config, options).model_dump_json(exclude_none=True),
             state_json=state.model_dump_json(),
             embedding=embedding.tobytes(),
             embedding_dtype=str(embedding.dtype),
@@ -371,7 +380,8 @@ class SessionManager:
             )
         if not written:
             return None
-        return FrameOutcome(record.session_id, result, number, timings.finish())
+        tracked = TrackedFrame(state.tracker_state.status, template_update is not None)
+        return FrameOutcome(record.session_id, result, number, timings.finish(), tracked=tracked)
 
     async def _search(
         self,
@@ -465,6 +475,8 @@ class SessionManager:
                 self._metrics.observe_replay(tracker)
             else:
                 self._metrics.observe_frame(tracker, outcome.timings)
+                if outcome.tracked is not None:
+                    self._metrics.observe_tracking(tracker, outcome.result, outcome.tracked)
 
     def _count_error(self, tracker: str, error: ServiceError) -> None:
         if self._metrics is not None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from siamstream.tracking.state import TrackerState, TrackResult
+from siamstream.tracking.state import TrackerState, TrackResult, TrackStatus
 
 from .options import TrackOptions
 from .timings import StageTimings
@@ -29,15 +29,25 @@ class SessionState(BaseModel):
 
 
 @dataclass(frozen=True)
+class TrackedFrame:
+    """What tracking one pushed frame did beside its result, for the quality metrics: the track's status
+    before it, and whether it applied a template update."""
+
+    previous_status: TrackStatus
+    template_updated: bool
+
+
+@dataclass(frozen=True)
 class FrameOutcome:
     """The service's answer for one frame (the start frame included); `replayed`: the stored answer of a
-    retried frame, which was not tracked again."""
+    retried frame, which was not tracked again; `tracked`: set for a pushed frame that was tracked."""
 
     session_id: str
     result: TrackResult
     client_frame_number: int | None
     timings: StageTimings
     replayed: bool = False
+    tracked: TrackedFrame | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The Dockerfile: hadolint-clean, installs exactly the project's pins, and its health check works.
+"""The Dockerfile: hadolint-clean, installs exactly the project's pins with the service's extras, and its
+health check works.
 
 No Docker engine runs here, so the image is not built; what can be checked without one is checked on
 the file itself, and the session target's HEALTHCHECK command is run against a real service.
@@ -23,9 +24,21 @@ from tests.services.session_fixtures import export_test_package, running_service
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
-def pinned(requirement_prefix: str) -> str:
-    dependency = next(d for d in PYPROJECT["project"]["dependencies"] if d.startswith(requirement_prefix))
-    return dependency.split("==")[1]
+def image_extras() -> str:
+    """The extras of the command groups the images run (`serve` and `health`, `ingest`), pip-spelled."""
+    groups = PYPROJECT["project"]["entry-points"]["siamstream.commands"]
+    extras = set()
+    for group in ("serve", "ingest"):
+        extras |= set(re.search(r"\[(.*)\]", groups[group])[1].split(","))
+    return f"[{','.join(sorted(extras))}]"
+
+
+def pinned(name: str) -> str:
+    """The version constraints.txt pins `name` to."""
+    pins = dict(
+        line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line
+    )
+    return pins[name]
 
 
 def test_hadolint_finds_nothing() -> None:
@@ -45,20 +58,20 @@ def test_targets_and_base_image() -> None:
 
 def test_builder_installs_the_pinned_cpu_torch_under_the_constraints() -> None:
     args = global_args()
-    assert args["TORCH_VERSION"] == pinned("torch==")
+    assert args["TORCH_VERSION"] == pinned("torch")
     assert args["TORCH_VARIANT"] == "cpu"
     assert args["TORCH_INDEX_URL"].endswith("/whl/cpu")
     runs = " ".join(arguments for instruction, arguments in stages()["builder"] if instruction == "RUN")
     assert "--constraint constraints.txt" in runs
     assert '"torch==${TORCH_VERSION}+${TORCH_VARIANT}"' in runs
-    assert "--constraint /tmp/torch-variant.txt ." in runs
+    assert f"--constraint /tmp/torch-variant.txt '.{image_extras()}'" in runs
 
 
 def test_runtime_installs_this_version_offline_as_a_user() -> None:
     runtime = stages()["runtime"]
     runs = " ".join(arguments for instruction, arguments in runtime if instruction == "RUN")
     assert "--no-index --find-links /wheels" in runs
-    assert f"siamstream=={PYPROJECT['project']['version']}" in runs
+    assert f"'siamstream{image_extras()}=={PYPROJECT['project']['version']}'" in runs
     user = next(arguments for instruction, arguments in runtime if instruction == "USER")
     assert user.split(":")[0].isdigit() and int(user.split(":")[0]) != 0
 

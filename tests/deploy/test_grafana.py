@@ -28,5 +28,5 @@ def test_dashboard_panels_query_exported_metrics() -> None:
             used |= metrics
     # Every metric of the session service appears on the dashboard in some form.
     session_families = {family.name for family in ServiceMetrics().registry.collect()}
-    assert len(session_families) == 7
+    assert len(session_families) == 11
     assert all(any(name.startswith(family) for name in used) for family in session_families)

@@ -35,16 +35,19 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int) -> np.ndarr
 
 
 def textured_frames(
-    corners: Sequence[tuple[int, int]], side: int, width: int = 480, height: int = 320
+    corners: Sequence[tuple[int, int] | None], side: int, width: int = 480, height: int = 320
 ) -> list[np.ndarray]:
-    """BGR frames of one background with a side x side target at each top-left corner (x, y)."""
+    """BGR frames of one background with a side x side target at each top-left corner (x, y); a None
+    corner is a frame without the target."""
     rng = np.random.default_rng(3)
     background = _smooth_noise(rng, height, width)
     target = _smooth_noise(rng, side, side)
     frames = []
-    for x, y in corners:
+    for corner in corners:
         frame = background.copy()
-        frame[y : y + side, x : x + side] = target
+        if corner is not None:
+            x, y = corner
+            frame[y : y + side, x : x + side] = target
         frames.append(frame)
     return frames
 

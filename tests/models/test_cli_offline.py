@@ -57,13 +57,15 @@ def test_track_writes_the_offline_trackers_boxes(package: TrackerPackage, tmp_pa
     result = json.loads((tmp_path / "result.json").read_text())
     frames = result["frames"]
     assert [f["frame"] for f in frames] == list(range(12))
-    assert frames[0] == {"frame": 0, "bbox": [float(v) for v in sequence.init_box], "best_score": None}
+    init_box = [float(v) for v in sequence.init_box]
+    assert frames[0] == {"frame": 0, "bbox": init_box, "best_score": None, "target": 0, "status": "tracking"}
     assert all(0.0 <= f["best_score"] <= 1.0 for f in frames[1:])
     assert result["meta"]["tracker"] == TRACKER and result["meta"]["frames"] == 12
 
     tracker = OfflineTracker(package.config, TorchScriptRunner(read_package(package.root)))
     expected = tracker.track_sequence(iter_frames(video), tuple(float(v) for v in sequence.init_box))
     np.testing.assert_allclose([f["bbox"] for f in frames], [r.bbox for r in expected], atol=1e-9)
+    assert [f["status"] for f in frames] == [r.status.value for r in expected]
 
     annotated = cv2.VideoCapture(str(tmp_path / "annotated.mp4"))
     assert int(annotated.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
@@ -213,14 +215,15 @@ def test_eval_template_update_needs_an_update_capable_package(
 
 
 def test_bench_tracker_prints_the_documented_figures() -> None:
-    completed = siamstream(
-        "bench", "tracker", "--tracker", TRACKER, "--frames", "3", "--bf16-frames", "1", "--json"
-    )
+    sizes = ["--frames", "3", "--repeats", "3", "--batch-sizes", "1,2"]
+    completed = siamstream("bench", "tracker", "--tracker", TRACKER, *sizes, "--json")
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout)
-    for key in ("template_ms", "crop_ms", "search_ms", "post_ms", "step_ms"):
-        assert report[key] > 0, key
-    assert report["step_ms"] >= report["search_ms"]
-    assert [row["templates"] for row in report["batch"]] == [1, 4, 16]
-    assert all(row["speedup"] > 0 for row in report["batch"])
-    assert report["bf16"]["search_ms"] > 0 and report["bf16"]["frames"] == 1
+    assert report["template"]["median_ms"] > 0
+    for stage in ("crop", "search", "post", "step"):
+        assert report["steps"][stage]["median_ms"] > 0 and report["steps"][stage]["n"] == 3, stage
+    assert report["steps"]["step"]["median_ms"] >= report["steps"]["search"]["median_ms"]
+    assert [row["templates"] for row in report["batch"]] == [1, 2]
+    assert all(row["speedup"] > 0 and row["arms"]["single"]["n"] == 3 for row in report["batch"])
+    assert set(report["eager"]["arms"]) == {"scripted", "eager"}
+    assert "skipped" in report["bf16"] or set(report["bf16"]["arms"]) == {"fp32", "bf16"}

@@ -9,6 +9,7 @@ from siamstream.data.synthetic import (
     Challenge,
     SequenceSpec,
     generate_sequence,
+    leave_and_return,
     stratified_suite,
     synthetic_suite,
 )
@@ -214,4 +215,25 @@ def test_stratified_suite_has_each_challenge_in_its_own_stratum() -> None:
     training_seeds = {sequence.spec.seed for sequence in synthetic_suite(300, seed=0, length=2)}
     assert training_seeds.isdisjoint(
         sequence.spec.seed for sequence in stratified_suite(10, seed=5, length=2)
+    )
+
+
+def test_leave_and_return_takes_the_target_out_of_view_and_back_far_away():
+    spec = SequenceSpec(seed=4, **SMALL)  # 24 frames: away from frame 7 (0.3 x 23) to 11, back at 12
+    plain, sequence = generate_sequence(spec), leave_and_return(spec)
+    away = np.arange(len(sequence))
+    assert sequence.visible.tolist() == ((away < 7) | (away >= 12)).tolist()
+    assert np.array_equal(sequence.ground_truth[:7], plain.ground_truth[:7])
+    for index in range(7, 12):
+        assert sequence.ground_truth[index, 2] == 0.0
+        assert np.array_equal(sequence.frame(index), sequence.background)  # nothing of the target drawn
+    last_seen = sequence.ground_truth[6, :2] + sequence.ground_truth[6, 2:] / 2
+    back = sequence.ground_truth[12, :2] + sequence.ground_truth[12, 2:] / 2
+    assert np.hypot(*(back - last_seen)) >= 0.5 * 240
+    assert sequence.in_view[12:].min() == 1.0
+    # After the return the target moves as it would have: the plain path's steps.
+    np.testing.assert_allclose(
+        np.diff(sequence.target_boxes[12:, :2], axis=0),
+        np.diff(plain.target_boxes[12:, :2], axis=0),
+        atol=0.011,
     )

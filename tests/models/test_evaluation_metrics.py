@@ -36,6 +36,13 @@ def test_overlap_of_hand_made_boxes():
     assert overlap(predicted, ground_truth) == pytest.approx([1.0, 0.0, 1 / 3, 0.5, 0.0])
 
 
+def test_overlap_with_an_eps_in_the_union():
+    # GOT-10k's toolkit adds eps to the union: 50 / (150 + 50) with eps 50; without, exactly 1/3 and 1.
+    predicted, ground_truth = boxes([5, 0, 10, 10], [0, 0, 10, 10]), boxes([0, 0, 10, 10], [0, 0, 10, 10])
+    assert overlap(predicted, ground_truth, eps=50.0).tolist() == [0.25, 100 / 150]
+    assert overlap(predicted, ground_truth).tolist() == [50 / 150, 1.0]
+
+
 def test_overlap_of_an_invalid_prediction_is_zero():
     predicted = boxes([np.nan, 0, 10, 10], [0, 0, 0, 0])
     ground_truth = boxes([0, 0, 10, 10], [0, 0, 0, 0])

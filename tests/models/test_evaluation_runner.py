@@ -93,3 +93,59 @@ def test_report_renders_text_and_json():
     assert data["sequences"][1]["scored_frames"] == 2
     assert len(data["sequences"][0]["success_curve"]) == 21
     assert len(data["sequences"][0]["norm_precision_curve"]) == 51
+
+
+def test_a_sequence_with_only_its_first_box_is_unscored_not_perfect():
+    # GOT-10k's test split publishes the first box only: scoring frame 0 would give AUC 20/21.
+    truth = np.vstack([[10.0, 10.0, 20.0, 20.0], np.full((3, 4), np.nan)])
+    test = Sequence("GOT-10k_Test_000001", tuple(Path(f"{n}.jpg") for n in range(4)), truth)
+    plain = make_sequences()[0]
+    tracked = []
+
+    def tracker(sequence):
+        tracked.append(sequence.name)
+        return np.tile(sequence.init_box, (len(sequence), 1))
+
+    report = evaluate([test, plain], tracker, "t", progress=False)
+    assert tracked == ["GOT-10k_Test_000001", "plain"]  # tracked, so its results can be submitted
+    assert report.unscored == ["GOT-10k_Test_000001"]
+    assert [row.name for row in report.sequences] == ["plain"]
+    only_test = evaluate([test], tracker, "t", progress=False)
+    data = json.loads(only_test.to_json())
+    assert data["unscored"] == ["GOT-10k_Test_000001"] and data["sequences"] == []
+    assert data["overall"]["success_auc"] is None and data["overall"]["ao"] is None
+    assert "Unscored (no ground truth after frame 0): 1 sequences" in only_test.to_text()
+
+
+def test_figures_per_attribute_are_means_over_the_sequences_with_it():
+    truth = np.tile([10.0, 10.0, 20.0, 20.0], (3, 1))
+    paths = tuple(Path(f"{n}.jpg") for n in range(3))
+    sequences = [
+        Sequence("a", paths, truth, attributes=("IV",)),
+        Sequence("b", paths, truth, attributes=("IV", "OCC")),
+        Sequence("c", paths, truth),
+    ]
+
+    def lost_on_b(sequence):
+        predicted = sequence.ground_truth.copy()
+        if sequence.name == "b":
+            predicted[1:] += [100, 0, 0, 0]  # frames 1 and 2 lost: precision 1/3
+        return predicted
+
+    data = json.loads(evaluate(sequences, lost_on_b, "t", progress=False).to_json())
+    assert sorted(data["attributes"]) == ["IV", "OCC"]
+    assert data["attributes"]["IV"]["sequences"] == 2
+    assert data["attributes"]["IV"]["precision"] == pytest.approx((1 + 1 / 3) / 2)
+    assert data["attributes"]["OCC"]["precision"] == pytest.approx(1 / 3)
+    assert data["attributes"]["OCC"]["ao"] == 0.0  # its two scored frames (1, 2) do not overlap
+    assert data["sequences"][1]["attributes"] == ["IV", "OCC"]
+
+
+def test_saved_results_named_as_on_the_otb_site_are_found(tmp_path):
+    truth = np.tile([10.0, 10.0, 20.0, 20.0], (2, 1))
+    paths = (Path("1.jpg"), Path("2.jpg"))
+    sequences = [Sequence("Jogging-1", paths, truth), Sequence("FleetFace", paths, truth)]
+    np.savetxt(tmp_path / "jogging_1.txt", truth, delimiter=",")
+    np.savetxt(tmp_path / "fleetface.txt", truth, delimiter=",")
+    report = evaluate_results(sequences, tmp_path, tracker_name="Struck")
+    assert [row.precision for row in report.sequences] == [1.0, 1.0]

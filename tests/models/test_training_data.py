@@ -106,6 +106,16 @@ def test_got10k_and_synthetic_sources(tmp_path: Path) -> None:
     assert len(synthetic) == 2 and synthetic[0].frame(0).shape == (240, 320, 3)
 
 
+def test_a_got10k_root_trains_on_its_train_split(tmp_path: Path) -> None:
+    splits = {"train": "GOT-10k_Train_000001", "val": "GOT-10k_Val_000001", "test": "GOT-10k_Test_000001"}
+    for seed, (split, name) in enumerate(splits.items()):
+        spec = SequenceSpec(name=name, length=3, width=64, height=64, seed=seed)
+        write_got10k(generate_sequence(spec), tmp_path / split)
+    assert [sequence.name for sequence in open_training_data(str(tmp_path))] == ["GOT-10k_Train_000001"]
+    # A split's own folder is read as it is.
+    assert [sequence.name for sequence in open_training_data(str(tmp_path / "val"))] == ["GOT-10k_Val_000001"]
+
+
 def test_crop_places_the_box_where_the_pixels_are() -> None:
     frame = np.zeros((200, 300, 3), np.uint8)
     frame[80:120, 100:160] = 255  # box xywh (100, 80, 60, 40)

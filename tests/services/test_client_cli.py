@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import cv2
+import grpc
 import numpy as np
 import pytest
 
@@ -14,6 +15,8 @@ from siamstream.cli.main import build_parser
 from siamstream.package import read_package
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
+from siamstream.v1 import tracking_pb2 as pb
+from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.session_fixtures import (
     API_KEY_A,
     INIT_BOX,
@@ -83,6 +86,7 @@ async def test_client_track_writes_the_offline_layout_and_boxes(
     assert meta["init_box"] == list(INIT_BOX)
     capture = cv2.VideoCapture(str(annotated))
     assert capture.isOpened() and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
+    assert capture.get(cv2.CAP_PROP_FPS) == 30.0  # a frame folder declares no rate: the default
     capture.release()
     assert refused == 1 and not (tmp_path / "refused.json").exists()
     assert "UNAUTHENTICATED: unknown API key" in capsys.readouterr().err
@@ -95,3 +99,31 @@ def test_client_track_refuses_an_empty_frame_folder(tmp_path: Path) -> None:
             *("--video", str(tmp_path / "empty"), "--box", "1,2,3,4", "--server", "127.0.0.1:9"),
             *("--out", str(tmp_path / "result.json")),
         )
+
+
+class OlderReleaseServicer(pb_grpc.TrackingServiceServicer):
+    """A service from before ListTrackers: it answers ListTracks, and UNIMPLEMENTED to ListTrackers (the
+    generated base class's answer to every method it does not override)."""
+
+    async def ListTracks(self, request: pb.ListTracksRequest, context: grpc.aio.ServicerContext):
+        return pb.ListTracksResponse()
+
+
+async def test_client_track_without_a_tracker_asks_for_one_when_the_service_cannot_list_them(
+    tmp_path: Path,
+) -> None:
+    video = write_frame_folder(tmp_path / "frames", moving_target_frames(2))
+    server = grpc.aio.server()
+    pb_grpc.add_TrackingServiceServicer_to_server(OlderReleaseServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        with pytest.raises(ValueError, match=r"an older release\): choose one with --tracker"):
+            await asyncio.to_thread(
+                client_track,
+                *("--video", str(video), "--box", "1,2,3,4", "--server", f"127.0.0.1:{port}"),
+                *("--out", str(tmp_path / "result.json")),
+            )
+    finally:
+        await server.stop(grace=None)
+    assert not (tmp_path / "result.json").exists()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -12,7 +15,8 @@ import pytest
 
 from siamstream.cli.main import build_parser
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
-from siamstream_services.demo.packages import DEMO_PACKAGE
+from siamstream_services.demo.packages import DEMO_PACKAGE, NoTrainedPackage
+from siamstream_services.settings import DEMO_PACKAGE_ENV
 from tests.services.session_fixtures import INIT_BOX, TRACKER, export_test_package, moving_target_frames
 
 
@@ -63,17 +67,39 @@ def test_demo_on_a_generated_sequence(
     assert "PushFrame latency  p50" in printed and "success AUC" in printed and "WARNING" not in printed
 
 
-def test_demo_without_a_trained_package_exports_random_weights_and_warns(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_demo_with_random_weights_exports_them_and_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # no models/packages/demo here
-    assert not DEMO_PACKAGE.exists()
+    out = tmp_path / "out"
     with caplog.at_level(logging.WARNING):
-        assert demo("--out", "out", "--frames", "3") == 0
+        assert demo("--out", str(out), "--frames", "3", "--random-weights") == 0
     assert "RANDOM weights" in caplog.text
-    assert (tmp_path / "out" / "package" / "siamrpn_alex" / "package.json").is_file()
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "WARNING: random weights" in capsys.readouterr().out
+    assert (out / "package" / "siamrpn_alex" / "package.json").is_file()
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["random_weights"] is True and summary["frames"] == 3
+
+
+def test_demo_without_its_trained_package_refuses_and_says_how_to_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DEMO_PACKAGE_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(NoTrainedPackage) as refused:
+        demo("--out", str(tmp_path / "out"), "--frames", "3")
+    message = str(refused.value)
+    assert str(tmp_path / "nowhere") in message
+    assert "--package DIR" in message and "SIAMSTREAM_DEMO_PACKAGE=DIR" in message
+    assert "--random-weights" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_demo_package_named_by_the_environment(
+    package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DEMO_PACKAGE_ENV, str(package))
+    assert demo("--out", str(tmp_path / "out"), "--frames", "3") == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["tracker"] == TRACKER and summary["random_weights"] is False
 
 
 def test_demo_on_a_video_has_no_accuracy(package: Path, tmp_path: Path) -> None:
@@ -102,15 +128,23 @@ def test_demo_refuses_a_video_without_a_box(tmp_path: Path) -> None:
         demo("--out", str(tmp_path), "--video", str(tmp_path))
 
 
-def test_shipped_demo_package_follows_the_demo_target(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # `make demo` runs from the repository root
+def test_shipped_demo_package_is_found_from_any_directory(tmp_path: Path) -> None:
+    """`siamstream demo` run outside the checkout still tracks with the trained package beside the library."""
     assert DEMO_PACKAGE.is_dir(), "the trained demo package is part of the repository"
-    out = tmp_path / "demo"
-    assert demo("--out", str(out), "--frames", "8") == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["random_weights"] is False
+    environment = {name: value for name, value in os.environ.items() if name != DEMO_PACKAGE_ENV}
+    completed = subprocess.run(
+        [sys.executable, "-m", "siamstream.cli", "demo", "--out", "out", "--frames", "8"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "WARNING" not in completed.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["tracker"] == "siamfc_alexnet" and summary["random_weights"] is False
     # The trained SiamFC keeps the plain demo target (AUC 0.91 over 60 frames when it was trained).
     assert summary["accuracy"]["success_auc"] > 0.6
     assert summary["accuracy"]["precision_20px"] == 1.0

@@ -91,6 +91,7 @@ def test_service_methods_and_streaming() -> None:
         "StopTrack": (False, False),
         "GetTrack": (False, False),
         "ListTracks": (False, False),
+        "ListTrackers": (False, False),
         "Track": (True, True),
         "AttachCamera": (False, False),
         "DetachCamera": (False, False),

@@ -1,4 +1,16 @@
-"""`siamstream eval`: one-pass evaluation of tracker packages on a dataset or a synthetic suite.
+"""`siamstream eval`: evaluation of tracker packages, or of saved results, on a dataset or a synthetic suite.
+
+Trackers: `--package DIR` (repeatable) tracks every sequence; `--results DIR` (repeatable) scores a
+tracker's saved results without tracking, in pysot's layout (`DIR/NAME.txt`) or the GOT-10k toolkit's
+(`DIR/NAME/NAME_001.txt`), `DIR` being named after the tracker.
+
+Protocols: `--protocol ope` (default) reports pysot's OPE figures (success AUC, precision at 20 px,
+normalised precision at 0.2) and GOT-10k's (AO, SR0.50, SR0.75), per sequence, overall and per attribute
+(OTB's from pysot's dataset JSON, GOT-10k's object and motion classes, the synthetic challenges), with
+plots. `--protocol reset` runs the VOT-style protocol (restart 5 frames after each failure) and reports
+failures, accuracy and EAO. Sequences with no ground truth after the first frame (GOT-10k's test split)
+are tracked and listed as unscored. On a GOT-10k dataset the results are also written in the toolkit's
+layout and zipped for its evaluation server (`results/TRACKER.zip`).
 
 With `--template-update RATE[:GATE]` every package runs the confidence-gated online template update with
 that rate (and gate; the package's own gate when left out) instead of its config's: the packages must be
@@ -11,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,9 +31,8 @@ from siamstream.cli.library import existing_path
 from siamstream.config import TemplateUpdateConfig, TrackerConfig
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from siamstream.data import TrackingSequence
+    from siamstream.evaluation import EvaluationReport
     from siamstream.package import TrackerPackage
     from siamstream.tracking.offline import OfflineTracker
 
@@ -60,20 +70,78 @@ def parse_update_override(text: str) -> UpdateOverride:
     return UpdateOverride(rate, gate)
 
 
+def parse_patterns(text: str) -> list[str]:
+    """`name1,name2,glob*` as a list of sequence-name patterns (blanks around commas dropped)."""
+    patterns = [pattern.strip() for pattern in text.split(",") if pattern.strip()]
+    if not patterns:
+        raise argparse.ArgumentTypeError(f"no sequence name in {text!r}")
+    return patterns
+
+
+def parse_eao_range(text: str) -> tuple[int, int]:
+    """Parse `LOW:HIGH`, segment lengths with 1 <= LOW <= HIGH."""
+    low_text, _, high_text = text.partition(":")
+    try:
+        low, high = int(low_text), int(high_text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"EAO range must be LOW:HIGH, got {text!r}") from error
+    if not 1 <= low <= high:
+        raise argparse.ArgumentTypeError(f"EAO range must satisfy 1 <= LOW <= HIGH, got {text!r}")
+    return (low, high)
+
+
 def add_parser(root: argparse._SubParsersAction) -> None:
-    parser = root.add_parser("eval", help="one-pass evaluation: success AUC, precision, plots")
-    parser.add_argument(
+    parser = root.add_parser(
+        "eval",
+        help="evaluate trackers or saved results: OPE (pysot, GOT-10k figures) or the reset protocol",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    trackers = parser.add_mutually_exclusive_group(required=True)
+    trackers.add_argument(
         "--package",
-        required=True,
         action="append",
         type=existing_path,
         help="tracker package directory (repeat to compare trackers)",
+    )
+    trackers.add_argument(
+        "--results",
+        action="append",
+        type=existing_path,
+        metavar="DIR",
+        help="score saved results instead of tracking: DIR/NAME.txt (pysot) or DIR/NAME/NAME_001.txt "
+        "(GOT-10k toolkit), DIR named after the tracker (repeat to compare trackers)",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", type=existing_path, help="dataset root (OTB, LaSOT or GOT-10k layout)")
     source.add_argument("--synthetic", type=int, metavar="N", help="generate N synthetic sequences instead")
     parser.add_argument(
         "--layout", choices=["otb", "lasot", "got10k"], help="dataset layout (default: detect)"
+    )
+    parser.add_argument(
+        "--split",
+        choices=["train", "val", "test"],
+        default="val",
+        help="GOT-10k split, when --dataset is the root holding train/, val/ and test/ (default: val)",
+    )
+    parser.add_argument(
+        "--sequences",
+        type=parse_patterns,
+        metavar="NAMES",
+        help="evaluate only these sequences: comma-separated names or globs (e.g. 'Basketball,Car*')",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=["ope", "reset"],
+        default="ope",
+        help="ope: one pass from the first frame (default); reset: VOT-style restarts after failures",
+    )
+    parser.add_argument(
+        "--eao-range",
+        type=parse_eao_range,
+        metavar="LOW:HIGH",
+        help="segment lengths the reset protocol's EAO averages over (default: 1 to the shortest "
+        "sequence's length - 1; VOT2018 used 100:356)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic suite")
     parser.add_argument(
@@ -149,47 +217,93 @@ class StepLog:
         )
 
 
-def track_boxes(
-    tracker: OfflineTracker, sequence: TrackingSequence, log: StepLog | None = None
-) -> np.ndarray:
-    """Predicted `xywh` boxes for every frame; row 0 is the initial box. Steps after the first frame
-    are timed into `log`, with the number of template updates they made."""
-    import numpy as np  # deferred with the rest of the evaluation (see run_eval)
-
-    frames = iter(sequence.frames())
-    boxes = [tracker.init(next(frames), tuple(float(v) for v in sequence.init_box)).bbox]
-    for frame in frames:
-        start = time.perf_counter()
-        boxes.append(tracker.track(frame).bbox)
-        if log is not None:
-            log.step_ms.append((time.perf_counter() - start) * 1e3)
-    if log is not None and tracker.state is not None:
-        log.updates += tracker.state.template_updates
-    return np.array(boxes, dtype=np.float64)
-
-
-def run_eval(args: argparse.Namespace) -> int:
-    # Deferred: torch, OpenCV and matplotlib load when an evaluation runs, not whenever the parser is built.
-    from siamstream.data import Challenge, open_dataset, synthetic_suite, write_boxes
-    from siamstream.evaluation import evaluate, plot_norm_precision, plot_precision, plot_success
-    from siamstream.package import read_package
-    from siamstream.runner import TorchScriptRunner
-    from siamstream.tracking.offline import OfflineTracker
+def load_sequences(args: argparse.Namespace) -> tuple[list[TrackingSequence], str | None]:
+    """The sequences to evaluate (after `--sequences`) and the dataset's layout (None: synthetic)."""
+    from siamstream.data import Challenge, detect_layout, open_dataset, synthetic_suite
+    from siamstream.data.selection import select_sequences
 
     if args.dataset is not None:
         if args.challenge:
             raise ValueError("--challenge applies to --synthetic suites only")
-        sequences: list[TrackingSequence] = list(open_dataset(args.dataset, args.layout))
+        layout = args.layout or detect_layout(args.dataset)
+        sequences: list[TrackingSequence] = list(open_dataset(args.dataset, layout, args.split))
     else:
+        layout = None
         extra = frozenset(Challenge(name) for name in args.challenge)
         sequences = list(
             synthetic_suite(args.synthetic, args.seed, length=args.length, extra_challenges=extra)
         )
+    if args.sequences:
+        sequences = select_sequences(sequences, args.sequences)
+    return sequences, layout
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Reject option combinations that cannot apply, before anything runs."""
+    if args.results and args.protocol == "reset":
+        raise ValueError("--protocol reset restarts the tracker after failures, so it needs --package")
+    if args.results and args.template_update is not None:
+        raise ValueError("--template-update applies to --package trackers only")
+    if args.eao_range and args.protocol != "reset":
+        raise ValueError("--eao-range applies to --protocol reset only")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    # Deferred: torch and OpenCV load when an evaluation runs, not whenever the parser is built.
+    from siamstream.evaluation import evaluate_results
+
+    check_options(args)
+    sequences, layout = load_sequences(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.results:
+        names = [folder.name for folder in args.results]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two result folders have the same tracker name: {', '.join(names)}")
+        reports = [evaluate_results(sequences, folder) for folder in args.results]
+    elif args.protocol == "reset":
+        return run_reset(args, sequences)
+    else:
+        reports = track_packages(args, sequences, layout)
+    for report in reports:
+        (args.out / f"{report.tracker}.json").write_text(report.to_json() + "\n")
+        print(report.to_text())
+    if any(report.sequences for report in reports):
+        # Deferred further: matplotlib (the `train` extra) loads only when there is something to plot.
+        from siamstream.evaluation.plots import plot_norm_precision, plot_precision, plot_success
+
+        plot_success(reports, args.out / "success.png")
+        plot_precision(reports, args.out / "precision.png")
+        plot_norm_precision(reports, args.out / "norm_precision.png")
+    print(f"reports and plots in {args.out}")
+    return 0
+
+
+def trackers(args: argparse.Namespace) -> list[tuple[str, OfflineTracker]]:
+    """One offline tracker per package, with its report name; configs are checked before any is built."""
+    from siamstream.package import read_package
+    from siamstream.runner import TorchScriptRunner
+    from siamstream.tracking.offline import OfflineTracker
+
     packages = [read_package(package_dir) for package_dir in args.package]
     configs = [tracker_config(package, args.template_update) for package in packages]
+    return [
+        (name, OfflineTracker(config, TorchScriptRunner(package, args.device)))
+        for package, config, name in zip(packages, configs, report_names(packages), strict=True)
+    ]
+
+
+def track_packages(
+    args: argparse.Namespace, sequences: list[TrackingSequence], layout: str | None
+) -> list[EvaluationReport]:
+    """Track every sequence with every package (OPE), writing the boxes under `out/results/NAME/`:
+    pysot's layout, or the GOT-10k toolkit's (zipped) on a GOT-10k dataset."""
+    import numpy as np
+
+    from siamstream.data import write_boxes
+    from siamstream.evaluation import evaluate, track_boxes, write_got10k_run, zip_submission
+
     reports, summaries = [], []
-    for package, config, name in zip(packages, configs, report_names(packages), strict=True):
-        tracker = OfflineTracker(config, TorchScriptRunner(package, args.device))
+    for name, tracker in trackers(args):
         results_dir = args.out / "results" / name
         results_dir.mkdir(parents=True, exist_ok=True)
         log = StepLog()
@@ -199,19 +313,38 @@ def run_eval(args: argparse.Namespace) -> int:
             tracker: OfflineTracker = tracker,
             folder: Path = results_dir,
             log: StepLog = log,
-        ):
-            boxes = track_boxes(tracker, sequence, log)
-            write_boxes(folder / f"{sequence.name}.txt", boxes)
+        ) -> np.ndarray:
+            seconds: list[float] = []
+            boxes = track_boxes(tracker, sequence.frames(), sequence.init_box, seconds)
+            log.step_ms += [step * 1e3 for step in seconds[1:]]
+            if tracker.state is not None:
+                log.updates += tracker.state.template_updates
+            if layout == "got10k":
+                write_got10k_run(folder, sequence.name, boxes, np.asarray(seconds))
+            else:
+                write_boxes(folder / f"{sequence.name}.txt", boxes)
             return boxes
 
-        report = evaluate(sequences, track_fn, name)
-        (args.out / f"{name}.json").write_text(report.to_json() + "\n")
-        print(report.to_text())
-        reports.append(report)
+        reports.append(evaluate(sequences, track_fn, name))
+        if layout == "got10k":
+            print(f"GOT-10k submission: {zip_submission(results_dir)}")
         summaries.append(log.summary(name))
     print("\n".join(summaries))
-    plot_success(reports, args.out / "success.png")
-    plot_precision(reports, args.out / "precision.png")
-    plot_norm_precision(reports, args.out / "norm_precision.png")
-    print(f"reports and plots in {args.out}")
+    return reports
+
+
+def run_reset(args: argparse.Namespace, sequences: list[TrackingSequence]) -> int:
+    """Track every sequence under the reset protocol with every package; one report per package."""
+    from siamstream.evaluation import is_scored, reset_report, track_with_resets
+
+    eao_range = args.eao_range or (1, max(1, min(len(sequence) for sequence in sequences) - 1))
+    for name, tracker in trackers(args):
+        runs = [
+            (sequence, track_with_resets(tracker, sequence) if is_scored(sequence) else None)
+            for sequence in sequences
+        ]
+        report = reset_report(name, runs, eao_range)
+        (args.out / f"{name}.reset.json").write_text(report.to_json() + "\n")
+        print(report.to_text())
+    print(f"reports in {args.out}")
     return 0

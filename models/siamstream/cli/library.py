@@ -12,7 +12,7 @@ from siamstream.config import Precision
 
 def add_commands(groups: CommandGroups) -> None:
     # Imported here, not at the top: the command modules import the argument types below from this module.
-    from siamstream.cli import benchmark, evaluate, packaging, track, train
+    from siamstream.cli import benchmark, packaging, track
 
     models = groups.root.add_parser("models", help="list the registered trackers and their configs")
     models.add_argument("--json", action="store_true", help="print the full configs as JSON")
@@ -20,9 +20,15 @@ def add_commands(groups: CommandGroups) -> None:
 
     packaging.add_parsers(groups.root)
     track.add_parser(groups.root)
+    benchmark.add_parser(groups.bench)
+
+
+def add_training_commands(groups: CommandGroups) -> None:
+    """`train` and `eval`, a group of their own: their plots need the `train` extra (matplotlib)."""
+    from siamstream.cli import evaluate, train
+
     train.add_parser(groups.root)
     evaluate.add_parser(groups.root)
-    benchmark.add_parser(groups.bench)
 
 
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from siamstream.cli.evaluate import parse_update_override, with_template_update
 from siamstream.cli.library import add_precision_argument, existing_path
 from siamstream.config import Precision, TrackerConfig, merge_fields
-from siamstream.registry import get_config
+from siamstream.presets import tracker_config
 
 if TYPE_CHECKING:
     from siamstream.checkpoint import Checkpoint
@@ -21,7 +21,12 @@ def add_parsers(root: argparse._SubParsersAction) -> None:
     imported = root.add_parser(
         "import-checkpoint", help="load published pysot-family weights and write a tracker package"
     )
-    imported.add_argument("--tracker", required=True, help="registry name (see `siamstream models`)")
+    imported.add_argument(
+        "--tracker",
+        required=True,
+        help="registry name (see `siamstream models`) or reference config name (siamrpn_r50_l234_dwxcorr, "
+        "with that config's hyperparameters)",
+    )
     imported.add_argument("--weights", required=True, type=existing_path, help="state-dict file (.pth)")
     imported.add_argument("--out", required=True, type=Path, help="package directory to write")
     add_precision_argument(imported)
@@ -52,6 +57,12 @@ def add_search_argument(parser: argparse.ArgumentParser) -> None:
         help="switch on one of SiamMargin's search options in the package's config (repeatable); a "
         "service serves the adaptive region's grown crops only for packages exported with it",
     )
+    parser.add_argument(
+        "--long-term",
+        action="store_true",
+        help="switch on long-term mode (re-detection over a larger region while LOST) in the package's "
+        "config; a service serves its lost-search crops only for packages exported with it",
+    )
 
 
 def with_search_options(config: TrackerConfig, options: list[str]) -> TrackerConfig:
@@ -64,13 +75,25 @@ def with_search_options(config: TrackerConfig, options: list[str]) -> TrackerCon
     )
 
 
+def with_long_term(config: TrackerConfig, enabled: bool) -> TrackerConfig:
+    """`config` with long-term mode switched on when `enabled`, validated again (SiamBAN-ACM refuses it)."""
+    if not enabled:
+        return config
+    return TrackerConfig.model_validate(merge_fields(config.model_dump(), {"long_term": {"enabled": True}}))
+
+
 def import_checkpoint(args: argparse.Namespace) -> int:
     # Deferred, here and below: torch loads when weights are read, not whenever the parser is built.
-    from siamstream.checkpoint import read_checkpoint
+    from siamstream.checkpoint import CheckpointError, read_checkpoint, trackers_fitting
 
     checkpoint = read_checkpoint(args.weights)
-    config = with_search_options(get_config(args.tracker), args.search)
-    write_package(config, checkpoint, args.weights, args.out, args.precision)
+    config = with_long_term(with_search_options(tracker_config(args.tracker), args.search), args.long_term)
+    try:
+        write_package(config, checkpoint, args.weights, args.out, args.precision)
+    except CheckpointError as error:
+        fitting = trackers_fitting(checkpoint.state_dict)
+        hint = f"it fits {', '.join(fitting)}" if fitting else "it fits no registered tracker"
+        raise CheckpointError(f"{error}; {hint}") from None
     return 0
 
 
@@ -85,7 +108,7 @@ def export_checkpoint(args: argparse.Namespace) -> int:
     config = TrackerConfig.model_validate(checkpoint.config)
     if args.template_update is not None:
         config = with_template_update(config, args.template_update)
-    config = with_search_options(config, args.search)
+    config = with_long_term(with_search_options(config, args.search), args.long_term)
     write_package(config, checkpoint, args.checkpoint, args.out, args.precision)
     return 0
 

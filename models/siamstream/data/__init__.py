@@ -3,6 +3,7 @@
 from siamstream.data.annotations import AnnotationError, DatasetError, read_boxes, write_boxes
 from siamstream.data.datasets import Layout, detect_layout, open_dataset
 from siamstream.data.frames import FrameSourceError, iter_frames
+from siamstream.data.selection import select_sequences
 from siamstream.data.sequence import Sequence, TrackingSequence
 from siamstream.data.synthetic import (
     Challenge,
@@ -29,6 +30,7 @@ __all__ = [
     "iter_frames",
     "open_dataset",
     "read_boxes",
+    "select_sequences",
     "stratified_suite",
     "synthetic_suite",
     "write_boxes",

@@ -3,7 +3,9 @@
 Ground truth is float64 `(N, 4)` xywh in image pixels, one row per frame; a row of NaN means the box is
 not known for that frame (for example after the first frame of a GOT-10k test sequence). `visible`, when
 given, is a bool `(N,)` mask that is False where the dataset marks the target absent (LaSOT full
-occlusion or out of view, GOT-10k absence); evaluation leaves those frames out.
+occlusion or out of view, GOT-10k absence); evaluation leaves those frames out. `attributes` are the
+sequence's challenge tags (OTB's "IV", "OCC"..., GOT-10k's classes, the synthetic challenges), reported
+per tag by evaluation; `image_size` is `(width, height)` in pixels when known without decoding a frame.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ class TrackingSequence(Protocol):
     @property
     def init_box(self) -> np.ndarray: ...
 
+    @property
+    def attributes(self) -> tuple[str, ...]: ...
+
+    @property
+    def image_size(self) -> tuple[int, int] | None: ...
+
     def frames(self) -> Iterator[np.ndarray]: ...
 
     def __len__(self) -> int: ...
@@ -46,6 +54,8 @@ class Sequence:
     frame_paths: tuple[Path, ...]
     ground_truth: np.ndarray
     visible: np.ndarray | None = None
+    attributes: tuple[str, ...] = ()
+    image_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         count = len(self.frame_paths)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import cv2
@@ -114,14 +114,25 @@ class SyntheticSequence:
         return self.spec.name
 
     @property
-    def visible(self) -> None:
-        """No frame is annotated absent: the target is never fully out of view nor fully occluded."""
-        return None
+    def visible(self) -> np.ndarray | None:
+        """Bool `(N,)`: frames whose target is at least partly in view; None when every frame's is (the
+        challenges never take it fully out of view nor fully occlude it; `leave_and_return` does)."""
+        shown = self.in_view > 0
+        return None if shown.all() else shown
 
     @property
     def init_box(self) -> np.ndarray:
         """The box that starts tracking: ground truth of frame 0, xywh image pixels."""
         return self.ground_truth[0]
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """The sequence's challenges, by name."""
+        return tuple(sorted(self.spec.challenges))
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return (self.spec.width, self.spec.height)
 
     def __len__(self) -> int:
         return self.spec.length
@@ -507,3 +518,50 @@ def stratified_suite(
             )
             suite.append(generate_sequence(spec))
     return suite
+
+
+# Leave-and-return sequences: the target is out of view over this span of the sequence (fractions of its
+# length), long enough for a tracker to declare it LOST, and comes back at least this far (x the shorter
+# frame side) from where it left, beyond any normal search region.
+_AWAY_SPAN = (0.3, 0.5)
+_RETURN_DISTANCE = 0.5
+
+
+def leave_and_return(spec: SequenceSpec) -> SyntheticSequence:
+    """The sequence of `spec` with the target out of view for a span of frames (`_AWAY_SPAN`) and back,
+    from the next frame on, at a random point at least `_RETURN_DISTANCE` x the shorter frame side from
+    where it was last seen, moving on as it would have from there.
+
+    While away the target box lies wholly left of the frame: nothing of it is drawn, its ground truth is
+    empty and `visible` marks the frame absent. The return point is drawn from a stream of the spec's seed
+    that `generate_sequence` does not use, so the scene and the motion before it are the spec's.
+    """
+    sequence = generate_sequence(spec)
+    count = spec.length
+    first, back = round(_AWAY_SPAN[0] * (count - 1)), round(_AWAY_SPAN[1] * (count - 1))
+    if not 0 < first < back < count:
+        raise ValueError(f"a sequence of {count} frames is too short to leave and return")
+    boxes = sequence.target_boxes.copy()
+    sizes = boxes[:, 2:]
+    centres = boxes[:, :2] + sizes / 2
+    frame_size = np.array([spec.width, spec.height], dtype=np.float64)
+    low, high = sizes / 2 + 1, frame_size - sizes / 2 - 1
+    rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(6)[5])
+    last_seen = centres[first - 1]
+    minimum = _RETURN_DISTANCE * min(spec.width, spec.height)
+    candidates = rng.uniform(low[back], high[back], (256, 2))
+    distances = np.hypot(*(candidates - last_seen).T)
+    far = candidates[distances >= minimum]
+    point = far[0] if len(far) else candidates[int(np.argmax(distances))]
+    centres[back:] = np.clip(centres[back:] + (point - centres[back]), low[back:], high[back:])
+    boxes[:, :2] = centres - sizes / 2
+    boxes[first:back, 0] = -sizes[first:back, 0] - 1.0  # wholly left of the frame
+    boxes = np.round(boxes, 2)
+    top_left = np.clip(boxes[:, :2], 0, frame_size)
+    bottom_right = np.clip(boxes[:, :2] + boxes[:, 2:], 0, frame_size)
+    ground_truth = np.round(np.hstack([top_left, bottom_right - top_left]), 2)
+    in_view = ground_truth[:, 2] * ground_truth[:, 3] / (boxes[:, 2] * boxes[:, 3])
+    occlusion = _intersection_area(boxes, sequence.occluder_boxes) / (boxes[:, 2] * boxes[:, 3])
+    return replace(
+        sequence, target_boxes=boxes, ground_truth=ground_truth, in_view=in_view, occlusion=occlusion
+    )

@@ -41,13 +41,18 @@ def _check_boxes(boxes: np.ndarray, name: str) -> np.ndarray:
     return boxes
 
 
-def overlap(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """IoU of matching rows of two `(N, 4)` xywh arrays, in [0, 1]; 0 where a box is NaN or degenerate."""
+def overlap(boxes_a: np.ndarray, boxes_b: np.ndarray, eps: float = 0.0) -> np.ndarray:
+    """IoU of matching rows of two `(N, 4)` xywh arrays, in [0, 1]; 0 where a box is NaN or degenerate.
+
+    `eps` is added to the union, as GOT-10k's toolkit does; the default 0 divides by the union itself.
+    """
     a, b = _check_boxes(boxes_a, "boxes_a"), _check_boxes(boxes_b, "boxes_b")
     width = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
     height = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
     intersection = np.clip(width, 0, None) * np.clip(height, 0, None)
     union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - intersection
+    if eps:
+        union = union + eps
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = intersection / union
     return np.nan_to_num(np.clip(iou, 0.0, 1.0), nan=0.0)

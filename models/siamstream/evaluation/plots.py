@@ -31,6 +31,7 @@ def _plot(
     xlabel: str,
     ylabel: str,
 ) -> Path:
+    reports = [report for report in reports if report.sequences]  # all-unscored reports have no curve
     if not reports:
         raise ValueError("no report to plot")
     # Legend in pysot's order: best tracker first, its score in brackets.

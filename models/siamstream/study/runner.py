@@ -26,6 +26,7 @@ import numpy as np
 
 from siamstream.data.synthetic import STUDY_STRATA, SyntheticSequence, stratified_suite
 from siamstream.evaluation.metrics import evaluate_sequence
+from siamstream.evaluation.one_pass import track_boxes
 from siamstream.evaluation.reset import run_with_resets
 from siamstream.study.plan import StudyPlan
 
@@ -115,9 +116,8 @@ def run_task(plan: StudyPlan, task: Task, out: Path, device: str = "cpu", thread
 def evaluate_one(tracker: Any, sequence: SyntheticSequence) -> dict[str, Any]:
     """One-pass scores and the reset-protocol run of `tracker` (an `OfflineTracker`) on `sequence`."""
     frames = [sequence.frame(index) for index in range(len(sequence))]
-    boxes = [tracker.init(frames[0], tuple(float(v) for v in sequence.init_box)).bbox]
-    boxes += [tracker.track(frame).bbox for frame in frames[1:]]
-    ope = evaluate_sequence(sequence.ground_truth, np.asarray(boxes), sequence.visible)
+    boxes = track_boxes(tracker, frames, sequence.init_box)
+    ope = evaluate_sequence(sequence.ground_truth, boxes, sequence.visible)
 
     def step(index: int, start_box: np.ndarray | None) -> tuple[float, ...]:
         if start_box is not None:

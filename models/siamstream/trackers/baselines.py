@@ -18,8 +18,9 @@ from siamstream.config import (
     WeightsSource,
 )
 from siamstream.registry import register_tracker
+from siamstream.zoo import PUBLISHED_WEIGHTS
 
-PYSOT = WeightsSource(origin="STVIR/pysot model zoo", licence="Apache-2.0")
+PYSOT = "STVIR/pysot model zoo"
 R50_LAYERS = BackboneConfig(kind="resnet50_atrous", used_layers=(2, 3, 4))
 R50_NECK = NeckConfig(in_channels=(512, 1024, 2048))
 # Post-processing of the ResNet-50 references, also kept by the trackers built on them (configs are frozen,
@@ -29,6 +30,11 @@ SIAMRPNPP_R50_HYPER = RPNHyper(
 )
 SIAMBAN_R50_HYPER = RPNHyper(family=Family.SIAMBAN, penalty_k=0.0851, window_influence=0.4633, lr=0.4442)
 SIAMCAR_R50_HYPER = CARHyper(family=Family.SIAMCAR, penalty_k=0.2, window_influence=0.45, lr=0.35)
+
+
+def published_source(origin: str, tracker: str) -> WeightsSource:
+    """Weights from `origin`, under the licences the model zoo states for `tracker`'s published file."""
+    return WeightsSource(origin=origin, licence=PUBLISHED_WEIGHTS[tracker].licence)
 
 
 @register_tracker
@@ -42,7 +48,7 @@ def siamrpn_alex() -> TrackerConfig:
         hyper=RPNHyper(
             family=Family.SIAMRPN, penalty_k=0.16, window_influence=0.40, lr=0.30, anchors=AnchorConfig()
         ),
-        weights=PYSOT,
+        weights=published_source(PYSOT, "siamrpn_alex"),
     )
 
 
@@ -58,7 +64,7 @@ def siamrpnpp_mobilenetv2() -> TrackerConfig:
         hyper=RPNHyper(
             family=Family.SIAMRPN, penalty_k=0.04, window_influence=0.4, lr=0.5, anchors=AnchorConfig()
         ),
-        weights=PYSOT,
+        weights=published_source(PYSOT, "siamrpnpp_mobilenetv2"),
     )
 
 
@@ -71,7 +77,7 @@ def siamrpnpp_r50() -> TrackerConfig:
         neck=R50_NECK,
         head=HeadConfig(kind="rpn", levels=3, weighted=True),
         hyper=SIAMRPNPP_R50_HYPER,
-        weights=PYSOT,
+        weights=published_source(PYSOT, "siamrpnpp_r50"),
     )
 
 
@@ -87,7 +93,7 @@ def siamrpnpp_r50_otb() -> TrackerConfig:
         hyper=RPNHyper(
             family=Family.SIAMRPN, penalty_k=0.24, window_influence=0.5, lr=0.25, anchors=AnchorConfig()
         ),
-        weights=PYSOT,
+        weights=published_source(PYSOT, "siamrpnpp_r50_otb"),
     )
 
 
@@ -100,7 +106,7 @@ def siamban_r50() -> TrackerConfig:
         neck=R50_NECK,
         head=HeadConfig(kind="ban", levels=3, weighted=True),
         hyper=SIAMBAN_R50_HYPER,
-        weights=WeightsSource(origin="hqucv/siamban model zoo", licence="Apache-2.0"),
+        weights=published_source("hqucv/siamban model zoo", "siamban_r50"),
     )
 
 
@@ -113,7 +119,7 @@ def siamcar_r50() -> TrackerConfig:
         neck=R50_NECK,
         head=HeadConfig(kind="car", levels=3),
         hyper=SIAMCAR_R50_HYPER,
-        weights=WeightsSource(origin="ohhhyeahhh/SiamCAR releases", licence="unlicensed research code"),
+        weights=published_source("ohhhyeahhh/SiamCAR releases", "siamcar_r50"),
     )
 
 
@@ -126,5 +132,5 @@ def siamfc_alexnet() -> TrackerConfig:
         head=HeadConfig(kind="siamfc", in_channels=256),
         crop=CropConfig(base_size=0),
         hyper=FCHyper(family=Family.SIAMFC),
-        weights=WeightsSource(origin="siamfc-pytorch layout (huanglianghua/siamfc-pytorch)", licence="MIT"),
+        weights=published_source("siamfc-pytorch layout (huanglianghua/siamfc-pytorch)", "siamfc_alexnet"),
     )

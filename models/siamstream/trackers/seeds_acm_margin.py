@@ -21,7 +21,13 @@ from siamstream.config import (
     WeightsSource,
 )
 from siamstream.registry import register_tracker
-from siamstream.trackers.baselines import R50_LAYERS, R50_NECK, SIAMBAN_R50_HYPER, SIAMRPNPP_R50_HYPER
+from siamstream.trackers.baselines import (
+    R50_LAYERS,
+    R50_NECK,
+    SIAMBAN_R50_HYPER,
+    SIAMRPNPP_R50_HYPER,
+    published_source,
+)
 
 TRAINED_HERE = WeightsSource(origin="trained with siamstream (no public weights)", licence="Apache-2.0")
 # SiamBAN-ACM tracker: a predicted move of more than half the context size to the right or down switches
@@ -40,7 +46,7 @@ def siamban_acm_r50() -> TrackerConfig:
         hyper=RPNHyper.model_validate(
             {**SIAMBAN_R50_HYPER.model_dump(), "fast_motion_instance_size": ACM_FAST_MOTION_INSTANCE}
         ),
-        weights=WeightsSource(origin="wencheng256/SiamBAN-ACM", licence="unlicensed research code"),
+        weights=published_source("wencheng256/SiamBAN-ACM", "siamban_acm_r50"),
     )
 
 

@@ -55,6 +55,7 @@ import numpy as np
 
 from siamstream.config import SearchConfig, TrackerConfig
 from siamstream.tracking.acm import fast_motion_instance_size
+from siamstream.tracking.long_term import lost_search_active
 from siamstream.tracking.state import TrackerState, TrackResult
 
 if TYPE_CHECKING:  # the step imports this module
@@ -79,16 +80,20 @@ def grown_config(config: TrackerConfig, state: TrackerState) -> TrackerConfig:
 
 def search_sides(config: TrackerConfig) -> tuple[int, ...]:
     """Every search crop side (crop px) a track of `config` may use, the normal one first: the adaptive
-    region's grown sides when the config enables it, SiamBAN-ACM's fast-motion side. What an inference
-    backend must serve for a package of this config."""
+    region's grown sides when the config enables it, SiamBAN-ACM's fast-motion side, the long-term lost
+    search's side. What an inference backend must serve for a package of this config."""
     sides = [config.crop.instance_size]
     if config.search.adaptive_region:
         step = config.search.region_step
         sides += [config.crop.instance_size + k * step for k in range(1, config.search.region_max_steps + 1)]
-    fast_motion = fast_motion_instance_size(config)
-    if fast_motion is not None and fast_motion not in sides:
-        sides.append(fast_motion)
+    for extra in (fast_motion_instance_size(config), _lost_side(config)):
+        if extra is not None and extra not in sides:
+            sides.append(extra)
     return tuple(sides)
+
+
+def _lost_side(config: TrackerConfig) -> int | None:
+    return config.long_term.lost_instance_size if config.long_term.enabled else None
 
 
 def next_growth(settings: SearchConfig, growth: int, score: float) -> int:
@@ -106,9 +111,10 @@ def second_search_origin(
 ) -> TrackerState | None:
     """The state one more search of the frame starts from: `previous` (the state before the frame) with
     its centre moved to the first search's, `first`. None when the config does not ask for one or the
-    first search scored at least `second_search_below`."""
+    first search scored at least `second_search_below`, or the frame's search was a lost search (which
+    already covered the frame, see `long_term`)."""
     settings = config.search
-    if not settings.one_more_search or first.last_score is None:
+    if not settings.one_more_search or first.last_score is None or lost_search_active(config, previous):
         return None
     if first.last_score >= settings.second_search_below:
         return None

@@ -68,14 +68,21 @@ class TrackerState(_Record):
         description="Adaptive search region: steps the next search crop's side has grown by "
         "(`SearchConfig.region_step` each); 0 is the normal crop.",
     )
+    lost_tile: int = Field(
+        default=0,
+        ge=0,
+        description="Long-term mode: grid index of the next lost search's first tile (`long_term`).",
+    )
 
     @model_serializer(mode="wrap")
-    def _without_normal_growth(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # A track on the normal crop writes the record it wrote before the adaptive region existed, so a
-        # replica of the previous release (which refuses unknown keys) still reads it mid-rollout.
+    def _without_default_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A track on the normal crop, outside the long-term search's grid, writes the record it wrote
+        # before those options existed, so a replica of the previous release (which refuses unknown keys)
+        # still reads it mid-rollout.
         record = handler(self)
-        if self.search_growth == 0:
-            record.pop("search_growth", None)
+        for key in ("search_growth", "lost_tile"):
+            if record.get(key) == 0:
+                record.pop(key)
         return record
 
 

@@ -6,7 +6,8 @@
 
 With `search.one_more_search` the caller then asks `search_options.second_search_origin` whether the frame
 is searched again from a re-centred state, with the same three calls, and keeps `better_search`; the
-adaptive region's crop side comes from the state (`search_options.grown_config`).
+adaptive region's crop side comes from the state (`search_options.grown_config`). In long-term mode a LOST
+state's search is a lost search (`long_term`): several larger crops, decoded one by one, the best kept.
 
 Frames are BGR uint8 HxWx3, boxes xywh in image pixels; crops are uint8 [K, 3, S, S]. Every function is
 pure: the state is a value, the network runs outside.
@@ -35,10 +36,11 @@ from siamstream.tracking.geometry import (
     siamfc_center_from_box,
     to_model_layout,
 )
+from siamstream.tracking.long_term import LostSearch, lost_config, lost_search_active, plan_lost_search
 from siamstream.tracking.rpn import decode_anchor_boxes, decode_point_boxes, foreground_scores, select_box
 from siamstream.tracking.search_options import grown_config, next_growth
 from siamstream.tracking.siamfc import scale_factors, siamfc_update
-from siamstream.tracking.state import TrackerState, TrackResult, next_status
+from siamstream.tracking.state import TrackerState, TrackResult, TrackStatus, next_status
 from siamstream.tracking.template_update import split_search_outputs
 from siamstream.tracking.validation import (
     bounded_target_size,
@@ -66,11 +68,13 @@ class SearchRequest:
     """Input of the search stage for one frame: `crops` uint8 [K, 3, X, X] (K = 1, or SiamFC's scale
     count, smallest scale first; X the state's search side, see `search_options`), the index of the
     frame they come from, and `scale_z`, crop pixels per image pixel as the reference computes it
-    (exemplar / unrounded context size; for SiamFC instance / scale-1 search side)."""
+    (exemplar / unrounded context size; for SiamFC instance / scale-1 search side). `lost_search`: the
+    plan of a lost search (one crop per centre, long-term mode), None for a normal search."""
 
     crops: np.ndarray
     frame_index: int
     scale_z: float
+    lost_search: LostSearch | None = None
 
 
 def init_track(
@@ -118,9 +122,11 @@ def init_track(
 def prepare_search(config: TrackerConfig, state: TrackerState, frame: np.ndarray) -> SearchRequest:
     """Search crops of `frame` around the state's target (image px -> crop px)."""
     _check_state(config, state)
-    config = grown_config(search_config(config, state), state)
     frame = check_frame(frame)
     check_frame_size(frame, state.image_width, state.image_height)
+    if lost_search_active(config, state):
+        return _lost_search_request(config, state, frame)
+    config = grown_config(search_config(config, state), state)
     instance = config.crop.instance_size
     if isinstance(config.hyper, FCHyper):
         search_size = _search_size(state)
@@ -138,6 +144,30 @@ def prepare_search(config: TrackerConfig, state: TrackerState, frame: np.ndarray
     return SearchRequest(crops=to_model_layout(patches), frame_index=state.frame_index + 1, scale_z=scale_z)
 
 
+def _lost_search_request(config: TrackerConfig, state: TrackerState, frame: np.ndarray) -> SearchRequest:
+    """The crops of the state's lost search (`long_term.plan_lost_search`), one per centre."""
+    plan = plan_lost_search(config, state)
+    side = config.long_term.lost_instance_size
+    if isinstance(config.hyper, FCHyper):
+        patches = [
+            crop_patch_siamfc(
+                frame, (np.float32(cx), np.float32(cy)), plan.image_side, side, state.channel_average
+            )
+            for cx, cy in plan.centres
+        ]
+    else:
+        image_side = max(round(plan.image_side), 1)
+        patches = [
+            crop_patch(frame, centre, side, image_side, state.channel_average) for centre in plan.centres
+        ]
+    return SearchRequest(
+        crops=to_model_layout(patches),
+        frame_index=state.frame_index + 1,
+        scale_z=plan.scale_z,
+        lost_search=plan,
+    )
+
+
 def finish_search(
     config: TrackerConfig, state: TrackerState, request: SearchRequest, outputs: Sequence[np.ndarray]
 ) -> tuple[TrackerState, TrackResult]:
@@ -145,28 +175,26 @@ def finish_search(
     and the frame's result (box xywh in image px). An update-capable package's trailing search features
     are ignored here (see `tracking.template_update`)."""
     _check_state(config, state)
-    config = grown_config(search_config(config, state), state)
     if request.frame_index != state.frame_index + 1:
         raise ValueError(
             f"search request is for frame {request.frame_index} but the state is at frame {state.frame_index}"
         )
-    head_outputs, _ = split_search_outputs(config, outputs, request.crops.shape[0])
-    maps = check_outputs(config, head_outputs, request.crops.shape[0])
-    image_size = (state.image_width, state.image_height)
-    target = (state.cx, state.cy, state.w, state.h)
-    hyper = config.hyper
-    if isinstance(hyper, FCHyper):
-        estimate = siamfc_update(hyper, config.crop, maps[0], target, _search_size(state))
-    elif isinstance(hyper, CARHyper):
-        estimate = car_update(hyper, config.crop, maps, target, request.scale_z, image_size)
+    if request.lost_search is not None:
+        estimate = _lost_estimate(config, state, request, request.lost_search, outputs)
     else:
-        estimate = _rpn_estimate(config, hyper, maps, target, request.scale_z, image_size)
-    if box_overflowed(config, maps) or _degenerate(estimate):
-        estimate = _held(state)
+        config = grown_config(search_config(config, state), state)
+        maps = _checked_maps(config, request, outputs)
+        target = (state.cx, state.cy, state.w, state.h)
+        estimate = _estimate(config, maps, target, request.scale_z, state, state.search_size)
+        if box_overflowed(config, maps) or _degenerate(estimate):
+            estimate = _held(state)
     estimate = _bounded(estimate, state, config.crop.context_amount)
-    to_box = siamfc_box_from_center if isinstance(hyper, FCHyper) else box_from_center
+    to_box = siamfc_box_from_center if isinstance(config.hyper, FCHyper) else box_from_center
     bbox = to_box(estimate.cx, estimate.cy, estimate.w, estimate.h)
     status, low_count = next_status(config.status, state.status, state.low_score_count, estimate.score)
+    lost_tile = 0
+    if request.lost_search is not None and status is TrackStatus.LOST:
+        lost_tile = request.lost_search.next_tile
     # Validated (not model_copy) so that a degenerate estimate can never be stored.
     new_state = TrackerState.model_validate(
         {
@@ -182,10 +210,67 @@ def finish_search(
             "low_score_count": low_count,
             "fast_motion": fast_motion_after(config, state, estimate),
             "search_growth": next_growth(config.search, state.search_growth, estimate.score),
+            "lost_tile": lost_tile,
         }
     )
     result = TrackResult(frame_index=request.frame_index, bbox=bbox, score=estimate.score, status=status)
     return new_state, result
+
+
+def _checked_maps(
+    config: TrackerConfig, request: SearchRequest, outputs: Sequence[np.ndarray]
+) -> tuple[np.ndarray, ...]:
+    head_outputs, _ = split_search_outputs(config, outputs, request.crops.shape[0])
+    return check_outputs(config, head_outputs, request.crops.shape[0])
+
+
+def _estimate(
+    config: TrackerConfig,
+    maps: tuple[np.ndarray, ...],
+    target: tuple[float, float, float, float],
+    scale_z: float,
+    state: TrackerState,
+    search_size: float | None,
+) -> TargetEstimate:
+    """The family's post-processing of the maps of one search around `target` (cx, cy, w, h image px);
+    SiamFC's maps are its scale pyramid around the scale-1 side `search_size` (image px)."""
+    image_size = (state.image_width, state.image_height)
+    hyper = config.hyper
+    if isinstance(hyper, FCHyper):
+        if search_size is None:
+            raise ValueError("a SiamFC state needs search_size")
+        return siamfc_update(hyper, config.crop, maps[0], target, search_size)
+    if isinstance(hyper, CARHyper):
+        return car_update(hyper, config.crop, maps, target, scale_z, image_size)
+    return _rpn_estimate(config, hyper, maps, target, scale_z, image_size)
+
+
+def _lost_estimate(
+    config: TrackerConfig,
+    state: TrackerState,
+    request: SearchRequest,
+    lost_search: LostSearch,
+    outputs: Sequence[np.ndarray],
+) -> TargetEstimate:
+    """The best detection of a lost search when it scores at least `tracking_above`, else the held
+    target with that best score (see `long_term`)."""
+    lost = lost_config(config)
+    maps = _checked_maps(lost, request, outputs)
+    best: TargetEstimate | None = None
+    for row, (cx, cy) in enumerate(lost_search.centres):
+        crop_maps = tuple(m[row : row + 1] for m in maps)
+        if box_overflowed(lost, crop_maps):  # a failed tile, not a failed search: the others still count
+            continue
+        target = (cx, cy, state.w, state.h)
+        estimate = _estimate(lost, crop_maps, target, request.scale_z, state, lost_search.image_side)
+        if not _degenerate(estimate) and (best is None or estimate.score > best.score):
+            best = estimate
+    if best is None:
+        return _held(state)
+    if best.score < config.status.tracking_above:
+        return replace(_held(state), score=best.score)
+    # A single-scale SiamFC search keeps the size: the normal search side goes on.
+    return replace(best, search_size=state.search_size, shift=None)
 
 
 def _degenerate(estimate: TargetEstimate) -> bool:

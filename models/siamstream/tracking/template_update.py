@@ -66,13 +66,16 @@ def plan_template_update(
     """After `finish_search` moved `previous` to `current` with the search `outputs` for `request`: the
     state with its update counters advanced and the update to apply, or `current` and None.
 
-    No update when the config disables it, the rate is 0 or the frame scored below the gate. Raises
-    ValueError when an update is due but `outputs` carry no search features (a package exported without
-    the update stage).
+    No update when the config disables it, the rate is 0, the frame scored below the gate, or the search
+    was a long-term lost search: a re-detection is the least certain frame of a track, and the next frame,
+    searched normally around it, updates the template if it scores at the gate. Raises ValueError when an
+    update is due but `outputs` carry no search features (a package exported without the update stage).
     """
     settings = config.template_update
     score = current.last_score
     if not settings.enabled or settings.rate == 0.0 or score is None or score < settings.gate:
+        return current, None
+    if request.lost_search is not None:
         return current, None
     crops = request.crops.shape[0]
     _, features = split_search_outputs(config, outputs, crops)

@@ -175,6 +175,7 @@ def detect_training_layout(root: Path) -> TrainingLayout:
 
 def open_training_data(spec: str, layout: TrainingLayout | None = None) -> list[TrainingSequence]:
     """Sequences from a dataset folder, or `synthetic:N` for N generated sequences (320x240, 40 frames).
+    A GOT-10k dataset root gives its train split (a split's own folder gives that split).
 
     Raises `DatasetError` when the folder is not a dataset of the layout or a file is malformed.
     """
@@ -194,7 +195,8 @@ def open_training_data(spec: str, layout: TrainingLayout | None = None) -> list[
     elif chosen == "coco":
         sequences = list(read_coco(root))
     else:
-        sequences = [AnnotatedSequence(sequence) for sequence in open_dataset(root, chosen)]
+        # A GOT-10k root holds train, val and test; training reads train (evaluation defaults to val).
+        sequences = [AnnotatedSequence(sequence) for sequence in open_dataset(root, chosen, split="train")]
     if not sum(int(s.usable().any()) for s in sequences):
         raise DatasetError(f"{root}: no sequence with a usable box ({chosen} layout)")
     return sequences

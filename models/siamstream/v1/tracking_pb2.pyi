@@ -178,7 +178,7 @@ class Box(_message.Message):
     def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., width: _Optional[float] = ..., height: _Optional[float] = ...) -> None: ...
 
 class TrackerOptions(_message.Message):
-    __slots__ = ("penalty_k", "window_influence", "lr", "template_update", "tracking_threshold", "lost_threshold", "lost_after_frames", "one_more_search", "adaptive_region")
+    __slots__ = ("penalty_k", "window_influence", "lr", "template_update", "tracking_threshold", "lost_threshold", "lost_after_frames", "one_more_search", "adaptive_region", "long_term")
     PENALTY_K_FIELD_NUMBER: _ClassVar[int]
     WINDOW_INFLUENCE_FIELD_NUMBER: _ClassVar[int]
     LR_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +188,7 @@ class TrackerOptions(_message.Message):
     LOST_AFTER_FRAMES_FIELD_NUMBER: _ClassVar[int]
     ONE_MORE_SEARCH_FIELD_NUMBER: _ClassVar[int]
     ADAPTIVE_REGION_FIELD_NUMBER: _ClassVar[int]
+    LONG_TERM_FIELD_NUMBER: _ClassVar[int]
     penalty_k: float
     window_influence: float
     lr: float
@@ -197,7 +198,8 @@ class TrackerOptions(_message.Message):
     lost_after_frames: int
     one_more_search: bool
     adaptive_region: bool
-    def __init__(self, penalty_k: _Optional[float] = ..., window_influence: _Optional[float] = ..., lr: _Optional[float] = ..., template_update: _Optional[bool] = ..., tracking_threshold: _Optional[float] = ..., lost_threshold: _Optional[float] = ..., lost_after_frames: _Optional[int] = ..., one_more_search: _Optional[bool] = ..., adaptive_region: _Optional[bool] = ...) -> None: ...
+    long_term: bool
+    def __init__(self, penalty_k: _Optional[float] = ..., window_influence: _Optional[float] = ..., lr: _Optional[float] = ..., template_update: _Optional[bool] = ..., tracking_threshold: _Optional[float] = ..., lost_threshold: _Optional[float] = ..., lost_after_frames: _Optional[int] = ..., one_more_search: _Optional[bool] = ..., adaptive_region: _Optional[bool] = ..., long_term: _Optional[bool] = ...) -> None: ...
 
 class StageTimings(_message.Message):
     __slots__ = ("decode_ms", "crop_ms", "inference_ms", "postprocess_ms", "store_ms", "total_ms")
@@ -318,6 +320,46 @@ class ListTracksResponse(_message.Message):
     sessions: _containers.RepeatedCompositeFieldContainer[TrackSession]
     next_page_token: str
     def __init__(self, sessions: _Optional[_Iterable[_Union[TrackSession, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListTrackersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TrackerInfo(_message.Message):
+    __slots__ = ("name", "family", "description", "template_size", "search_size", "precision", "inference_backend", "package_id", "weights_sha256", "template_update", "adaptive_region", "long_term", "search_sides")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_BACKEND_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_SHA256_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    ADAPTIVE_REGION_FIELD_NUMBER: _ClassVar[int]
+    LONG_TERM_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_SIDES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    family: str
+    description: str
+    template_size: int
+    search_size: int
+    precision: str
+    inference_backend: str
+    package_id: str
+    weights_sha256: str
+    template_update: bool
+    adaptive_region: bool
+    long_term: bool
+    search_sides: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., family: _Optional[str] = ..., description: _Optional[str] = ..., template_size: _Optional[int] = ..., search_size: _Optional[int] = ..., precision: _Optional[str] = ..., inference_backend: _Optional[str] = ..., package_id: _Optional[str] = ..., weights_sha256: _Optional[str] = ..., template_update: _Optional[bool] = ..., adaptive_region: _Optional[bool] = ..., long_term: _Optional[bool] = ..., search_sides: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ListTrackersResponse(_message.Message):
+    __slots__ = ("trackers",)
+    TRACKERS_FIELD_NUMBER: _ClassVar[int]
+    trackers: _containers.RepeatedCompositeFieldContainer[TrackerInfo]
+    def __init__(self, trackers: _Optional[_Iterable[_Union[TrackerInfo, _Mapping]]] = ...) -> None: ...
 
 class TrackRequest(_message.Message):
     __slots__ = ("start", "frame")

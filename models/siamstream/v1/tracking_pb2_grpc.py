@@ -63,6 +63,11 @@ class TrackingServiceStub:
                 request_serializer=siamstream_dot_v1_dot_tracking__pb2.ListTracksRequest.SerializeToString,
                 response_deserializer=siamstream_dot_v1_dot_tracking__pb2.ListTracksResponse.FromString,
                 _registered_method=True)
+        self.ListTrackers = channel.unary_unary(
+                '/siamstream.v1.TrackingService/ListTrackers',
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.ListTrackersRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.ListTrackersResponse.FromString,
+                _registered_method=True)
         self.Track = channel.stream_stream(
                 '/siamstream.v1.TrackingService/Track',
                 request_serializer=siamstream_dot_v1_dot_tracking__pb2.TrackRequest.SerializeToString,
@@ -128,6 +133,13 @@ class TrackingServiceServicer:
 
     def ListTracks(self, request, context):
         """Lists the caller's sessions, in an unspecified but stable order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTrackers(self, request, context):
+        """Lists the trackers this service hosts: the tracker packages it loaded, one per registered name.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -209,6 +221,11 @@ def add_TrackingServiceServicer_to_server(servicer, server):
                     servicer.ListTracks,
                     request_deserializer=siamstream_dot_v1_dot_tracking__pb2.ListTracksRequest.FromString,
                     response_serializer=siamstream_dot_v1_dot_tracking__pb2.ListTracksResponse.SerializeToString,
+            ),
+            'ListTrackers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTrackers,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.ListTrackersRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.ListTrackersResponse.SerializeToString,
             ),
             'Track': grpc.stream_stream_rpc_method_handler(
                     servicer.Track,
@@ -375,6 +392,33 @@ class TrackingService:
             '/siamstream.v1.TrackingService/ListTracks',
             siamstream_dot_v1_dot_tracking__pb2.ListTracksRequest.SerializeToString,
             siamstream_dot_v1_dot_tracking__pb2.ListTracksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrackers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/siamstream.v1.TrackingService/ListTrackers',
+            siamstream_dot_v1_dot_tracking__pb2.ListTrackersRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.ListTrackersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -120,7 +120,7 @@ def sequence_material(tracker: str, frame_count: int, seed: int) -> Material:
 def choose(args: argparse.Namespace, scratch: Path) -> ChosenPackage:
     if args.tracker and not args.package:
         return ChosenPackage(export_random_package(args.tracker, scratch), args.tracker, random_weights=True)
-    return choose_package(args.package, args.tracker, scratch)
+    return choose_package(args.package, args.tracker)
 
 
 def main(argv: list[str] | None = None) -> int:
