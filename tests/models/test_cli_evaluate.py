@@ -4,31 +4,15 @@ split and submission, and the reset protocol."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from siamstream.benchmark.tracker import random_network
 from siamstream.data import SequenceSpec, generate_sequence, write_got10k
-from siamstream.package import TrackerPackage, export_package
-from siamstream.registry import get_config
-
-SIAMSTREAM = [sys.executable, "-m", "siamstream.cli"]
-TRACKER = "siamrpn_alex"
-
-
-def siamstream(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*SIAMSTREAM, *args], capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> TrackerPackage:
-    config = get_config(TRACKER)
-    return export_package(random_network(config), config, tmp_path_factory.mktemp("package") / TRACKER)
+from siamstream.package import TrackerPackage
+from tests.models.cli_fixtures import TRACKER, siamstream
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,23 +13,11 @@ import torch
 
 from siamstream.benchmark.tracker import random_network
 from siamstream.data import SequenceSpec, generate_sequence, iter_frames, write_mp4
-from siamstream.package import TrackerPackage, export_package, read_package
+from siamstream.package import TrackerPackage, read_package
 from siamstream.registry import get_config
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
-
-SIAMSTREAM = [sys.executable, "-m", "siamstream.cli"]
-TRACKER = "siamrpn_alex"
-
-
-def siamstream(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*SIAMSTREAM, *args], capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> TrackerPackage:
-    config = get_config(TRACKER)
-    return export_package(random_network(config), config, tmp_path_factory.mktemp("package") / TRACKER)
+from tests.models.cli_fixtures import TRACKER, siamstream
 
 
 def test_track_writes_the_offline_trackers_boxes(package: TrackerPackage, tmp_path: Path) -> None:
