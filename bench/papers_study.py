@@ -22,6 +22,8 @@ import logging
 import shutil
 from pathlib import Path
 
+import torch
+
 from siamstream.study.plan import StudyPlan, read_plan
 from siamstream.study.probe_report import load_probes, mechanism_markdown, mechanism_results
 from siamstream.study.probes import PROBES_FILE, attention_figure, run_probes
@@ -67,6 +69,7 @@ def main() -> None:
     if args.command == "run":
         run_study(plan, args.out, max(1, args.jobs), args.device, args.arms)
     if args.command == "probe":
+        torch.set_num_threads(1)  # the probes are small single-stream forwards
         probe_study(plan, args.out, args.arms)
     results = load_results(plan, args.out)
     claims = claim_results(plan, results)

@@ -25,9 +25,10 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def image_extras() -> str:
-    """The extras of the command groups the images run (`serve` and `health`, `ingest`), pip-spelled."""
+    """The extras of the command groups the images run (`serve` and `health`, `ingest`), pip-spelled, and
+    `triton`: the image serves with either inference backend (the GPU overlay points it at Triton)."""
     groups = PYPROJECT["project"]["entry-points"]["siamstream.commands"]
-    extras = set()
+    extras = {"triton"}
     for group in ("serve", "ingest"):
         extras |= set(re.search(r"\[(.*)\]", groups[group])[1].split(","))
     return f"[{','.join(sorted(extras))}]"

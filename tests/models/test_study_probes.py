@@ -160,8 +160,12 @@ PLAN = {
 def test_a_tiny_study_is_probed_end_to_end(tmp_path: Path) -> None:
     plan = StudyPlan.model_validate(PLAN)
     run_study(plan, tmp_path, jobs=1, report=lambda line: None)
+    threads = torch.get_num_threads()
     for arm in ("dcfnet", "siamcan"):
         run_probes(plan, Task(arm, 0), tmp_path)
+    # a library call leaves the process's torch threads alone (a later test's in-process tracking
+    # would otherwise differ from a model server's by float rounding)
+    assert torch.get_num_threads() == threads
     rows = {
         arm: json.loads((Task(arm, 0).folder(tmp_path) / PROBES_FILE).read_text())
         for arm in ("dcfnet", "siamcan")

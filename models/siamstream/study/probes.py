@@ -224,7 +224,6 @@ def _nanmean(values: list[float]) -> float:
 
 def run_probes(plan: StudyPlan, task: Task, out: Path) -> dict[str, Any]:
     """Probe one trained (arm, seed) over the held-out suite and write `probes.json` beside its results."""
-    torch.set_num_threads(1)
     config, network = trained_network(plan, task, out)
     recorder = MapRecorder(network)
     sequences = [probe_sequence(config, network, recorder, sequence) for sequence in held_out_suite(plan)]
