@@ -9,24 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from siamstream.cli.library import non_negative_int, positive_int
 from siamstream.cli.main import CommandGroups
 
 # Command-line spelling of each repository form (`RepositoryForm` values use an underscore).
 FORMS = {"production": "production", "cpu-test": "cpu_test"}
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
 
 
 def add_commands(groups: CommandGroups) -> None:

@@ -112,8 +112,8 @@ def test_two_packages_of_one_tracker_are_refused(
     ("option", "message"),
     [
         (["--form", "gpu"], "invalid choice: 'gpu'"),
-        (["--form", "cpu-test", "--max-batch", "0"], "must be at least 1, got 0"),
-        (["--form", "cpu-test", "--queue-delay-us", "-1"], "must not be negative, got -1"),
+        (["--form", "cpu-test", "--max-batch", "0"], "must be 1 or more, got 0"),
+        (["--form", "cpu-test", "--queue-delay-us", "-1"], "must be 0 or more, got -1"),
     ],
 )
 def test_bad_options_are_usage_errors(

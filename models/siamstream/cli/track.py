@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from siamstream.cli.library import parse_box
+from siamstream.cli.library import non_negative_int, parse_box, positive_int
 from siamstream.presets import PRESETS
 from siamstream.tracking.state import TrackResult
 
@@ -75,20 +75,6 @@ def add_parser(root: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="cpu", help="torch device of the model (cpu, cuda)")
     parser.set_defaults(run=run_track)
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return value
 
 
 def positive_float(text: str) -> float:

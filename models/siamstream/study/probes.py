@@ -58,12 +58,11 @@ class MapRecorder:
     def __init__(self, network: nn.Module):
         self.fusions: dict[str, Tensor] = {}
         self.attentions: dict[str, Tensor] = {}
-        self._handles = []
         for name, module in network.named_modules():
             if isinstance(module, CorrelationFusion):
-                self._handles.append(module.register_forward_hook(self._fusion_hook(name)))
+                module.register_forward_hook(self._fusion_hook(name))
             elif isinstance(module, SpatialAttention) and ".cls." in f".{name}.":
-                self._handles.append(module.register_forward_hook(self._attention_hook(name)))
+                module.register_forward_hook(self._attention_hook(name))
 
     def _fusion_hook(self, name: str):
         def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
@@ -147,7 +146,9 @@ def map_contrast(values: np.ndarray, mask: np.ndarray) -> float:
     return float((values[mask].mean() - values[~mask].mean()) / spread)
 
 
-def resized_mask(box: np.ndarray, side: int, crop_side: int, scale_z: float, centre: tuple[float, float]):
+def resized_mask(
+    box: np.ndarray, side: int, crop_side: int, scale_z: float, centre: tuple[float, float]
+) -> np.ndarray:
     """[side, side] mask of a feature map spanning the whole search crop (cell centres evenly spaced)."""
     offsets = ((np.arange(side) + 0.5) * crop_side / side - crop_side / 2) / scale_z
     xs, ys = np.meshgrid(centre[0] + offsets, centre[1] + offsets)
