@@ -146,6 +146,12 @@ class ObservabilityInterceptor(aio.ServerInterceptor):
         return _wrap(handler, observed)
 
 
+# A client whose deadline passes cancels the call itself, and the server, whose copy of the deadline runs
+# from the request's arrival, can learn of that cancel a little before its own copy expires: a call torn
+# down this close to its deadline is counted as having reached it.
+DEADLINE_SLACK_S = 0.1
+
+
 def _final_code(
     context: aio.ServicerContext, failure: BaseException | None, seconds: float, remaining_s: float | None
 ) -> grpc.StatusCode:
@@ -159,7 +165,7 @@ def _final_code(
     # here: neither sets anything the context shows (`cancelled()` is only a status set by the servicer,
     # `done()` only a status sent by it), and grpc cancels the task after the refused write in both.
     if isinstance(failure, (asyncio.CancelledError, GeneratorExit, aio.InternalError)):
-        if remaining_s is not None and seconds >= remaining_s:
+        if remaining_s is not None and seconds >= remaining_s - DEADLINE_SLACK_S:
             return grpc.StatusCode.DEADLINE_EXCEEDED
         return grpc.StatusCode.CANCELLED
     code = context.code()  # None unless the call was aborted
