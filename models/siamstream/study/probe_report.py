@@ -8,7 +8,6 @@ study's paired bootstrap over seeds and sequences.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,7 @@ import numpy as np
 from siamstream.evaluation.bootstrap import Effect, paired_bootstrap
 from siamstream.study.plan import Mechanism, StudyPlan
 from siamstream.study.probes import PROBES_FILE
-from siamstream.study.report import FULL_SEEDS
-from siamstream.study.runner import Task
+from siamstream.study.report import FULL_SEEDS, load_results
 
 # Per-sequence probe rows of every probed (arm, seed).
 Probes = dict[tuple[str, int], list[dict[str, Any]]]
@@ -34,13 +32,8 @@ class MechanismResult:
 
 
 def load_probes(plan: StudyPlan, out: Path) -> Probes:
-    probes = {}
-    for arm in plan.arms:
-        for seed in plan.seeds:
-            path = Task(arm.name, seed).folder(out) / PROBES_FILE
-            if path.is_file():
-                probes[(arm.name, seed)] = json.loads(path.read_text())["sequences"]
-    return probes
+    """Per-sequence probe rows of every probed (arm, seed)."""
+    return load_results(plan, out, PROBES_FILE)
 
 
 def finding(effect: Effect, higher_is_better: bool) -> str:

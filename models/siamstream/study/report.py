@@ -51,12 +51,12 @@ class ClaimResult:
 Results = dict[tuple[str, int], list[dict[str, Any]]]
 
 
-def load_results(plan: StudyPlan, out: Path) -> Results:
-    """Per-sequence rows of every finished (arm, seed)."""
+def load_results(plan: StudyPlan, out: Path, file_name: str = EVALUATION_FILE) -> Results:
+    """Per-sequence rows of every (arm, seed) that has written `file_name` (its evaluation, by default)."""
     results = {}
     for arm in plan.arms:
         for seed in plan.seeds:
-            path = Task(arm.name, seed).folder(out) / EVALUATION_FILE
+            path = Task(arm.name, seed).folder(out) / file_name
             if path.is_file():
                 results[(arm.name, seed)] = json.loads(path.read_text())["sequences"]
     return results
