@@ -34,8 +34,6 @@ from grpc import aio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the RTSP camera of the tests
 
-from siamstream.v1 import tracking_pb2 as pb  # noqa: E402
-from siamstream.v1 import tracking_pb2_grpc as pb_grpc  # noqa: E402
 from siamstream_services.benchmark.model_server import free_port  # noqa: E402
 from siamstream_services.benchmark.redis_server import RedisServer  # noqa: E402
 from siamstream_services.demo.packages import export_random_package  # noqa: E402
@@ -46,6 +44,8 @@ from siamstream_services.ingest.worker import IngestWorker  # noqa: E402
 from siamstream_services.session.auth import ANONYMOUS_OWNER  # noqa: E402
 from siamstream_services.session.server import open_server  # noqa: E402
 from siamstream_services.settings import ServiceSettings  # noqa: E402
+from siamstream_services.v1 import tracking_pb2 as pb  # noqa: E402
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc  # noqa: E402
 from tests.services.rtsp_fixtures import RtspCamera, decode_index  # noqa: E402
 
 TRACKER = "siamrpn_alex"

@@ -3,7 +3,7 @@ normal tracking with dropped streams, expired deadlines and bad inputs, and a Re
 
     .venv/bin/python bench/soak.py [--minutes 10] [--streams 16] [--seed 0] [--json]
 
-Run from the repository root; the code is `siamstream_services.benchmark.soak` (services/benchmark/soak/).
+Run from the repository root; the code is `siamstream_services.benchmark.soak`.
 Starts a redis-server (no persistence) and `siamstream serve` (embedded backend,
 `SIAMSTREAM_STORE_URL=redis://...`) on free loopback ports. It serves the trained demo package
 (models/packages/demo) when it exists, else siamrpn_alex with seeded random weights; `--package` serves

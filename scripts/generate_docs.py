@@ -3,8 +3,7 @@
 Run from anywhere: `python scripts/generate_docs.py [--out DIR]` (default: docs/). `models.md` is the model
 zoo, from the tracker registry and `siamstream.zoo`; `configuration.md` lists every `SIAMSTREAM_*` setting,
 from the settings models (`siamstream_services.settings_reference`, which `siamstream serve --help` prints
-as well). The pages are committed; tests/models/test_zoo.py and tests/services/test_settings_reference.py
-fail when they are not what this script writes.
+as well). The pages are committed; tests/test_generated_docs.py fails when they are stale.
 """
 
 from __future__ import annotations

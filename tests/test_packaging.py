@@ -1,7 +1,9 @@
-"""pyproject.toml: the explicit package list names every package directory of the tree; requirements are
-ranges whose exact versions constraints.txt pins; command groups name declared extras; the licence."""
+"""pyproject.toml: the folder tree is the import tree (every package imports from the folder of its name);
+requirements are ranges whose exact versions constraints.txt pins; command groups name declared extras; the
+licence."""
 
 import hashlib
+import importlib
 import re
 import tomllib
 from pathlib import Path
@@ -13,19 +15,34 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def package_directories() -> set[str]:
-    roots = {"siamstream": ROOT / "models" / "siamstream", "siamstream_services": ROOT / "services"}
-    found = set()
-    for name, root in roots.items():
-        for init in root.rglob("__init__.py"):
-            relative = init.parent.relative_to(root).parts
-            found.add(".".join((name, *relative)))
+# The source roots of pyproject's package search, each holding one top-level package of its own name.
+SOURCE_ROOTS = {"siamstream": ROOT / "models", "siamstream_services": ROOT / "services"}
+
+
+def package_directories() -> dict[str, Path]:
+    """Every package directory below the source roots, by the dotted name its folders spell."""
+    found = {}
+    for name, root in SOURCE_ROOTS.items():
+        for init in (root / name).rglob("__init__.py"):
+            found[".".join(init.parent.relative_to(root).parts)] = init.parent
     return found
 
 
-def test_every_package_directory_is_listed() -> None:
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    assert package_directories() == listed
+def test_source_roots_are_the_package_search() -> None:
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    assert sorted(find["where"]) == sorted(path.name for path in SOURCE_ROOTS.values())
+    # No other package hides in a source root (models/packages holds tracker packages, not code).
+    for root in SOURCE_ROOTS.values():
+        tops = {init.parent.name for init in root.glob("*/__init__.py")}
+        assert tops == {next(name for name, path in SOURCE_ROOTS.items() if path == root)}
+
+
+def test_every_package_imports_from_the_folder_of_its_name() -> None:
+    packages = package_directories()
+    assert "siamstream_services.v1" in packages  # the gRPC stubs sit beside the service they serve
+    for name, folder in packages.items():
+        module = importlib.import_module(name)
+        assert Path(module.__file__).parent == folder, name
 
 
 # The canonical text of https://www.apache.org/licenses/LICENSE-2.0.txt.

@@ -25,14 +25,14 @@ from siamstream.config import TrackerConfig
 from siamstream.nn.network import build_network
 from siamstream.package import export_package
 from siamstream.registry import get_config
-from siamstream.v1 import tracking_pb2 as pb
-from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.session.catalog import load_catalog
 from siamstream_services.session.metrics import ServiceMetrics
 from siamstream_services.session.server import TrackingServer
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import MemorySessionStore
+from siamstream_services.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 
 TRACKER = "siamrpn_alex"
 API_KEY_A = "test-key-alpha-0123456789"

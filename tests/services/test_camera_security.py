@@ -24,8 +24,6 @@ from grpc import aio
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from siamstream.v1 import tracking_pb2 as pb
-from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.benchmark.redis_server import RedisServer
 from siamstream_services.ingest import api as camera_api
 from siamstream_services.ingest.api import RESOLVER_THREADS, CameraApi
@@ -38,6 +36,8 @@ from siamstream_services.session.errors import InvalidArgument, Unavailable
 from siamstream_services.session.server import TrackingServer, open_server
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import owner_key_id
+from siamstream_services.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.session_fixtures import (
     API_KEY_A,
     API_KEY_B,

@@ -19,11 +19,11 @@ from siamstream.package import read_package
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackStatus
-from siamstream.v1 import tracking_pb2 as pb
-from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.client.client import TrackingClient
 from siamstream_services.client.frames import ImageFormat, encode_frame
 from siamstream_services.client.in_flight import InFlightFrames
+from siamstream_services.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.session_fixtures import (
     API_KEY_A,
     API_KEY_B,

@@ -15,8 +15,8 @@ from siamstream.cli.main import build_parser
 from siamstream.package import read_package
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
-from siamstream.v1 import tracking_pb2 as pb
-from siamstream.v1 import tracking_pb2_grpc as pb_grpc
+from siamstream_services.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.session_fixtures import (
     API_KEY_A,
     INIT_BOX,

@@ -13,7 +13,6 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
 from siamstream.tracking.state import TrackResult, TrackStatus
-from siamstream.v1 import tracking_pb2 as pb
 from siamstream_services.ingest.capture import CameraFrame, FrameReader, ReaderTimeouts
 from siamstream_services.ingest.config import IngestSettings
 from siamstream_services.ingest.directory import CameraSpec, TargetSpec
@@ -33,6 +32,7 @@ from siamstream_services.ingest.runner import CameraRunner, anchor_frame
 from siamstream_services.session.errors import ResourceExhausted
 from siamstream_services.session.state import FrameOutcome
 from siamstream_services.session.timings import StageTimings
+from siamstream_services.v1 import tracking_pb2 as pb
 
 POLICY = BackoffPolicy(initial_s=0.5, multiplier=2.0, max_s=4.0, jitter=0.5)
 

@@ -21,8 +21,6 @@ import pytest
 import redis
 
 from siamstream.cli.main import CommandGroups
-from siamstream.v1 import tracking_pb2 as pb
-from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.benchmark.model_server import free_port
 from siamstream_services.benchmark.redis_server import RedisServer
 from siamstream_services.ingest.cli import add_commands, run_ingest_command
@@ -31,6 +29,8 @@ from siamstream_services.ingest.directory import camera_key
 from siamstream_services.ingest.process import open_ingest
 from siamstream_services.session.auth import ANONYMOUS_OWNER
 from siamstream_services.settings import ServiceSettings
+from siamstream_services.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.rtsp_fixtures import RTSP_MISSING, RtspCamera, rtsp_available
 from tests.services.session_fixtures import TRACKER, export_test_package
 

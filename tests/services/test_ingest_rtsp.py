@@ -21,8 +21,6 @@ from redis.asyncio import Redis
 from siamstream.package import read_package
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
-from siamstream.v1 import tracking_pb2 as pb
-from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.benchmark.model_server import free_port
 from siamstream_services.benchmark.redis_server import RedisServer
 from siamstream_services.inference.embedded import EmbeddedBackend
@@ -36,6 +34,8 @@ from siamstream_services.session.metrics import ServiceMetrics
 from siamstream_services.session.server import TrackingServer
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import MemorySessionStore
+from siamstream_services.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.rtsp_fixtures import RTSP_MISSING, RtspCamera, decode_index, rtsp_available
 from tests.services.session_fixtures import TRACKER
 

@@ -14,12 +14,12 @@ import pytest
 from siamstream.cli.main import build_parser
 from siamstream.config import Precision, TrackerConfig, merge_fields
 from siamstream.registry import get_config
-from siamstream.v1 import tracking_pb2 as pb
 from siamstream_services.client.client import TrackingClient
 from siamstream_services.client.results import HostedTracker
 from siamstream_services.demo.packages import DEMO_PACKAGE
 from siamstream_services.session.convert import tracker_infos
 from siamstream_services.session.sessions import ServedTracker
+from siamstream_services.v1 import tracking_pb2 as pb
 from tests.services.session_fixtures import (
     API_KEY_A,
     INIT_BOX,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from google.protobuf import descriptor
 
-from siamstream.v1 import tracking_pb2, tracking_pb2_grpc
+from siamstream_services.v1 import tracking_pb2, tracking_pb2_grpc
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-COMMITTED = REPO_ROOT / "models" / "siamstream" / "v1"
+COMMITTED = REPO_ROOT / "services" / "siamstream_services" / "v1"
 
 
 def test_committed_stubs_are_what_the_generator_produces(tmp_path: Path) -> None:
@@ -21,7 +21,7 @@ def test_committed_stubs_are_what_the_generator_produces(tmp_path: Path) -> None
         capture_output=True,
         timeout=60,
     )
-    fresh = {path.name: path.read_bytes() for path in (tmp_path / "siamstream" / "v1").iterdir()}
+    fresh = {path.name: path.read_bytes() for path in (tmp_path / "siamstream_services" / "v1").iterdir()}
     committed = {path.name: path.read_bytes() for path in COMMITTED.glob("*_pb2*")}
 
     assert sorted(fresh) == ["tracking_pb2.py", "tracking_pb2.pyi", "tracking_pb2_grpc.py"]

@@ -21,10 +21,10 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from siamstream.v1 import tracking_pb2 as pb
 from siamstream_services.benchmark.redis_server import RedisServer
 from siamstream_services.session.server import HEALTH_INTERVAL_S, HEALTH_PROBE_SESSION
 from siamstream_services.store import RedisSessionStore, owner_key_id
+from siamstream_services.v1 import tracking_pb2 as pb
 from tests.services.replica_fixtures import (
     KEY,
     NOT_SERVING,

@@ -27,14 +27,14 @@ import tritonclient.grpc.aio as tritonaio
 from tritonclient.utils import InferenceServerException
 
 from siamstream.cli.main import build_parser
-from siamstream.v1 import tracking_pb2 as pb
-from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.benchmark.model_server import free_port
 from siamstream_services.benchmark.redis_server import RedisServer
 from siamstream_services.inference.triton_repository import search_model_name
 from siamstream_services.inference.triton_server import TritonServer
 from siamstream_services.session.server import HEALTH_INTERVAL_S
 from siamstream_services.store import RedisSessionStore
+from siamstream_services.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.replica_fixtures import (
     KEY,
     NOT_SERVING,

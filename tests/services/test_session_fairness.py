@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from siamstream.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2 as pb
 from tests.services.session_fixtures import API_KEY_A, TRACKER, auth, box_message, running_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio]

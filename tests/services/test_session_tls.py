@@ -19,12 +19,12 @@ import pytest_asyncio
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from siamstream.v1 import tracking_pb2 as pb
-from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.benchmark.model_server import free_port
 from siamstream_services.session.cli import run_health
 from siamstream_services.session.server import SERVICE_NAME
 from siamstream_services.session.tls import TlsFilesError, server_credentials
+from siamstream_services.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.session_fixtures import (
     API_KEY_A,
     Service,

@@ -28,8 +28,6 @@ import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from siamstream.v1 import tracking_pb2 as pb
-from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.benchmark.model_server import free_port
 from siamstream_services.benchmark.redis_server import RedisServer, terminate
 from siamstream_services.ingest.config import IngestSettings
@@ -38,6 +36,8 @@ from siamstream_services.session.interceptors import ObservabilityInterceptor
 from siamstream_services.session.metrics import ServiceMetrics
 from siamstream_services.session.server import SERVICE_NAME
 from siamstream_services.store import owner_key_id
+from siamstream_services.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.session_fixtures import (
     API_KEY_A,
     INIT_BOX,

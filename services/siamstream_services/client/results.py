@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from siamstream.tracking.state import TrackResult, TrackStatus
-from siamstream.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2 as pb
 
 STATUSES = {
     pb.TRACK_STATUS_TRACKING: TrackStatus.TRACKING,

@@ -21,7 +21,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from siamstream.package import TrackerPackage
-from siamstream.v1 import tracking_pb2, tracking_pb2_grpc
 from siamstream_services.inference.backend import InferenceBackend
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.ingest.api import CameraApi
@@ -29,6 +28,7 @@ from siamstream_services.ingest.config import IngestSettings
 from siamstream_services.ingest.directory import CameraDirectory, is_redis_url
 from siamstream_services.settings import ServiceSettings, load_settings
 from siamstream_services.store import SessionStore, StoreUnavailable, open_store
+from siamstream_services.v1 import tracking_pb2, tracking_pb2_grpc
 
 from .auth import ApiKeys
 from .catalog import load_catalog

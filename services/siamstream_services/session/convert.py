@@ -8,8 +8,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from siamstream.tracking.search_options import search_sides
 from siamstream.tracking.state import TrackResult, TrackStatus
 from siamstream.tracking.validation import check_box_values
-from siamstream.v1 import tracking_pb2 as pb
 from siamstream_services.ingest.camera_url import MAX_URL_LENGTH
+from siamstream_services.v1 import tracking_pb2 as pb
 
 from .errors import InvalidArgument
 from .frames import EncodedImage, PixelFormat, RawImage

@@ -20,10 +20,10 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.exceptions import RedisError
 
-from siamstream.v1 import tracking_pb2 as pb
 from siamstream_services.session.convert import box_xywh, track_options
 from siamstream_services.session.errors import InvalidArgument, NotFound, ServiceError, Unavailable
 from siamstream_services.session.sessions import SessionManager
+from siamstream_services.v1 import tracking_pb2 as pb
 
 from .camera_url import CameraUrlError, check_camera_address, parse_camera_url, public_url
 from .config import IngestSettings

@@ -16,8 +16,8 @@ import grpc
 import numpy as np
 from grpc import aio
 
-from siamstream.v1 import tracking_pb2 as pb
-from siamstream.v1 import tracking_pb2_grpc as pb_grpc
+from siamstream_services.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 
 from .frames import DEFAULT_JPEG_QUALITY, ImageFormat, encode_frame
 from .in_flight import InFlightFrames

@@ -21,9 +21,9 @@ import grpc
 from google.protobuf.message import Message
 from grpc import aio
 
-from siamstream.v1 import tracking_pb2 as pb
-from siamstream.v1 import tracking_pb2_grpc as pb_grpc
 from siamstream_services.ingest.api import CameraApi
+from siamstream_services.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 
 from .auth import current_owner
 from .convert import (

@@ -16,13 +16,13 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
-from siamstream.v1 import tracking_pb2 as pb
 from siamstream_services.session.convert import result_message
 from siamstream_services.session.errors import InvalidArgument, NotFound, ResourceExhausted, ServiceError
 from siamstream_services.session.frames import PixelFormat, RawImage
 from siamstream_services.session.options import TrackOptions
 from siamstream_services.session.sessions import FrameInput, SessionManager
 from siamstream_services.session.state import FrameOutcome
+from siamstream_services.v1 import tracking_pb2 as pb
 
 from .capture import CameraFrame, Capture, FrameReader, ReaderTimeouts, open_rtsp_capture
 from .config import IngestSettings
