@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test-servers test demo lint protos clean
+.PHONY: venv test-servers test test-fast demo lint protos clean
 
 venv: $(STAMP)
 
@@ -28,7 +28,12 @@ test-servers:
 
 test: venv test-servers
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The suite without the tests marked slow (full sequences, servers), for quick runs while working.
+test-fast: venv test-servers
+	$(BIN)/pytest -m "not slow"
 
 demo: venv
 	$(BIN)/siamstream demo --out out/demo
@@ -36,9 +41,10 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 protos: venv
 	$(BIN)/python scripts/generate_protos.py
 
 clean:
-	rm -rf $(VENV) .triton-venv out .pytest_cache .ruff_cache
+	rm -rf $(VENV) .triton-venv out .pytest_cache .ruff_cache .mypy_cache

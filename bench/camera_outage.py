@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/camera_outage.py [--outage-s 120] [--interval-s 5] [--backoff-max-s 10]
 
-Starts a redis-server, the RTSP test camera (tests/services/rtsp_server.py, run by Debian's python3) and a
+Starts a redis-server, the RTSP test camera (siamstream_services.testing, run by Debian's python3) and a
 real `siamstream ingest` process (embedded backend, siamrpn_alex with seeded random weights, the default
 ingest settings but `--backoff-max-s`), attaches the camera through the camera directory and follows its
 results stream. After `--streaming-s` of tracking it kills the camera for `--outage-s`, then starts it
@@ -28,15 +28,12 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the RTSP camera of the tests
-
-from siamstream_services.benchmark.model_server import free_port  # noqa: E402
-from siamstream_services.benchmark.redis_server import RedisServer  # noqa: E402
-from siamstream_services.demo.packages import export_random_package  # noqa: E402
-from siamstream_services.ingest.config import IngestSettings  # noqa: E402
-from siamstream_services.ingest.directory import CameraDirectory, TargetSpec, camera_key  # noqa: E402
-from tests.services.rtsp_fixtures import RtspCamera  # noqa: E402
+from siamstream_services.cameras.config import IngestSettings
+from siamstream_services.cameras.directory import CameraDirectory, TargetSpec, camera_key
+from siamstream_services.demo.packages import export_random_package
+from siamstream_services.testing.ports import free_port
+from siamstream_services.testing.redis_server import RedisServer
+from siamstream_services.testing.rtsp_camera import RtspCamera
 
 TRACKER = "siamrpn_alex"
 CAMERA_ID = "outage-camera"

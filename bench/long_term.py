@@ -76,7 +76,7 @@ def run_seed(package_root: str, sequence: SyntheticSequence) -> dict[str, ArmRun
         for arm, config in arm_configs(package.config).items()
     }
     runs = {arm: ArmRun() for arm in ARMS}
-    init_box = sequence.init_box
+    init_box = sequence.init_box.tolist()
     for index, frame in enumerate(sequence.frames()):
         for arm in ARMS if index % 2 else reversed(ARMS):
             tracker, run = trackers[arm], runs[arm]

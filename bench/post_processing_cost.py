@@ -37,7 +37,7 @@ def step_calls(name: str, sequence: SyntheticSequence) -> tuple[Callable[[], obj
     config = get_config(name)
     network = random_network(config)
     frames = [sequence.frame(0), sequence.frame(1)]
-    state, template = init_track(config, frames[0], sequence.init_box)
+    state, template = init_track(config, frames[0], sequence.init_box.tolist())
     with torch.inference_mode():
         embedding = TemplateStage(network)(
             torch.from_numpy(template.crop), torch.from_numpy(template.box_prior)

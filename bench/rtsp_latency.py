@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/rtsp_latency.py [--seconds 30] [--width 640 --height 480 --fps 30]
 
-Starts a redis-server, the RTSP test camera (tests/services/rtsp_server.py, run by Debian's python3, which
+Starts a redis-server, the RTSP test camera (siamstream_services.testing, run by Debian's python3, which
 logs when each frame enters its encoder), and in this process the session service over that Redis
 (embedded backend, siamrpn_alex with seeded random weights) plus one ingest worker; then attaches the
 camera through gRPC and reads WatchTrack. A result names the worker's frame sequence number; the frame
@@ -31,26 +31,23 @@ from pathlib import Path
 import numpy as np
 from grpc import aio
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the RTSP camera of the tests
-
-from siamstream_services.benchmark.model_server import free_port  # noqa: E402
-from siamstream_services.benchmark.redis_server import RedisServer  # noqa: E402
-from siamstream_services.demo.packages import export_random_package  # noqa: E402
-from siamstream_services.ingest.config import IngestSettings  # noqa: E402
-from siamstream_services.ingest.directory import CameraDirectory, camera_key  # noqa: E402
-from siamstream_services.ingest.metrics import IngestMetrics  # noqa: E402
-from siamstream_services.ingest.worker import IngestWorker  # noqa: E402
-from siamstream_services.session.auth import ANONYMOUS_OWNER  # noqa: E402
-from siamstream_services.session.server import open_server  # noqa: E402
-from siamstream_services.settings import ServiceSettings  # noqa: E402
-from siamstream_services.v1 import tracking_pb2 as pb  # noqa: E402
-from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc  # noqa: E402
-from tests.services.rtsp_fixtures import RtspCamera, decode_index  # noqa: E402
+from siamstream_services.cameras.config import IngestSettings
+from siamstream_services.cameras.directory import CameraDirectory, camera_key
+from siamstream_services.demo.packages import export_random_package
+from siamstream_services.grpc_api.auth import ANONYMOUS_OWNER
+from siamstream_services.grpc_api.server import open_server
+from siamstream_services.ingest.metrics import IngestMetrics
+from siamstream_services.ingest.worker import IngestWorker
+from siamstream_services.settings import ServiceSettings
+from siamstream_services.testing.ports import free_port
+from siamstream_services.testing.redis_server import RedisServer
+from siamstream_services.testing.rtsp_camera import RtspCamera, decode_index
+from siamstream_services.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 
 TRACKER = "siamrpn_alex"
 CAMERA_ID = "bench-camera"
-# On the scene's first frame (tests/services/rtsp_server.py: the target starts at the margin).
+# On the scene's first frame (siamstream_services/testing/rtsp_server.py: the target starts at the margin).
 BOX = pb.Box(x=24, y=24, width=48, height=48)
 # Ten seconds at 30 frames/s: a result's frame is still in the history when it arrives.
 HISTORY_FRAMES = 300
@@ -94,7 +91,10 @@ async def measure(args: argparse.Namespace, scratch: Path, redis_url: str, timel
                     if arrived - started > args.warmup_s + args.seconds:
                         break
             watch.cancel()
-            dropped = worker.runner(camera_key(ANONYMOUS_OWNER, CAMERA_ID)).reader.dropped_frames
+            runner = worker.runner(camera_key(ANONYMOUS_OWNER, CAMERA_ID))
+            if runner is None:
+                raise RuntimeError(f"camera {CAMERA_ID} is no longer attached to the ingest worker")
+            dropped = runner.reader.dropped_frames
     finally:
         worker_task.cancel()
         await asyncio.gather(worker_task, return_exceptions=True)

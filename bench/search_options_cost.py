@@ -79,7 +79,7 @@ def measure(name: str, frames: int) -> None:
         arms = {}
         for label, config in configs(base).items():
             tracker = OfflineTracker(config, TorchScriptRunner(package))
-            tracker.init(images[0], sequence.init_box)
+            tracker.init(images[0], sequence.init_box.tolist())
             arms[label] = stepping(tracker, images[1:])
         comparison = compare(arms, repeats=frames - 1 - WARM_UP_FRAMES, warmup=WARM_UP_FRAMES)
     print(f"{name}: {comparison.repeats} timed steps per config after {WARM_UP_FRAMES} warm-up steps")

@@ -56,7 +56,7 @@ def models_page() -> str:
         _row(*["---"] * 6),
     ]
     for config in configs:
-        weights = "published" if published_weights(config.name) else "trained here"
+        origin = "published" if published_weights(config.name) else "trained here"
         crop = f"{config.crop.exemplar_size} / {config.crop.instance_size}"
         lines.append(
             _row(
@@ -64,7 +64,7 @@ def models_page() -> str:
                 config.family.value,
                 config.backbone.kind,
                 crop,
-                weights,
+                origin,
                 config.description,
             )
         )

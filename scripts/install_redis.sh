@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian's redis-server for the integration tests (tests/services/conftest.py starts its own
+# Install Debian's redis-server for the integration tests (siamstream_services.testing starts its own
 # instances on free loopback ports). Idempotent: does nothing when redis-server is already on PATH.
 # The package does not start a server by itself where there is no systemd (containers, CI).
 set -euo pipefail

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Install what the RTSP test server (tests/services/rtsp_server.py) needs: Debian's GStreamer RTSP server
-# and its Python bindings, run with /usr/bin/python3 (the Debian bindings do not import from a venv), and
-# the elements of its pipeline: appsrc/videoconvert (-base), rtph264pay (-good), x264enc (-ugly),
-# h264parse (-bad). Idempotent: does nothing when every element and binding is already importable.
+# Install what the RTSP test server (services/siamstream_services/testing/rtsp_server.py) needs: Debian's
+# GStreamer RTSP server and its Python bindings, run with /usr/bin/python3 (the Debian bindings do not
+# import from a venv), and the elements of its pipeline: appsrc/videoconvert (-base), rtph264pay (-good),
+# x264enc (-ugly), h264parse (-bad). Idempotent: does nothing when every element and binding is already
+# importable.
 set -euo pipefail
 
 check='

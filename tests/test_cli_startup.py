@@ -10,7 +10,7 @@ import sys
 
 from siamstream.cli.evaluate import CHALLENGES
 from siamstream.data import Challenge
-from siamstream_services.benchmark.model_server import free_port
+from siamstream_services.testing.ports import free_port
 
 SIAMSTREAM = [sys.executable, "-m", "siamstream.cli"]
 HEAVY_MODULES = ("torch", "cv2", "matplotlib", "tritonclient", "redis")

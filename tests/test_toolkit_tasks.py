@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import zipfile
@@ -28,6 +27,7 @@ import torch
 from siamstream.benchmark.tracker import random_network
 from siamstream.package import read_package
 from siamstream.registry import get_config
+from siamstream_services.testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "toolkits.md"
@@ -280,12 +280,6 @@ def test_score_existing_results(tmp_path: Path) -> None:
     assert overall["precision"] == pytest.approx(1 / 5)  # the shifted centres are 30 px off: above 20 px
     assert overall["ao"] == pytest.approx(1 / 3)  # GOT-10k's AO leaves the first frame out
     assert overall["sr50"] == 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_serve_and_stream_a_video(workdir: Path) -> None:

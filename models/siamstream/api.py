@@ -21,7 +21,8 @@ from siamstream.config import TrackerConfig
 from siamstream.package import read_package
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.multi_target import MultiTargetTracker
-from siamstream.tracking.offline import OfflineTracker, StageRunner
+from siamstream.tracking.offline import OfflineTracker
+from siamstream.tracking.stage_runner import StageRunner
 from siamstream.tracking.state import TrackResult, TrackStatus
 
 

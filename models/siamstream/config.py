@@ -13,7 +13,7 @@ Conventions used throughout the library:
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -177,7 +177,24 @@ class CropConfig(Strict):
         return (self.instance_size - self.exemplar_size) // self.stride + 1 + self.base_size
 
 
-class RPNHyper(Strict):
+class FamilyHyper(Strict):
+    """Base of each family's post-processing hyperparameters: what the config's own rules ask of a family.
+
+    The family's behaviour is its post-processor (`siamstream.tracking.post_processing`); these are the
+    facts the config is validated against, before any tracking code is imported.
+    """
+
+    # The family searches a pyramid of crops per frame, their sides scaled from a search side kept in the
+    # track's state (SiamFC), rather than one crop whose side the config decides.
+    scale_pyramid: ClassVar[bool] = False
+
+    def fast_motion_side(self) -> int | None:
+        """The search crop side (crop px) the tracker switches to for good after a large move
+        (SiamBAN-ACM), or None when its search region never switches."""
+        return None
+
+
+class RPNHyper(FamilyHyper):
     """SiamRPN++ and SiamBAN post-processing (pysot `SiamRPNTracker` / `SiamBANTracker`)."""
 
     family: Literal[Family.SIAMRPN, Family.SIAMBAN]
@@ -193,8 +210,11 @@ class RPNHyper(Strict):
         "more than half the context size right or down (510, score map 56); None never switches.",
     )
 
+    def fast_motion_side(self) -> int | None:
+        return self.fast_motion_instance_size
 
-class CARHyper(Strict):
+
+class CARHyper(FamilyHyper):
     """SiamCAR post-processing: upsampled maps, coarse windowed argmax then fine unwindowed argmax."""
 
     family: Literal[Family.SIAMCAR]
@@ -206,8 +226,10 @@ class CARHyper(Strict):
     region_l: float = Field(default=0.44, description="Largest half-region of the fine search, x exemplar.")
 
 
-class FCHyper(Strict):
+class FCHyper(FamilyHyper):
     """SiamFC post-processing: scale pyramid, upsampled response, scale penalty and damping."""
+
+    scale_pyramid: ClassVar[bool] = True
 
     family: Literal[Family.SIAMFC]
     scale_num: int = Field(default=3, description="Number of search scales.")
@@ -232,6 +254,15 @@ class StatusConfig(Strict):
     tracking_above: float = Field(default=0.6, ge=0.0, le=1.0, description="Score of a confident frame.")
     lost_below: float = Field(default=0.3, ge=0.0, le=1.0, description="Score of a failed frame.")
     lost_after: int = Field(default=5, ge=1, description="Consecutive failed frames before LOST.")
+
+    @model_validator(mode="after")
+    def _lost_at_most_tracking(self) -> StatusConfig:
+        if self.lost_below > self.tracking_above:
+            raise ValueError(
+                f"status.lost_below {self.lost_below} must be at most status.tracking_above "
+                f"{self.tracking_above}: a score between them would count as failed on a TRACKING frame"
+            )
+        return self
 
 
 class TemplateUpdateConfig(Strict):
@@ -327,7 +358,7 @@ class LongTermConfig(Strict):
         default=1,
         ge=1,
         # One crop of 831 costs about 10x a normal 255 crop, and a frame's tiles go to the network in one
-        # call, which the service gives up on after 5 s (`INFERENCE_TIMEOUT_S`): one a frame keeps a LOST
+        # call, which the service gives up on after 5 s (`inference_timeout_s`): one a frame keeps a LOST
         # frame's cost bounded whatever the frame size, at the price of covering a large frame over several
         # frames. A ResNet-50 tracker on CPU (about 0.3 s a normal frame) takes about 3 s for one tile, so
         # more than one needs an accelerator; 4 (about 40 normal crops) is as far as one should be asked.
@@ -395,10 +426,10 @@ class TrackerConfig(Strict):
         search = self.search
         if not (search.one_more_search or search.adaptive_region):
             return self
-        if self.family is Family.SIAMFC:
+        if self.hyper.scale_pyramid:
             # Its scale pyramid already searches three crops whose side is its own state (`search_size`).
             raise ValueError("one_more_search and adaptive_region need a single-crop family, not SiamFC")
-        if getattr(self.hyper, "fast_motion_instance_size", None) is not None:
+        if self.hyper.fast_motion_side() is not None:
             raise ValueError(
                 "one_more_search and adaptive_region would change the search region that SiamBAN-ACM's own "
                 "fast-motion rule (hyper.fast_motion_instance_size) decides"
@@ -414,7 +445,7 @@ class TrackerConfig(Strict):
         long_term = self.long_term
         if not long_term.enabled:
             return self
-        if getattr(self.hyper, "fast_motion_instance_size", None) is not None:
+        if self.hyper.fast_motion_side() is not None:
             raise ValueError(
                 "long_term would change the search region that SiamBAN-ACM's own fast-motion rule "
                 "(hyper.fast_motion_instance_size) decides"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from siamstream.config import WeightsSource
+
 PYSOT_ZOO = "https://github.com/STVIR/pysot/blob/017bb28625732ac69f88c38fcf831f254a9d70c2/MODEL_ZOO.md"
 SIAMBAN_ZOO = "https://github.com/hqucv/siamban/blob/1cfdfebce5447ff44e6bba89a2bfccf4915d17c9/MODEL_ZOO.md"
 SIAMCAR_README = (
@@ -24,6 +26,11 @@ SIAMFC_README = (
 )
 # The pysot and SiamBAN model zoos license their downloads apart from their Apache-2.0 code.
 CC_BY_SA_3 = "CC BY-SA 3.0"
+
+# The weights of every tracker without a `PUBLISHED_WEIGHTS` entry: trained with `siamstream train`, under
+# this project's licence. Its registration states it, so the zoo and the registry agree on which trackers
+# are trained here.
+TRAINED_HERE = WeightsSource(origin="trained with siamstream (no public weights)", licence="Apache-2.0")
 
 
 @dataclass(frozen=True)

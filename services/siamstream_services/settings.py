@@ -1,11 +1,18 @@
-"""Validated configuration of the SiamStream processes.
+"""Validated configuration of the SiamStream processes: every knob of the service, one source each.
 
 Values come from, highest priority first: keyword arguments, `SIAMSTREAM_*` environment variables, and
 an optional config file (`.json`, `.toml` or `.env`) named by `config_file` / `SIAMSTREAM_CONFIG_FILE`.
 Unknown keys are rejected in every source, so a misspelt variable fails at start-up instead of being
 silently ignored. Lists (`api_keys`, `tracker_packages`) are given as JSON in environment variables:
-`SIAMSTREAM_API_KEYS='["key-one...", "key-two..."]'`. The `SIAMSTREAM_INGEST_*` namespace belongs to camera
-ingestion's own settings (`siamstream_services.ingest.config.IngestSettings`), which checks it in turn.
+`SIAMSTREAM_API_KEYS='["key-one...", "key-two..."]'`. Two namespaces belong to other settings classes,
+which check them in turn: `SIAMSTREAM_INGEST_*` to camera ingestion
+(`siamstream_services.cameras.config.IngestSettings`) and `SIAMSTREAM_TRITON_*` to the batching of the
+Triton model repository (`TritonBatchingSettings`, read by `siamstream triton-repository`).
+
+The store URL and the inference backend are parsed once, here, into typed values (`RedisUrl` or
+`MemoryStoreUrl`, `TritonInference` or `EmbeddedInference`): the processes dispatch on their types and
+never read the strings again. Their variables keep their string form (`redis://HOST:PORT/DB`,
+`triton://HOST:PORT`).
 """
 
 from __future__ import annotations
@@ -13,15 +20,27 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
     EnvSettingsSource,
     JsonConfigSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -30,6 +49,8 @@ from pydantic_settings import (
 ENV_PREFIX = "SIAMSTREAM_"
 # The ingest worker reads both settings classes from one environment: each class checks only its own names.
 INGEST_ENV_PREFIX = f"{ENV_PREFIX}INGEST_"
+# Read by `siamstream triton-repository` (TritonBatchingSettings); the service leaves them alone.
+TRITON_ENV_PREFIX = f"{ENV_PREFIX}TRITON_"
 # Read by `siamstream demo` alone (siamstream_services.demo.packages), so that a shell can point it at its
 # trained package once; the service leaves it alone.
 DEMO_PACKAGE_ENV = f"{ENV_PREFIX}DEMO_PACKAGE"
@@ -92,6 +113,129 @@ def _same_port(address: str, other: str) -> bool:
     return same_host and int(port) == int(other_port)
 
 
+class MemoryStoreUrl(BaseModel):
+    """`memory://`: the in-process session store, for one process alone."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["memory"] = "memory"
+
+    def __str__(self) -> str:
+        return "memory://"
+
+
+class RedisUrl(BaseModel):
+    """A checked `redis://HOST[:PORT][/DB]` or `rediss://...` (TLS) URL.
+
+    `url` is the URL as written, password and query included, for the Redis clients; it is left out of
+    the repr, which `public()` stands in for in logs.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["redis"] = "redis"
+    url: str = Field(repr=False, description="The URL as written.")
+    host: str = Field(description="Host name or address.")
+    port: int = Field(ge=0, le=65535, description="Port (6379 when the URL names none).")
+    db: int = Field(ge=0, description="Database number (0 when the URL names none).")
+    tls: bool = Field(description="rediss://: the connection is TLS.")
+
+    def public(self) -> str:
+        """The URL without user name, password and query: what logs may show."""
+        return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port}/{self.db}"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def _parse_store_url(value: object) -> object:
+    """A `store_url` string as its typed value; a typed value as it is. The messages never quote the URL,
+    which may hold a password."""
+    if not isinstance(value, str):
+        return value
+    if value == "memory://":
+        return MemoryStoreUrl()
+    url = urlsplit(value)
+    if url.scheme not in ("redis", "rediss"):
+        raise ValueError(f"store_url must be memory:// or redis://HOST:PORT/DB, got scheme {url.scheme!r}")
+    if not url.hostname:
+        raise ValueError("store_url names no host: use redis://HOST:PORT/DB")
+    database = url.path[1:]
+    if database and not database.isdigit():
+        raise ValueError(f"store_url database must be a number, got {database!r}")
+    try:
+        port = url.port
+    except ValueError:
+        raise ValueError("store_url port must be a number in 0..65535") from None
+    return RedisUrl(
+        url=value,
+        host=url.hostname,
+        port=6379 if port is None else port,
+        db=int(database or 0),
+        tls=url.scheme == "rediss",
+    )
+
+
+# Written and read as the URL string (`NoDecode`: an environment value is a URL, not JSON).
+StoreUrl = Annotated[
+    MemoryStoreUrl | RedisUrl,
+    Field(discriminator="kind"),
+    BeforeValidator(_parse_store_url),
+    PlainSerializer(str, return_type=str),
+    NoDecode,
+]
+
+
+class EmbeddedInference(BaseModel):
+    """`embedded`: the tracker packages run in this process (TorchScript, CPU or CUDA)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["embedded"] = "embedded"
+
+    def __str__(self) -> str:
+        return "embedded"
+
+
+class TritonInference(BaseModel):
+    """`triton://HOST:PORT`: a Triton Inference Server's gRPC endpoint serves the tracker packages."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["triton"] = "triton"
+    address: str = Field(description="HOST:PORT of Triton's gRPC endpoint.")
+
+    @field_validator("address")
+    @classmethod
+    def _address_is_host_port(cls, value: str) -> str:
+        return _check_host_port(value, "inference_backend address")
+
+    def __str__(self) -> str:
+        return f"triton://{self.address}"
+
+
+def _parse_inference_backend(value: object) -> object:
+    """An `inference_backend` string as its typed value; a typed value as it is."""
+    if not isinstance(value, str):
+        return value
+    if value == "embedded":
+        return EmbeddedInference()
+    scheme, _, address = value.partition("://")
+    if scheme != "triton":
+        raise ValueError(f"inference_backend must be embedded or triton://HOST:PORT, got {value!r}")
+    # Checked here too, so that a bad address is refused in the words of this setting.
+    return TritonInference(address=_check_host_port(address, "inference_backend address"))
+
+
+InferenceBackendSetting = Annotated[
+    EmbeddedInference | TritonInference,
+    Field(discriminator="kind"),
+    BeforeValidator(_parse_inference_backend),
+    PlainSerializer(str, return_type=str),
+    NoDecode,
+]
+
+
 class ServiceSettings(BaseSettings):
     """Settings of the session service and its runtime pieces (store, inference backend, limits, security)."""
 
@@ -130,13 +274,37 @@ class ServiceSettings(BaseSettings):
         default=9464, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 disables it."
     )
     # In-process by default so that one process runs with no external server; replicas need Redis.
-    store_url: str = Field(
-        default="memory://",
+    store_url: StoreUrl = Field(
+        default=MemoryStoreUrl(),
         description="Session store: memory:// (one process only) or redis://HOST:PORT/DB (rediss:// = TLS).",
     )
-    inference_backend: str = Field(
-        default="embedded",
+    # A store answers in well under a millisecond when healthy; a second means it is not.
+    store_timeout_s: float = Field(
+        default=2.0,
+        gt=0.0,
+        le=60.0,
+        description="Seconds a session store call may take before the frame is refused UNAVAILABLE.",
+    )
+    # A lost race means another replica wrote the session meanwhile; a handful of rounds absorbs any real
+    # contention (one client pushing through two replicas) while bounding the work of one call.
+    max_write_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Tries at writing a frame's session against concurrent writers before ABORTED.",
+    )
+    inference_backend: InferenceBackendSetting = Field(
+        default=EmbeddedInference(),
         description="embedded (in-process TorchScript) or triton://HOST:PORT (Triton's gRPC endpoint).",
+    )
+    # Covers a batch wait plus a model run under load; beyond that the frame is late for a live stream
+    # anyway. Triton gets the same bound on each model call: its client's own 1 s default failed healthy
+    # but loaded servers (a first call on a busy host takes over a second).
+    inference_timeout_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        le=300.0,
+        description="Seconds one model call may take before the frame is refused UNAVAILABLE.",
     )
     package_dir: Path = Field(
         default=Path("packages"), description="Directory holding one subdirectory per tracker package."
@@ -191,6 +359,28 @@ class ServiceSettings(BaseSettings):
     drain_grace_s: float = Field(
         default=20.0, ge=0.0, le=600.0, description="Seconds given to in-flight calls after SIGTERM."
     )
+    # Probes read the status from memory, so they never wait on the store or the backend; a replica that
+    # loses either is reported NOT_SERVING within one interval plus one probe timeout.
+    health_interval_s: float = Field(
+        default=2.0,
+        gt=0.0,
+        le=300.0,
+        description="Seconds between two readiness checks of the store and the inference backend.",
+    )
+    health_probe_timeout_s: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=60.0,
+        description="Seconds a readiness check may take before the replica is reported NOT_SERVING.",
+    )
+    # Text for a terminal; json for a log collector (one object per line, extra fields as keys).
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as text or as one JSON object per line."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO",
+        description="Least severe log level written; DEBUG adds one line per tracked frame.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -202,7 +392,8 @@ class ServiceSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Keyword arguments, then the strict environment, then `_env_file`, then the config file."""
-        env = StrictEnvSource(settings_cls, foreign_prefixes=(INGEST_ENV_PREFIX, DEMO_PACKAGE_ENV))
+        foreign = (INGEST_ENV_PREFIX, TRITON_ENV_PREFIX, DEMO_PACKAGE_ENV)
+        env = StrictEnvSource(settings_cls, foreign_prefixes=foreign)
         config_file = init_settings().get("config_file") or env().get("config_file")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env, dotenv_settings]
         if config_file:
@@ -219,32 +410,10 @@ class ServiceSettings(BaseSettings):
     def _health_listen_address_is_host_port(cls, value: str | None) -> str | None:
         return value if value is None else _check_host_port(value, "health_listen_address")
 
-    @field_validator("store_url")
+    @field_validator("log_level", mode="before")
     @classmethod
-    def _store_url_is_known(cls, value: str) -> str:
-        if value == "memory://":
-            return value
-        url = urlsplit(value)
-        if url.scheme not in ("redis", "rediss"):
-            raise ValueError(
-                f"store_url must be memory:// or redis://HOST:PORT/DB, got scheme {url.scheme!r}"
-            )
-        if not url.hostname:
-            raise ValueError("store_url names no host: use redis://HOST:PORT/DB")
-        if url.path not in ("", "/") and not url.path[1:].isdigit():
-            raise ValueError(f"store_url database must be a number, got {url.path[1:]!r}")
-        return value
-
-    @field_validator("inference_backend")
-    @classmethod
-    def _inference_backend_is_known(cls, value: str) -> str:
-        if value == "embedded":
-            return value
-        scheme, _, address = value.partition("://")
-        if scheme != "triton":
-            raise ValueError(f"inference_backend must be embedded or triton://HOST:PORT, got {value!r}")
-        _check_host_port(address, "inference_backend address")
-        return value
+    def _log_level_in_upper_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("api_keys")
     @classmethod
@@ -272,6 +441,45 @@ class ServiceSettings(BaseSettings):
                 f"{self.listen_address}: give the health server a port of its own"
             )
         return self
+
+
+class TritonBatchingSettings(BaseSettings):
+    """Scheduling of every model that `siamstream triton-repository` writes (`config.pbtxt`: the batch
+    bound, the dynamic batcher, the instances); its command-line flags override these."""
+
+    model_config = SettingsConfigDict(env_prefix=TRITON_ENV_PREFIX, extra="forbid", frozen=True)
+
+    # The service's own batch bound (batch_max_size): a full batch of its streams is one Triton run.
+    max_batch_size: int = Field(
+        default=16, ge=1, le=256, description="max_batch_size of every model: most rows in one run."
+    )
+    # Powers of two up to the bound: the sizes TorchScript is warmed up and fast at, formed without waiting.
+    preferred_batch_sizes: tuple[PositiveInt, ...] = Field(
+        default=(4, 8, 16),
+        description="Batch sizes the dynamic batcher runs without waiting (above max_batch_size: left out).",
+    )
+    # Extra latency a lone request may wait for company; keep it below one frame's budget.
+    max_queue_delay_microseconds: int = Field(
+        default=500,
+        ge=0,
+        le=10_000_000,
+        description="Longest a request waits in the dynamic batcher for others, in microseconds.",
+    )
+    instance_count: int = Field(
+        default=1, ge=1, le=64, description="Instances of each model (GPU in the production form)."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The default sources, with the environment checked for unknown names."""
+        return init_settings, StrictEnvSource(settings_cls), dotenv_settings, file_secret_settings
 
 
 Settings = TypeVar("Settings", bound=BaseSettings)

@@ -10,8 +10,8 @@ import re
 
 from prometheus_client import CollectorRegistry
 
+from siamstream_services.core.metrics import ServiceMetrics
 from siamstream_services.ingest.metrics import IngestMetrics
-from siamstream_services.session.metrics import ServiceMetrics
 
 # redis_exporter (oliver006/redis_exporter) and Triton's metrics endpoint, as documented upstream.
 REDIS_EXPORTER_METRICS = frozenset({"redis_up"})

@@ -16,7 +16,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from siamstream_services.benchmark.model_server import free_port
+from siamstream_services.testing.ports import free_port
 from tests.deploy.dockerfile import DOCKERFILE, global_args, stages
 from tests.deploy.tools import ROOT, TOOL_TIMEOUT_S, require_tool, run_tool
 from tests.services.session_fixtures import export_test_package, running_service

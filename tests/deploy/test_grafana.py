@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from siamstream_services.session.metrics import ServiceMetrics
+from siamstream_services.core.metrics import ServiceMetrics
 from tests.deploy.metric_names import known_metric_names, referenced_metrics
 from tests.deploy.tools import ROOT
 

@@ -157,7 +157,7 @@ def test_session_probes_use_grpc_health(rendered: tuple[str, list[dict]]) -> Non
 
 def test_settings_are_known_to_the_service(rendered: tuple[str, list[dict]]) -> None:
     """ServiceSettings rejects unknown SIAMSTREAM_* names at start-up: the config must hold none."""
-    from siamstream_services.ingest.config import IngestSettings
+    from siamstream_services.cameras.config import IngestSettings
     from siamstream_services.settings import ENV_PREFIX, ServiceSettings
 
     _, resources = rendered

@@ -22,6 +22,7 @@ from siamstream.package import export_package, read_package
 from siamstream.registry import get_config
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.state import TrackStatus
+from tests.recording_runner import RecordingRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_PACKAGE = ROOT / "models" / "packages" / "demo"
@@ -49,28 +50,8 @@ def overlap(a: tuple[float, ...], b: np.ndarray) -> float:
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
-class CountingRunner:
-    """A package's stages, recording the rows of every call per stage (and the crop side of searches)."""
-
-    def __init__(self, runner: TorchScriptRunner) -> None:
-        self._runner = runner
-        self.calls: dict[str, list] = {"template": [], "search": [], "update": []}
-
-    def template(self, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
-        self.calls["template"].append(crop_z.shape[0])
-        return self._runner.template(crop_z, box_prior)
-
-    def search(self, template_embedding: np.ndarray, crop_x: np.ndarray) -> tuple[np.ndarray, ...]:
-        self.calls["search"].append((crop_x.shape[0], crop_x.shape[-1]))
-        return self._runner.search(template_embedding, crop_x)
-
-    def update(self, *inputs: np.ndarray) -> np.ndarray:
-        self.calls["update"].append(inputs[0].shape[0])
-        return self._runner.update(*inputs)
-
-
 def track_alone_and_together(
-    config: TrackerConfig, runner: CountingRunner, frames: list[np.ndarray], boxes: list[np.ndarray]
+    config: TrackerConfig, runner: RecordingRunner, frames: list[np.ndarray], boxes: list[np.ndarray]
 ) -> tuple[list[list[FrameResult]], list[list[FrameResult]], dict[str, list]]:
     """Per target, its results tracked alone and tracked with the others (both [target][frame]), and the
     calls the together run made."""
@@ -118,7 +99,7 @@ def test_several_targets_share_one_search_call_and_get_their_own_boxes() -> None
     )
     boxes = [video.init_box, *(track[0] for track in video.distractor_boxes)]
     package = read_package(DEMO_PACKAGE)
-    runner = CountingRunner(TorchScriptRunner(package))
+    runner = RecordingRunner(TorchScriptRunner(package))
     alone, together, calls = track_alone_and_together(package.config, runner, list(video.frames()), boxes)
     assert_same_results(alone, together)
     assert calls == {"template": [3], "search": [(9, 255)] * 3, "update": []}
@@ -146,7 +127,7 @@ def test_several_targets_with_second_search_grown_region_and_template_update(tmp
         }
     )
     package = export_package(random_network(config), config, tmp_path / "siammargin")
-    runner = CountingRunner(TorchScriptRunner(package))
+    runner = RecordingRunner(TorchScriptRunner(package))
     video = generate_sequence(
         SequenceSpec(length=4, seed=2, width=320, height=240, challenges=frozenset({Challenge.DISTRACTORS}))
     )

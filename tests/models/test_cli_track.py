@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,8 @@ from siamstream.presets import with_hyper
 from siamstream.registry import get_config
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
-from tests.services.rtsp_fixtures import RTSP_MISSING, RtspCamera, rtsp_available
+from siamstream_services.testing.ports import free_port
+from siamstream_services.testing.rtsp_camera import RTSP_MISSING, RtspCamera, rtsp_available
 
 SIAMSTREAM = [sys.executable, "-m", "siamstream.cli"]
 DEMO = Path(__file__).parents[2] / "models" / "packages" / "demo"  # siamfc_alexnet trained on textures
@@ -103,12 +103,6 @@ def strict_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     meta["config"]["status"] = {"tracking_above": 0.95, "lost_below": 0.7, "lost_after": 2}
     (root / "package.json").write_text(json.dumps(meta))
     return root
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def box_argument(box: tuple[float, ...]) -> str:

@@ -16,30 +16,9 @@ from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.multi_target import MultiTargetTracker, same_shape_groups
 from siamstream.tracking.offline import OfflineTracker
 from tests.models.template_matching import TemplateMatchingRunner, _smooth_noise, textured_frames
+from tests.recording_runner import RecordingRunner
 
 BOXES = ((40.0, 50.0, 36.0, 30.0), (150.0, 90.0, 28.0, 40.0), (200.0, 30.0, 50.0, 44.0))
-
-
-class CountingRunner:
-    """A runner that records the batch size of every stage call it passes on."""
-
-    def __init__(self, runner: TorchScriptRunner) -> None:
-        self.runner = runner
-        self.calls: list[tuple[str, int]] = []
-
-    def template(self, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
-        self.calls.append(("template", crop_z.shape[0]))
-        return self.runner.template(crop_z, box_prior)
-
-    def search(self, template_embedding: np.ndarray, crop_x: np.ndarray) -> tuple[np.ndarray, ...]:
-        self.calls.append(("search", crop_x.shape[0]))
-        return self.runner.search(template_embedding, crop_x)
-
-    def update(
-        self, embedding: np.ndarray, features: np.ndarray, roi: np.ndarray, rate: np.ndarray
-    ) -> np.ndarray:
-        self.calls.append(("update", embedding.shape[0]))
-        return self.runner.update(embedding, features, roi, rate)
 
 
 def frames(count: int) -> list[np.ndarray]:
@@ -80,13 +59,14 @@ def test_targets_are_tracked_as_alone_with_one_call_per_stage_and_frame(
 ) -> None:
     runner = runner_for(config, tmp_path / config.name)
     sequence = frames(5)
-    counting = CountingRunner(runner)
-    tracker = MultiTargetTracker(config, counting)
+    recording = RecordingRunner(runner)
+    tracker = MultiTargetTracker(config, recording)
     results = [tracker.init(sequence[0], BOXES)] + [tracker.track(frame) for frame in sequence[1:]]
 
-    searches = [("search", len(BOXES) * crops_per_target)] * 4 * searches_per_frame
-    updates = [("update", len(BOXES))] * 4 if config.template_update.enabled else []
-    assert sorted(counting.calls) == sorted([("template", len(BOXES)), *searches, *updates])
+    assert recording.calls["template"] == [len(BOXES)]
+    searches = [rows for rows, _ in recording.calls["search"]]
+    assert searches == [len(BOXES) * crops_per_target] * 4 * searches_per_frame
+    assert recording.calls["update"] == ([len(BOXES)] * 4 if config.template_update.enabled else [])
     for target, box in enumerate(BOXES):
         expected = OfflineTracker(config, runner).track_sequence(sequence, box)
         mine = [frame_results[target] for frame_results in results]

@@ -1,6 +1,6 @@
 """Networks of every registered tracker: reference state-dict layout, Contract 1 stages, batching, precision.
 
-The expected layouts below are written down from shared/reference/siamese-reference-facts.md and the
+The expected layouts below are written down from the
 reference sources (pysot, siamban, SiamCAR, siamfc-pytorch), not derived from `siamstream.nn`.
 """
 

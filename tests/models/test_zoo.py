@@ -10,7 +10,13 @@ import pytest
 
 from siamstream.cli.main import build_parser
 from siamstream.registry import get_config, list_trackers
-from siamstream.zoo import PUBLISHED_WEIGHTS, import_command, published_weights, training_commands
+from siamstream.zoo import (
+    PUBLISHED_WEIGHTS,
+    TRAINED_HERE,
+    import_command,
+    published_weights,
+    training_commands,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,9 +28,8 @@ def test_zoo_names_only_registered_trackers() -> None:
 @pytest.mark.parametrize("tracker", list_trackers())
 def test_published_weights_exactly_for_trackers_not_trained_here(tracker: str) -> None:
     # A tracker registered with a public origin must get its zoo entry, and one trained here must not.
-    origin = get_config(tracker).weights.origin
-    trained_here = "no public weights" in origin or "no published weights" in origin
-    assert (published_weights(tracker) is None) == trained_here, origin
+    weights = get_config(tracker).weights
+    assert (published_weights(tracker) is None) == (weights == TRAINED_HERE), weights.origin
 
 
 @pytest.mark.parametrize("tracker", list_trackers())

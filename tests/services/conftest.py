@@ -1,7 +1,8 @@
-"""Real redis-server instances for the store tests (`RedisServer`, shared with the benchmarks), on free
-loopback ports, stopped by pid at teardown, and the tracker package the service tests serve.
+"""Fixtures over the servers of `siamstream_services.testing`: redis-servers and the RTSP test camera, each
+on a free loopback port and stopped by its pid at teardown; and the tracker package the service tests serve.
 
-`redis-server` comes from `scripts/install_redis.sh`; without it the tests that need one are skipped.
+`redis-server` comes from `scripts/install_redis.sh`; without it the tests that need one are skipped. The
+tests that use `camera` skip themselves where `rtsp_available()` is false.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from siamstream_services.benchmark.redis_server import RedisServer
+from siamstream_services.testing.ports import free_port
+from siamstream_services.testing.redis_server import RedisServer
+from siamstream_services.testing.rtsp_camera import RtspCamera
 from tests.services.session_fixtures import export_test_package
 
 
@@ -52,6 +55,15 @@ def make_redis_server(redis_binary: str) -> Iterator[Callable[[], RedisServer]]:
     yield make
     for server in servers:
         server.remove()
+
+
+@pytest.fixture
+def camera() -> Iterator[RtspCamera]:
+    """A started RTSP test camera (320x240 at 30 frames/s), killed after the test."""
+    server = RtspCamera(free_port())
+    server.start()
+    yield server
+    server.kill()
 
 
 @pytest.fixture(scope="module")

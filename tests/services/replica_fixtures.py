@@ -21,7 +21,7 @@ from siamstream.package import read_package
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackResult
-from siamstream_services.session.server import TrackingServer, open_server
+from siamstream_services.grpc_api.server import TrackingServer, open_server
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import SessionStore
 from siamstream_services.v1 import tracking_pb2 as pb

@@ -25,10 +25,10 @@ from siamstream.config import TrackerConfig
 from siamstream.nn.network import build_network
 from siamstream.package import export_package
 from siamstream.registry import get_config
+from siamstream_services.core.catalog import load_catalog
+from siamstream_services.core.metrics import ServiceMetrics
+from siamstream_services.grpc_api.server import TrackingServer
 from siamstream_services.inference.embedded import EmbeddedBackend
-from siamstream_services.session.catalog import load_catalog
-from siamstream_services.session.metrics import ServiceMetrics
-from siamstream_services.session.server import TrackingServer
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import MemorySessionStore
 from siamstream_services.v1 import tracking_pb2 as pb

@@ -14,7 +14,7 @@ from ipaddress import ip_address, ip_network
 
 import pytest
 
-from siamstream_services.ingest.camera_url import CameraNetworks
+from siamstream_services.cameras.urls import CameraNetworks
 from siamstream_services.ingest.capture import open_rtsp_capture
 from tests.services.test_camera_url import resolving
 

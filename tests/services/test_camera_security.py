@@ -24,18 +24,18 @@ from grpc import aio
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from siamstream_services.benchmark.redis_server import RedisServer
-from siamstream_services.ingest import api as camera_api
-from siamstream_services.ingest.api import RESOLVER_THREADS, CameraApi
-from siamstream_services.ingest.camera_url import CameraUrlError
-from siamstream_services.ingest.config import IngestSettings
-from siamstream_services.ingest.directory import CameraDirectory, CameraStatus, TargetSpec, camera_key
+from siamstream_services.cameras.config import IngestSettings
+from siamstream_services.cameras.directory import CameraDirectory, CameraStatus, TargetSpec, camera_key
+from siamstream_services.cameras.urls import CameraUrlError
+from siamstream_services.core.errors import InvalidArgument, Unavailable
+from siamstream_services.grpc_api import cameras as camera_api
+from siamstream_services.grpc_api.cameras import RESOLVER_THREADS, CameraApi
+from siamstream_services.grpc_api.server import TrackingServer, open_server
 from siamstream_services.ingest.metrics import IngestMetrics
 from siamstream_services.ingest.worker import IngestWorker
-from siamstream_services.session.errors import InvalidArgument, Unavailable
-from siamstream_services.session.server import TrackingServer, open_server
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import owner_key_id
+from siamstream_services.testing.redis_server import RedisServer
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.session_fixtures import (
@@ -298,7 +298,7 @@ async def directory(service: Running, redis: Redis) -> AsyncIterator[CameraDirec
     """A camera directory of its own over the emptied Redis, as another replica or worker has."""
     await redis.flushdb()
     directory = CameraDirectory(
-        Redis.from_url(service.server.settings.store_url), IngestSettings(**CAMERA_SETTINGS)
+        Redis.from_url(str(service.server.settings.store_url)), IngestSettings(**CAMERA_SETTINGS)
     )
     yield directory
     await directory.aclose()
@@ -337,7 +337,7 @@ async def test_a_worker_never_hands_an_injection_url_stored_earlier_to_ffmpeg(
     settings = IngestSettings(
         **CAMERA_SETTINGS, claim_interval_s=0.2, lease_ttl_ms=1500, backoff_initial_s=0.1, backoff_max_s=0.2
     )
-    directory = CameraDirectory(Redis.from_url(service.server.settings.store_url), settings)
+    directory = CameraDirectory(Redis.from_url(str(service.server.settings.store_url)), settings)
     metrics = IngestMetrics(CollectorRegistry())
     worker = IngestWorker(directory, service.server.manager, metrics, worker_id="w1")
     caplog.set_level(logging.WARNING, logger="siamstream_services.ingest.capture")

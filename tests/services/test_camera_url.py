@@ -12,7 +12,8 @@ from ipaddress import ip_address, ip_network
 
 import pytest
 
-from siamstream_services.ingest.camera_url import (
+from siamstream_services.cameras.config import IngestSettings
+from siamstream_services.cameras.urls import (
     MAX_URL_LENGTH,
     CameraNetworks,
     CameraUrl,
@@ -22,7 +23,6 @@ from siamstream_services.ingest.camera_url import (
     parse_camera_url,
     public_url,
 )
-from siamstream_services.ingest.config import IngestSettings
 
 DEFAULTS = IngestSettings().camera_networks
 LOOPBACK = [ip_network("127.0.0.0/8"), ip_network("::1/128")]
@@ -145,7 +145,7 @@ def test_a_refused_name_shows_the_caller_nothing_of_its_addresses(
     """A name's addresses may be the deployment's own (a cluster service): only the log has them."""
     resolving(monkeypatch, "redis.internal.example", "10.96.3.4")
     services = CameraNetworks((), (ip_network("10.96.0.0/12"),))
-    caplog.set_level(logging.WARNING, logger="siamstream_services.ingest.camera_url")
+    caplog.set_level(logging.WARNING, logger="siamstream_services.cameras.urls")
     with pytest.raises(CameraUrlError) as refused:
         check_camera_address(parse_camera_url("rtsp://redis.internal.example:6379/x"), services)
     assert str(refused.value) == NAME_REFUSAL

@@ -7,12 +7,14 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import get_type_hints
 
 import cv2
 import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
+from google.protobuf.descriptor import FieldDescriptor
 from grpc import aio
 
 from siamstream.package import read_package
@@ -22,6 +24,7 @@ from siamstream.tracking.state import TrackStatus
 from siamstream_services.client.client import TrackingClient
 from siamstream_services.client.frames import ImageFormat, encode_frame
 from siamstream_services.client.in_flight import InFlightFrames
+from siamstream_services.client.results import TrackerOptionFields
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.session_fixtures import (
@@ -260,6 +263,19 @@ async def test_waiting_between_frames_leaves_no_task_behind_when_cancelled() -> 
         await waiting
     await asyncio.sleep(0.05)  # the cancelled waits finish
     assert asyncio.all_tasks() - before == set()
+
+
+async def test_the_typed_options_are_the_fields_of_tracker_options() -> None:
+    # `TrackerOptionFields` types the `options` of a start; it must follow tracking.proto.
+    python_types = {
+        FieldDescriptor.CPPTYPE_FLOAT: float,
+        FieldDescriptor.CPPTYPE_DOUBLE: float,
+        FieldDescriptor.CPPTYPE_BOOL: bool,
+        FieldDescriptor.CPPTYPE_INT32: int,
+        FieldDescriptor.CPPTYPE_UINT32: int,
+    }
+    proto = {field.name: python_types[field.cpp_type] for field in pb.TrackerOptions.DESCRIPTOR.fields}
+    assert get_type_hints(TrackerOptionFields) == proto
 
 
 async def test_unary_calls_start_push_get_list_stop(service: Service, frames: list[np.ndarray]) -> None:

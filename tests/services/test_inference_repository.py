@@ -13,10 +13,10 @@ from tritonclient.grpc import model_config_pb2 as mc
 from siamstream.package import TrackerPackage, read_package
 from siamstream_services.inference.triton_repository import (
     SEARCH_FEATURES_PARAMETER,
-    BatchingSettings,
     RepositoryForm,
     write_model_repository,
 )
+from siamstream_services.settings import TritonBatchingSettings
 from tests.services.test_template_update_service import export_update_package
 from tests.services.triton_fixtures import EMBEDDING_DIM, EXEMPLAR_SIZE, INSTANCE_SIZE, write_test_package
 
@@ -31,7 +31,7 @@ def read_config(model_dir: Path) -> mc.ModelConfig:
 
 
 def test_production_form(package: TrackerPackage, tmp_path: Path) -> None:
-    batching = BatchingSettings(
+    batching = TritonBatchingSettings(
         max_batch_size=8, preferred_batch_sizes=(4, 8), max_queue_delay_microseconds=300
     )
     names = write_model_repository([package], tmp_path, batching=batching)
@@ -124,7 +124,7 @@ def test_update_capable_package_gets_an_update_model(
     update_package: TrackerPackage, package: TrackerPackage, tmp_path: Path
 ) -> None:
     names = write_model_repository(
-        [update_package, package], tmp_path, batching=BatchingSettings(max_batch_size=4)
+        [update_package, package], tmp_path, batching=TritonBatchingSettings(max_batch_size=4)
     )
     assert names == [
         "siamrpn_alex_template",

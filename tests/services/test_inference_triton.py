@@ -15,19 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
 
 from siamstream.package import TrackerPackage
 from siamstream_services.inference.backend import BackendUnavailable, SearchOutputs, UnknownTracker
 from siamstream_services.inference.embedded import EmbeddedBackend
-from siamstream_services.inference.triton import TritonBackend
+from siamstream_services.inference.triton import TritonBackend, TritonFailure, classify
 from siamstream_services.inference.triton_repository import (
-    BatchingSettings,
     RepositoryForm,
     search_model_name,
     template_model_name,
     write_model_repository,
 )
 from siamstream_services.inference.triton_server import TritonServer
+from siamstream_services.settings import TritonBatchingSettings
 from tests.services.triton_fixtures import (
     make_triton_server,
     sample_inputs,
@@ -41,13 +42,13 @@ pytestmark = [
 ]
 
 # A long queue delay makes the batching assertion deterministic on a loaded 2-core machine.
-BATCHING = BatchingSettings(
+BATCHING = TritonBatchingSettings(
     max_batch_size=8, preferred_batch_sizes=(4, 8), max_queue_delay_microseconds=20_000
 )
 # The same package under another name, whose lone requests wait 3 s in Triton's queue for company (two
 # run at once): a request that outlives the client's timeout on a live server, as on an overloaded one.
 QUEUED = "queued"
-QUEUED_BATCHING = BatchingSettings(
+QUEUED_BATCHING = TritonBatchingSettings(
     max_batch_size=8, preferred_batch_sizes=(2,), max_queue_delay_microseconds=3_000_000
 )
 
@@ -351,3 +352,42 @@ async def test_dead_server_is_unavailable_fast_and_the_backend_recovers(
         finally:
             for backend in backends:
                 await backend.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "failure"),
+    [
+        ("StatusCode.UNAVAILABLE", "failed to connect to all addresses", TritonFailure.UNREACHABLE),
+        ("StatusCode.DEADLINE_EXCEEDED", "Deadline Exceeded", TritonFailure.UNREACHABLE),
+        ("StatusCode.CANCELLED", "Locally cancelled by application!", TritonFailure.UNREACHABLE),
+        (
+            "StatusCode.NOT_FOUND",
+            "Request for unknown model: 'x_search' is not found",
+            TritonFailure.UNKNOWN_MODEL,
+        ),
+        ("StatusCode.NOT_FOUND", "Unable to find shared memory region: 'r'", TritonFailure.UNKNOWN_REGION),
+        (
+            "StatusCode.INVALID_ARGUMENT",
+            "Unable to find shared memory region: 'r'",
+            TritonFailure.UNKNOWN_REGION,
+        ),
+        (
+            "StatusCode.INTERNAL",
+            "Cannot unregister shared memory region 'r', it is currently in use.",
+            TritonFailure.REGION_IN_USE,
+        ),
+        (
+            "StatusCode.ALREADY_EXISTS",
+            "shared memory region 'r' already in manager",
+            TritonFailure.ALREADY_REGISTERED,
+        ),
+        ("StatusCode.INVALID_ARGUMENT", "unexpected shape for input 'INPUT__1'", TritonFailure.OTHER),
+        (None, "the client's own refusal", TritonFailure.OTHER),
+    ],
+)
+def test_triton_errors_are_classified_by_status_code(
+    status: str | None, message: str, failure: TritonFailure
+) -> None:
+    """tritonclient raises a failed call's gRPC status as `str(grpc.StatusCode.X)`; only the two region
+    failures, whose code tells nothing, are read from the message."""
+    assert classify(InferenceServerException(msg=message, status=status)) is failure

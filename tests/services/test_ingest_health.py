@@ -13,10 +13,9 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
 from siamstream.tracking.state import TrackResult, TrackStatus
-from siamstream_services.ingest.capture import CameraFrame, FrameReader, ReaderTimeouts
-from siamstream_services.ingest.config import IngestSettings
-from siamstream_services.ingest.directory import CameraSpec, TargetSpec
-from siamstream_services.ingest.health import (
+from siamstream_services.cameras.config import IngestSettings
+from siamstream_services.cameras.directory import CameraSpec, TargetSpec
+from siamstream_services.cameras.health import (
     BackoffPolicy,
     CameraHealth,
     CameraState,
@@ -27,11 +26,12 @@ from siamstream_services.ingest.health import (
     lease_expired,
     observed_state,
 )
+from siamstream_services.core.errors import ResourceExhausted
+from siamstream_services.core.state import FrameOutcome
+from siamstream_services.core.timings import StageTimings
+from siamstream_services.ingest.capture import CameraFrame, FrameReader, ReaderTimeouts
 from siamstream_services.ingest.metrics import IngestMetrics
 from siamstream_services.ingest.runner import CameraRunner, anchor_frame
-from siamstream_services.session.errors import ResourceExhausted
-from siamstream_services.session.state import FrameOutcome
-from siamstream_services.session.timings import StageTimings
 from siamstream_services.v1 import tracking_pb2 as pb
 
 POLICY = BackoffPolicy(initial_s=0.5, multiplier=2.0, max_s=4.0, jitter=0.5)

@@ -13,7 +13,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -21,17 +20,17 @@ import pytest
 import redis
 
 from siamstream.cli.main import CommandGroups
-from siamstream_services.benchmark.model_server import free_port
-from siamstream_services.benchmark.redis_server import RedisServer
+from siamstream_services.cameras.config import IngestSettings
+from siamstream_services.cameras.directory import camera_key
+from siamstream_services.grpc_api.auth import ANONYMOUS_OWNER
 from siamstream_services.ingest.cli import add_commands, run_ingest_command
-from siamstream_services.ingest.config import IngestSettings
-from siamstream_services.ingest.directory import camera_key
 from siamstream_services.ingest.process import open_ingest
-from siamstream_services.session.auth import ANONYMOUS_OWNER
 from siamstream_services.settings import ServiceSettings
+from siamstream_services.testing.ports import free_port
+from siamstream_services.testing.redis_server import RedisServer
+from siamstream_services.testing.rtsp_camera import RTSP_MISSING, RtspCamera, rtsp_available
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
-from tests.services.rtsp_fixtures import RTSP_MISSING, RtspCamera, rtsp_available
 from tests.services.session_fixtures import TRACKER, export_test_package
 
 SIAMSTREAM = Path(sys.executable).with_name("siamstream")
@@ -57,14 +56,6 @@ def test_ingest_command_registers() -> None:
 def test_ingest_refuses_a_store_without_leases() -> None:
     with pytest.raises(ValueError, match=r"needs a Redis store .* \(got memory://\)"):
         open_ingest(ServiceSettings(store_url="memory://"), IngestSettings())
-
-
-@pytest.fixture
-def camera() -> Iterator[RtspCamera]:
-    server = RtspCamera(free_port())
-    server.start()
-    yield server
-    server.kill()
 
 
 class Process:

@@ -21,22 +21,21 @@ from redis.asyncio import Redis
 from siamstream.package import read_package
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
-from siamstream_services.benchmark.model_server import free_port
-from siamstream_services.benchmark.redis_server import RedisServer
+from siamstream_services.cameras.config import IngestSettings
+from siamstream_services.cameras.directory import CameraDirectory, camera_key
+from siamstream_services.core.catalog import load_catalog
+from siamstream_services.core.metrics import ServiceMetrics
+from siamstream_services.grpc_api.auth import ANONYMOUS_OWNER
+from siamstream_services.grpc_api.server import TrackingServer
 from siamstream_services.inference.embedded import EmbeddedBackend
-from siamstream_services.ingest.config import IngestSettings
-from siamstream_services.ingest.directory import CameraDirectory, camera_key
 from siamstream_services.ingest.metrics import IngestMetrics
 from siamstream_services.ingest.worker import IngestWorker
-from siamstream_services.session.auth import ANONYMOUS_OWNER
-from siamstream_services.session.catalog import load_catalog
-from siamstream_services.session.metrics import ServiceMetrics
-from siamstream_services.session.server import TrackingServer
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import MemorySessionStore
+from siamstream_services.testing.redis_server import RedisServer
+from siamstream_services.testing.rtsp_camera import RTSP_MISSING, RtspCamera, decode_index, rtsp_available
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
-from tests.services.rtsp_fixtures import RTSP_MISSING, RtspCamera, decode_index, rtsp_available
 from tests.services.session_fixtures import TRACKER
 
 pytestmark = [
@@ -69,14 +68,6 @@ def ingest_settings(**overrides: object) -> IngestSettings:
     }
     values.update(overrides)
     return IngestSettings(**values)
-
-
-@pytest.fixture
-def camera() -> RtspCamera:
-    server = RtspCamera(free_port())
-    server.start()
-    yield server
-    server.kill()
 
 
 @dataclass

@@ -9,7 +9,7 @@ from ipaddress import IPv4Address
 import pytest
 from pydantic import ValidationError
 
-from siamstream_services.ingest.config import IngestSettings
+from siamstream_services.cameras.config import IngestSettings
 from siamstream_services.settings import ServiceSettings
 
 
@@ -17,7 +17,7 @@ def test_both_settings_read_one_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SIAMSTREAM_STORE_URL", "redis://127.0.0.1:6379/0")
     monkeypatch.setenv("SIAMSTREAM_INGEST_LEASE_TTL_MS", "5000")
     monkeypatch.setenv("SIAMSTREAM_INGEST_METRICS_HOST", "127.0.0.1")
-    assert ServiceSettings().store_url == "redis://127.0.0.1:6379/0"
+    assert str(ServiceSettings().store_url) == "redis://127.0.0.1:6379/0"
     ingest = IngestSettings()
     assert ingest.lease_ttl_ms == 5000 and ingest.metrics_host == IPv4Address("127.0.0.1")
 
@@ -26,7 +26,7 @@ def test_a_misspelt_ingest_name_fails_ingest_settings_only(monkeypatch: pytest.M
     monkeypatch.setenv("SIAMSTREAM_INGEST_LEASE_TTL", "5000")
     with pytest.raises(ValidationError, match="siamstream_ingest_lease_ttl"):
         IngestSettings()
-    assert ServiceSettings().store_url == "memory://"
+    assert str(ServiceSettings().store_url) == "memory://"
 
 
 def test_a_misspelt_service_name_fails_service_settings_only(monkeypatch: pytest.MonkeyPatch) -> None:

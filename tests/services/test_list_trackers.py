@@ -16,9 +16,10 @@ from siamstream.config import Precision, TrackerConfig, merge_fields
 from siamstream.registry import get_config
 from siamstream_services.client.client import TrackingClient
 from siamstream_services.client.results import HostedTracker
+from siamstream_services.convert import tracker_infos
+from siamstream_services.core.sessions import ServedTracker
 from siamstream_services.demo.packages import DEMO_PACKAGE
-from siamstream_services.session.convert import tracker_infos
-from siamstream_services.session.sessions import ServedTracker
+from siamstream_services.settings import TritonInference
 from siamstream_services.v1 import tracking_pb2 as pb
 from tests.services.session_fixtures import (
     API_KEY_A,
@@ -114,7 +115,7 @@ def test_tracker_info_tells_the_options_the_package_was_exported_with() -> None:
     config = TrackerConfig.model_validate(merge_fields(get_config(TRACKER).model_dump(), changes))
     served = ServedTracker(config, "0123456789abcdef", precision=Precision.FP32, weights_sha256="")
 
-    (info,) = tracker_infos({TRACKER: served}, "triton://models:8001")
+    (info,) = tracker_infos({TRACKER: served}, TritonInference(address="models:8001"))
 
     assert (info.adaptive_region, info.long_term, info.template_update) == (True, True, False)
     assert list(info.search_sides) == [287, 351, 415, 479, 831]

@@ -24,10 +24,11 @@ from siamstream.registry import get_config
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackResult
+from siamstream_services.core.state import SessionState
 from siamstream_services.inference.triton_repository import search_model_name, sized_model_name
 from siamstream_services.inference.triton_server import TritonServer
-from siamstream_services.session.state import SessionState
 from siamstream_services.v1 import tracking_pb2 as pb
+from tests.recording_runner import RecordingRunner
 from tests.services.replica_fixtures import KEY, assert_offline_results, serving_replica, start_request, track
 from tests.services.session_fixtures import (
     INIT_BOX,
@@ -52,21 +53,6 @@ NEVER_CONFIDENT = {"tracking_threshold": 1.0, "lost_threshold": 1.0, "lost_after
 # NEVER_CONFIDENT as a session record stores it.
 NEVER_CONFIDENT_RECORD = '{"tracking_threshold":1.0,"lost_threshold":1.0,"lost_after_frames":1}'
 TRITON_MISSING = triton_missing_reason()
-
-
-class RecordingRunner:
-    """The package's stages, recording (crops, side) of every search call."""
-
-    def __init__(self, runner: TorchScriptRunner) -> None:
-        self.runner = runner
-        self.searches: list[tuple[int, int]] = []
-
-    def template(self, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
-        return self.runner.template(crop_z, box_prior)
-
-    def search(self, template_embedding: np.ndarray, crop_x: np.ndarray) -> tuple[np.ndarray, ...]:
-        self.searches.append((crop_x.shape[0], crop_x.shape[-1]))
-        return self.runner.search(template_embedding, crop_x)
 
 
 def long_term_config() -> TrackerConfig:
@@ -102,7 +88,7 @@ def frames() -> list[np.ndarray]:
 def expected(package_dir: Path, frames: list[np.ndarray]) -> tuple[OfflineTracker, list[TrackResult]]:
     tracker, runner, results = offline(package_dir, frames)
     # Frame 1 on the normal crop, frames 2-5 two lost crops each.
-    assert runner.searches == [(1, 287)] + [(2, LOST_SIDE)] * (FRAME_COUNT - 2)
+    assert runner.calls["search"] == [(1, 287)] + [(2, LOST_SIDE)] * (FRAME_COUNT - 2)
     assert [r.status.value for r in results[1:]] == ["lost"] * (FRAME_COUNT - 1)
     # The box stays where the track was lost; the cursor went round the six tiles, 2 a frame: 8 % 6.
     assert len({r.bbox for r in results[1:]}) == 1

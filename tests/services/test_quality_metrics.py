@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from siamstream.config import TemplateUpdateConfig
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.registry import get_config
-from siamstream_services.benchmark.model_server import free_port
+from siamstream_services.testing.ports import free_port
 from siamstream_services.v1 import tracking_pb2 as pb
 from tests.services.session_fixtures import (
     API_KEY_A,

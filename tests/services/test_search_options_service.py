@@ -25,6 +25,7 @@ from siamstream.registry import get_config
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackResult
+from siamstream_services.core.state import SessionState
 from siamstream_services.inference.backend import InferenceError
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.inference.triton_repository import (
@@ -33,8 +34,8 @@ from siamstream_services.inference.triton_repository import (
     update_model_name,
 )
 from siamstream_services.inference.triton_server import TritonServer
-from siamstream_services.session.state import SessionState
 from siamstream_services.v1 import tracking_pb2 as pb
+from tests.recording_runner import RecordingRunner
 from tests.services.replica_fixtures import KEY, assert_offline_results, serving_replica, start_request, track
 from tests.services.session_fixtures import (
     INIT_BOX,
@@ -56,24 +57,6 @@ CODE = grpc.StatusCode
 FRAME_COUNT = 6
 PLAIN_SIAMFC = "siamfc_alexnet"
 TRITON_MISSING = triton_missing_reason()
-
-
-class RecordingRunner:
-    """The package's stages, recording the side of every search crop."""
-
-    def __init__(self, runner: TorchScriptRunner) -> None:
-        self.runner = runner
-        self.crop_sides: list[int] = []
-
-    def template(self, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
-        return self.runner.template(crop_z, box_prior)
-
-    def search(self, template_embedding: np.ndarray, crop_x: np.ndarray) -> tuple[np.ndarray, ...]:
-        self.crop_sides.append(crop_x.shape[-1])
-        return self.runner.search(template_embedding, crop_x)
-
-    def update(self, *inputs: np.ndarray) -> np.ndarray:
-        return self.runner.update(*inputs)
 
 
 def with_search(config: TrackerConfig, **search: bool) -> TrackerConfig:

@@ -21,9 +21,10 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from siamstream_services.benchmark.redis_server import RedisServer
-from siamstream_services.session.server import HEALTH_INTERVAL_S, HEALTH_PROBE_SESSION
+from siamstream_services.grpc_api.server import HEALTH_PROBE_SESSION
+from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import RedisSessionStore, owner_key_id
+from siamstream_services.testing.redis_server import RedisServer
 from siamstream_services.v1 import tracking_pb2 as pb
 from tests.services.replica_fixtures import (
     KEY,
@@ -49,8 +50,8 @@ CODE = grpc.StatusCode
 FRAME_COUNT = 7
 # The longest a PushFrame may take to report that Redis is gone (the store's own bound is about 2 s).
 UNAVAILABLE_BOUND_S = 5.0
-# Health is re-read every HEALTH_INTERVAL_S, each probe bounded by a second.
-HEALTH_BOUND_S = HEALTH_INTERVAL_S + 3.0
+# Health is re-read every health_interval_s, each probe bounded by a second.
+HEALTH_BOUND_S = ServiceSettings.model_fields["health_interval_s"].default + 3.0
 STALE = re.compile(r"stale frame (\d+), session is at (\d+)")
 # Keys under the stores' default prefix: the health probe's session, a camera's results stream (cameras are
 # stored under their owner's id).

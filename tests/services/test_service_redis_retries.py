@@ -15,14 +15,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-from siamstream_services.benchmark.redis_server import RedisServer
 from siamstream_services.store import RedisSessionStore, SessionRecord
+from siamstream_services.testing.redis_server import RedisServer
 from tests.services.replica_fixtures import Replica, assert_offline_results, offline_results, serving_replica
 from tests.services.session_fixtures import moving_target_frames, status_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
-# The store gives up on a hung Redis within about 2 s (sessions.STORE_TIMEOUT_S).
+# The store gives up on a hung Redis within about 2 s (store_timeout_s).
 UNAVAILABLE_BOUND_S = 5.0
 # How long the resumed server may take to apply the write it received while stopped.
 APPLIED_BOUND_S = 5.0

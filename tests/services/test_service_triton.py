@@ -27,12 +27,12 @@ import tritonclient.grpc.aio as tritonaio
 from tritonclient.utils import InferenceServerException
 
 from siamstream.cli.main import build_parser
-from siamstream_services.benchmark.model_server import free_port
-from siamstream_services.benchmark.redis_server import RedisServer
 from siamstream_services.inference.triton_repository import search_model_name
 from siamstream_services.inference.triton_server import TritonServer
-from siamstream_services.session.server import HEALTH_INTERVAL_S
+from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import RedisSessionStore
+from siamstream_services.testing.ports import free_port
+from siamstream_services.testing.redis_server import RedisServer
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.replica_fixtures import (
@@ -66,7 +66,7 @@ CODE = grpc.StatusCode
 FRAME_COUNT = 5
 # A crashed model server refuses connections at once: a push must not wait out the 5 s inference bound.
 UNAVAILABLE_BOUND_S = 3.0
-HEALTH_BOUND_S = HEALTH_INTERVAL_S + 3.0
+HEALTH_BOUND_S = ServiceSettings.model_fields["health_interval_s"].default + 3.0
 SERVE_START_TIMEOUT_S = 60.0
 SERVE_STOP_TIMEOUT_S = 15.0
 STATS_LAG_S = 2.0

@@ -16,14 +16,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from siamstream.cli.main import CommandGroups
-from siamstream_services.benchmark.model_server import free_port
-from siamstream_services.session.cli import HEALTH_TIMEOUT_S, add_commands, run_health, run_serve
+from siamstream_services.grpc_api.cli import HEALTH_TIMEOUT_S, add_commands, run_health, run_serve
+from siamstream_services.testing.ports import free_port
 from tests.services.session_fixtures import export_test_package
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 SERVE = (
-    "import argparse; from siamstream_services.session.cli import run_serve; "
+    "import argparse; from siamstream_services.grpc_api.cli import run_serve; "
     "run_serve(argparse.Namespace(config=None))"
 )
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import simplejpeg
 
-from siamstream_services.session.errors import InvalidArgument, ResourceExhausted
-from siamstream_services.session.frames import EncodedImage, FrameLimits, PixelFormat, RawImage, decode_frame
+from siamstream_services.core.errors import InvalidArgument, ResourceExhausted
+from siamstream_services.core.frames import EncodedImage, FrameLimits, PixelFormat, RawImage, decode_frame
 from tests.services.session_fixtures import encode
 
 LIMITS = FrameLimits(max_bytes=4_000_000, max_pixels=640 * 480)

@@ -11,6 +11,18 @@ import grpc
 import pytest
 import pytest_asyncio
 
+from siamstream_services.core.catalog import Catalog, load_catalog
+from siamstream_services.core.errors import (
+    Aborted,
+    FailedPrecondition,
+    ResourceExhausted,
+    ServiceError,
+    Unavailable,
+)
+from siamstream_services.core.frames import EncodedImage
+from siamstream_services.core.metrics import ServiceMetrics
+from siamstream_services.core.options import TrackOptions
+from siamstream_services.core.sessions import FrameInput, SessionManager
 from siamstream_services.inference.backend import (
     BackendUnavailable,
     InferenceBackend,
@@ -19,19 +31,6 @@ from siamstream_services.inference.backend import (
     Tensors,
 )
 from siamstream_services.inference.embedded import EmbeddedBackend
-from siamstream_services.session import sessions
-from siamstream_services.session.catalog import Catalog, load_catalog
-from siamstream_services.session.errors import (
-    Aborted,
-    FailedPrecondition,
-    ResourceExhausted,
-    ServiceError,
-    Unavailable,
-)
-from siamstream_services.session.frames import EncodedImage
-from siamstream_services.session.metrics import ServiceMetrics
-from siamstream_services.session.options import TrackOptions
-from siamstream_services.session.sessions import FrameInput, SessionManager
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store import MemorySessionStore, SessionRecord, StoreUnavailable
 from tests.services.session_fixtures import (
@@ -54,8 +53,8 @@ class Rig:
     backend: EmbeddedBackend
     frames: list[bytes]
 
-    def manager(self, store, backend=None) -> SessionManager:
-        return SessionManager(store, backend or self.backend, self.catalog.trackers, SETTINGS)
+    def manager(self, store, backend=None, settings: ServiceSettings = SETTINGS) -> SessionManager:
+        return SessionManager(store, backend or self.backend, self.catalog.trackers, settings)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -173,13 +172,11 @@ async def test_unreachable_store_is_unavailable_quickly(
     rig: Rig,
     store_class: type,
     message: str,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """UNAVAILABLE says what is unavailable, and why when it timed out, but never where the store is: the
     address goes to the log."""
-    monkeypatch.setattr(sessions, "STORE_TIMEOUT_S", 0.2)
-    manager = rig.manager(store_class(60.0))
+    manager = rig.manager(store_class(60.0), settings=ServiceSettings(metrics_port=0, store_timeout_s=0.2))
     session_id = await start(manager, rig)
     loop = asyncio.get_running_loop()
     began = loop.time()
@@ -227,13 +224,11 @@ async def test_unreachable_backend_is_unavailable_and_session_unchanged(
     rig: Rig,
     backend_class: type,
     message: str,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(sessions, "INFERENCE_TIMEOUT_S", 0.2)
     store = MemorySessionStore(60.0)
     session_id = await start(rig.manager(store), rig)
-    down = rig.manager(store, backend_class())
+    down = rig.manager(store, backend_class(), ServiceSettings(metrics_port=0, inference_timeout_s=0.2))
     with pytest.raises(Unavailable) as refused_start:
         await down.start(OWNER, TRACKER, frame(rig, 0), INIT_BOX, TrackOptions())
     with pytest.raises(Unavailable) as refused_push:

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from siamstream.registry import get_config
-from siamstream_services.session.errors import InvalidArgument
-from siamstream_services.session.options import TrackOptions, apply_options, effective_options
+from siamstream_services.core.errors import InvalidArgument
+from siamstream_services.core.options import TrackOptions, apply_options, effective_options
 
 
 def test_overrides_reach_the_config_and_read_back() -> None:

@@ -21,7 +21,7 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from siamstream_services.benchmark.redis_server import RedisServer
+from siamstream_services.testing.redis_server import RedisServer
 from siamstream_services.v1 import tracking_pb2 as pb
 from tests.services.replica_fixtures import KEY, Replica, serving_replica
 from tests.services.session_fixtures import (

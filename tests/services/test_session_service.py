@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from siamstream.package import read_package
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
-from siamstream_services.benchmark.model_server import free_port
+from siamstream_services.testing.ports import free_port
 from siamstream_services.v1 import tracking_pb2 as pb
 from tests.services.session_fixtures import (
     API_KEY_A,

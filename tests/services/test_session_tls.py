@@ -19,10 +19,10 @@ import pytest_asyncio
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from siamstream_services.benchmark.model_server import free_port
-from siamstream_services.session.cli import run_health
-from siamstream_services.session.server import SERVICE_NAME
-from siamstream_services.session.tls import TlsFilesError, server_credentials
+from siamstream_services.grpc_api.cli import run_health
+from siamstream_services.grpc_api.server import SERVICE_NAME
+from siamstream_services.grpc_api.tls import TlsFilesError, server_credentials
+from siamstream_services.testing.ports import free_port
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.session_fixtures import (
@@ -315,7 +315,7 @@ def test_a_certificate_whose_validity_cannot_be_read_still_serves(
     chain = tmp_path / "server-with-comment.pem"
     garbage = "# -----BEGIN CERTIFICATE-----Z2FyYmFnZQ==-----END CERTIFICATE-----\n"
     chain.write_text(garbage + (pki / "server.pem").read_text())
-    caplog.set_level(logging.DEBUG, logger="siamstream_services.session.tls")
+    caplog.set_level(logging.DEBUG, logger="siamstream_services.grpc_api.tls")
 
     assert isinstance(server_credentials(chain, pki / "server.key", None), grpc.ServerCredentials)
     assert f"tls_cert_file {chain}: validity not read, no expiry check" in caplog.text

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from siamstream_services.settings import ServiceSettings
+from siamstream_services.settings import (
+    EmbeddedInference,
+    MemoryStoreUrl,
+    RedisUrl,
+    ServiceSettings,
+    TritonInference,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -23,8 +29,8 @@ def test_defaults_run_with_no_external_server() -> None:
     settings = ServiceSettings()
     assert (settings.listen_address, settings.store_url, settings.inference_backend, settings.device) == (
         "127.0.0.1:50051",
-        "memory://",
-        "embedded",
+        MemoryStoreUrl(),
+        EmbeddedInference(),
         "cpu",
     )
     assert settings.api_keys == []
@@ -41,7 +47,7 @@ def test_environment_overrides_and_parses_lists(monkeypatch: pytest.MonkeyPatch)
 
     settings = ServiceSettings()
 
-    assert (settings.store_url, settings.metrics_port) == ("redis://redis:6379/2", 0)
+    assert (str(settings.store_url), settings.metrics_port) == ("redis://redis:6379/2", 0)
     assert [key.get_secret_value() for key in settings.api_keys] == ["k" * 32]
     assert "k" * 32 not in repr(settings)
 
@@ -77,7 +83,7 @@ def test_config_file_is_read_and_environment_wins(
     from_environment = ServiceSettings()
 
     for settings in (from_argument, from_environment):
-        assert (settings.store_url, settings.session_idle_ttl_s) == ("redis://db:6379/0", 30)
+        assert (str(settings.store_url), settings.session_idle_ttl_s) == ("redis://db:6379/0", 30)
 
 
 @pytest.mark.parametrize(
@@ -159,7 +165,10 @@ def test_valid_alternatives_are_accepted() -> None:
         tls_client_ca_file="ca.pem",
         health_listen_address="[::]:50052",
     )
-    assert settings.inference_backend == "triton://triton:8001"
+    assert settings.inference_backend == TritonInference(address="triton:8001")
+    assert settings.store_url == RedisUrl(
+        url="rediss://cache.internal:6380/3", host="cache.internal", port=6380, db=3, tls=True
+    )
 
 
 @pytest.mark.parametrize(

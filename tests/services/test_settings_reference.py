@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from siamstream_services.ingest.config import IngestSettings
+from siamstream_services.cameras.config import IngestSettings
 from siamstream_services.settings import ServiceSettings, SettingsError, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

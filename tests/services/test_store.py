@@ -29,7 +29,7 @@ from siamstream_services.store import (
 )
 
 if TYPE_CHECKING:
-    from siamstream_services.benchmark.redis_server import RedisServer
+    from siamstream_services.testing.redis_server import RedisServer
 
 OWNER = owner_key_id("test-key-0123456789")
 OTHER_OWNER = owner_key_id("other-key-0123456789")
@@ -364,6 +364,20 @@ async def test_open_store_picks_the_backend_from_the_url(redis_server: RedisServ
     finally:
         await memory.aclose()
         await remote.aclose()
+
+
+async def test_a_redis_client_that_decodes_responses_is_refused_by_name(redis_server: RedisServer) -> None:
+    # Such a client fails on the embedding bytes; on the owner field, which it can decode, the store says why.
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_server.url, decode_responses=True)
+    store = RedisSessionStore(client, 60.0, key_prefix=f"decoding-{uuid.uuid4().hex}:")
+    try:
+        await store.create(make_record(), owner_limit=OWNER_LIMIT)
+        with pytest.raises(TypeError, match="decode_responses=False"):
+            await store.touch("s-1")
+    finally:
+        await store.aclose()
 
 
 async def test_redis_restart_without_persistence_loses_records_and_the_store_reconnects(

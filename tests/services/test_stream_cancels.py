@@ -28,14 +28,15 @@ import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from siamstream_services.benchmark.model_server import free_port
-from siamstream_services.benchmark.redis_server import RedisServer, terminate
-from siamstream_services.ingest.config import IngestSettings
-from siamstream_services.ingest.directory import CameraDirectory, camera_key
-from siamstream_services.session.interceptors import ObservabilityInterceptor
-from siamstream_services.session.metrics import ServiceMetrics
-from siamstream_services.session.server import SERVICE_NAME
+from siamstream_services.cameras.config import IngestSettings
+from siamstream_services.cameras.directory import CameraDirectory, camera_key
+from siamstream_services.core.metrics import ServiceMetrics
+from siamstream_services.grpc_api.interceptors import ObservabilityInterceptor
+from siamstream_services.grpc_api.server import SERVICE_NAME
 from siamstream_services.store import owner_key_id
+from siamstream_services.testing.ports import free_port
+from siamstream_services.testing.processes import terminate
+from siamstream_services.testing.redis_server import RedisServer
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.session_fixtures import (
@@ -297,7 +298,7 @@ async def test_a_write_grpc_refuses_is_counted_as_over_and_logged(caplog: pytest
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    caplog.set_level(logging.INFO, logger="siamstream_services.session.rpc")
+    caplog.set_level(logging.INFO, logger="siamstream_services.grpc_api.rpc")
     try:
         async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             call = channel.unary_stream("/test.Stream/Oversized")(b"", timeout=CALL_TIMEOUT_S)

@@ -25,10 +25,10 @@ from siamstream.registry import get_config
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackResult
+from siamstream_services.core.state import SessionState
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.inference.triton_repository import search_model_name, update_model_name
 from siamstream_services.inference.triton_server import TritonServer
-from siamstream_services.session.state import SessionState
 from siamstream_services.v1 import tracking_pb2 as pb
 from tests.services.replica_fixtures import KEY, assert_offline_results, serving_replica, start_request, track
 from tests.services.session_fixtures import (

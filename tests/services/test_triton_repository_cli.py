@@ -10,7 +10,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from siamstream.cli.main import main
 from siamstream.package import TrackerPackage
-from siamstream_services.inference.triton_repository import BatchingSettings
+from siamstream_services.settings import TritonBatchingSettings
 from tests.services.triton_fixtures import write_test_package
 
 
@@ -74,7 +74,7 @@ def test_production_form_keeps_the_generators_batching_defaults(
 
     assert run(argv) == 0
 
-    defaults = BatchingSettings()
+    defaults = TritonBatchingSettings()
     for name in ("tiny_template", "tiny_search"):
         config = read_config(tmp_path / name)
         assert (config.platform, config.backend) == ("pytorch_libtorch", "")

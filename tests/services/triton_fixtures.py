@@ -1,10 +1,11 @@
 """Helpers for the inference tests: small Contract-1 tracker packages and a real Triton server.
 
-Imported by `test_inference_*.py` (pytest puts this directory on sys.path). The packages are tiny
-torch.jit.script-ed modules with exactly the real packages' signatures, so the backends are tested
-without the real networks: template = conv + flatten (+ the box prior), search = depth-wise correlation
-of each row's embedding with a conv of that row's crop, returning two outputs like siamrpn/siamban.
-The service tests serve real packages from `cpu_test_triton` and read its `inference_counts`.
+The server is `siamstream_services.testing.triton`'s, run from the repository's `.triton-venv`. The
+packages are tiny torch.jit.script-ed modules with exactly the real packages' signatures, so the backends
+are tested without the real networks: template = conv + flatten (+ the box prior), search = depth-wise
+correlation of each row's embedding with a conv of that row's crop, returning two outputs like
+siamrpn/siamban. The service tests serve real packages from `cpu_test_triton` and read its
+`inference_counts`.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from siamstream.package import (
     read_package,
 )
 from siamstream.registry import get_config
-from siamstream_services.benchmark.model_server import free_port
 from siamstream_services.inference.triton_server import TritonServer, find_triton_install
+from siamstream_services.testing import triton as launcher
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRITON_VENV = REPO_ROOT / ".triton-venv"
@@ -123,24 +124,13 @@ def sample_inputs(rows: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def triton_missing_reason() -> str | None:
-    """Why the Triton tests cannot run here, or None when the tritonserver binary is installed."""
-    try:
-        find_triton_install(TRITON_VENV)
-    except FileNotFoundError as error:
-        return f"{error} (run scripts/install_triton.sh)"
-    return None
+    """Why the Triton tests cannot run here, or None when TRITON_VENV holds the tritonserver binary."""
+    return launcher.triton_missing_reason(TRITON_VENV)
 
 
 def make_triton_server(model_repository: Path, work_dir: Path) -> TritonServer:
-    """A TritonServer on fresh loopback ports (not started)."""
-    return TritonServer(
-        find_triton_install(TRITON_VENV),
-        model_repository,
-        work_dir=work_dir,
-        grpc_port=free_port(),
-        http_port=free_port(),
-        metrics_port=free_port(),
-    )
+    """A TritonServer from TRITON_VENV on free loopback ports (not started)."""
+    return launcher.loopback_triton(find_triton_install(TRITON_VENV), model_repository, work_dir)
 
 
 @contextmanager

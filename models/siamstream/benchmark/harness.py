@@ -51,7 +51,13 @@ class Summary:
     @classmethod
     def from_dict(cls, figures: Mapping[str, float | int]) -> Summary:
         """The summary of `to_dict`'s output (extra keys, like a comparison's `ratio`, are ignored)."""
-        return cls(**{key: figures[key] for key in ("median_ms", "q1_ms", "q3_ms", "mean_ms", "n")})
+        return cls(
+            median_ms=float(figures["median_ms"]),
+            q1_ms=float(figures["q1_ms"]),
+            q3_ms=float(figures["q3_ms"]),
+            mean_ms=float(figures["mean_ms"]),
+            n=int(figures["n"]),
+        )
 
 
 def summarize(samples_ms: Sequence[float]) -> Summary:

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,12 @@ def random_network(config: TrackerConfig, seed: int = 0) -> SiameseNetwork:
     network = build_network(config).eval()
     with torch.no_grad():
         for module in network.modules():
-            if isinstance(module, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+            # The networks' BatchNorms keep running statistics (track_running_stats), so neither is None.
+            if (
+                isinstance(module, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d)
+                and module.running_mean is not None
+                and module.running_var is not None
+            ):
                 module.running_mean.uniform_(-0.1, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
     return network
@@ -113,6 +119,13 @@ def search_inputs(
     return SearchInputs(np.repeat(embedding, crops.shape[0], axis=0), crops)
 
 
+def _single_searches(
+    runner: TorchScriptRunner, embeddings: np.ndarray, crops: np.ndarray
+) -> list[tuple[np.ndarray, ...]]:
+    """One search call per template row and its crop."""
+    return [runner.search(embeddings[i : i + 1], crops[i : i + 1]) for i in range(len(embeddings))]
+
+
 def eager_search(stage: SearchStage) -> SearchCall:
     """`stage` called like `TorchScriptRunner.search` (numpy in, numpy out, inference mode)."""
 
@@ -148,10 +161,8 @@ def batch_comparisons(
         crops = np.repeat(crop_x, size, axis=0)
         comparison = compare(
             {
-                "batched": lambda e=embeddings, c=crops: runner.search(e, c),
-                "single": lambda e=embeddings, c=crops: [
-                    runner.search(e[i : i + 1], c[i : i + 1]) for i in range(len(e))
-                ],
+                "batched": partial(runner.search, embeddings, crops),
+                "single": partial(_single_searches, runner, embeddings, crops),
             },
             repeats,
             warmup,

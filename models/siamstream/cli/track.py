@@ -10,11 +10,13 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siamstream.cli.library import non_negative_int, parse_box, positive_int
 from siamstream.presets import PRESETS
-from siamstream.tracking.state import TrackResult
+
+if TYPE_CHECKING:  # importing siamstream.tracking registers the families' post-processors, loading OpenCV
+    from siamstream.tracking.state import TrackResult
 
 # Frame rate of the annotated video of a source that declares none (image folders, some cameras).
 DEFAULT_FPS = 30.0

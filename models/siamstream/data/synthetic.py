@@ -243,7 +243,8 @@ def _random_walk(
     the middle of the allowed area so that the bounds do not swallow the jump."""
     count = len(low)
     path = np.empty((count, 2))
-    position, velocity = start.astype(np.float64), np.zeros(2)
+    position = start.astype(np.float64)
+    velocity: np.ndarray = np.zeros(2)
     for index in range(count):
         if index:
             noise = rng.normal(0.0, speed * math.sqrt(1 - _DAMPING**2), 2)
@@ -293,7 +294,8 @@ def _ramp(count: int, start: float, stop: float) -> np.ndarray:
 def _changed_texture(rng: np.random.Generator, original: np.ndarray) -> np.ndarray:
     """Another texture of `original`'s size whose mean colour is `original`'s shifted by 0.5 to 1 x
     `_APPEARANCE_CAST` in each channel, towards the side of 0..255 with more room."""
-    texture = _texture(rng, *original.shape[:2], 4, 0, 255, edges=6)
+    height, width = original.shape[:2]
+    texture = _texture(rng, height, width, 4, 0, 255, edges=6)
     old_mean = original.mean(axis=(0, 1))
     shift = np.where(old_mean < 127.5, 1.0, -1.0) * rng.uniform(0.5, 1.0, 3) * _APPEARANCE_CAST
     recoloured = texture - texture.mean(axis=(0, 1)) + old_mean + shift
@@ -391,7 +393,7 @@ def generate_sequence(spec: SequenceSpec) -> SyntheticSequence:
     distractor_texture = np.clip(0.75 * target_texture + 0.25 * other + cast, 0, 255).astype(np.uint8)
     occluder_texture = _texture(appearance, tile, tile, 3, 0, 120, edges=3)
 
-    distractor_boxes = np.empty((0, count, 4))
+    distractor_boxes: np.ndarray = np.empty((0, count, 4))
     if Challenge.DISTRACTORS in spec.challenges:
         paths = []
         for _ in range(spec.distractor_count):
@@ -405,7 +407,7 @@ def generate_sequence(spec: SequenceSpec) -> SyntheticSequence:
             paths.append(np.round(np.hstack([d_centres - size / 2, np.tile(size, (count, 1))]), 2))
         distractor_boxes = np.stack(paths)
 
-    appearance_blend = np.zeros(count)
+    appearance_blend: np.ndarray = np.zeros(count)
     if Challenge.APPEARANCE_CHANGE in spec.challenges:
         appearance_blend = _ramp(count, *_APPEARANCE_SPAN)
 

@@ -62,7 +62,7 @@ def got10k_ious(
     truth, boxes = np.asarray(ground_truth)[scored], np.asarray(predicted, dtype=np.float64)[scored]
     if image_size is not None:
         truth, boxes = clip_to_image(truth, image_size), clip_to_image(boxes, image_size)
-    return overlap(boxes, truth, eps=np.finfo(np.float64).eps)
+    return overlap(boxes, truth, eps=float(np.finfo(np.float64).eps))
 
 
 @dataclass(frozen=True)

@@ -144,11 +144,12 @@ class EvaluationReport(BaseModel):
         """Total frames over total tracking time, or for speeds from saved per-frame times the GOT-10k
         toolkit's mean speed of all timed frames pooled; None unless every sequence has a measured speed."""
         rows = self.sequences
-        if not rows or any(row.fps is None for row in rows):
+        speeds = [(row, row.fps) for row in rows if row.fps is not None]
+        if not rows or len(speeds) < len(rows):
             return None
         if all(row.timed_frames for row in rows):
-            return sum(row.fps * row.timed_frames for row in rows) / sum(row.timed_frames for row in rows)
-        seconds = sum(row.frames / row.fps for row in rows)
+            return sum(fps * row.timed_frames for row, fps in speeds) / sum(row.timed_frames for row in rows)
+        seconds = sum(row.frames / fps for row, fps in speeds)
         return sum(row.frames for row in rows) / seconds
 
     def score(self, curve: Curve) -> float:

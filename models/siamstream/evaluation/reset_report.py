@@ -74,7 +74,9 @@ class ResetReport(BaseModel):
         if not frames:
             return None
         return (
-            sum(row.accuracy * row.accuracy_frames for row in self.sequences if row.accuracy_frames) / frames
+            # A row's accuracy is None exactly when it has no accuracy frames.
+            sum(row.accuracy * row.accuracy_frames for row in self.sequences if row.accuracy is not None)
+            / frames
         )
 
     def to_json(self) -> str:

@@ -132,5 +132,6 @@ class MultiACM(MultiBoxHead):
         """`[cls, loc]` vectors [B, C] of each level in turn."""
         vectors: list[Tensor] = []
         for index, level in enumerate(self.values()):
-            vectors.extend(level.template_vectors(template_features[index], box_prior))
+            # A ModuleDict yields `nn.Module`s, and TorchScript takes no cast: each is an `ACMBoxLevel`.
+            vectors.extend(level.template_vectors(template_features[index], box_prior))  # type: ignore[operator]
         return vectors

@@ -18,7 +18,8 @@ def init_head_convs(head: nn.Module) -> None:
     for module in head.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.normal_(module.weight, std=INIT_WEIGHT_STD)
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
 
 def car_tower(channels: int) -> nn.Sequential:

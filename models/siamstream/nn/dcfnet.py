@@ -16,6 +16,8 @@ branch (the paper drops it), so `cen` is a flat map of zeros: SiamCAR's post-pro
 a flat map to all ones, which makes its `p_score = penalty * cls * centerness` exactly `penalty * cls`.
 """
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 
@@ -24,7 +26,7 @@ from siamstream.nn.backbones import build_backbone
 from siamstream.nn.car_head import car_tower, init_head_convs
 from siamstream.nn.correlation import xcorr_depthwise
 from siamstream.nn.embedding_layout import concat_pieces, piece_size, split_pieces
-from siamstream.nn.network import SiameseNetwork
+from siamstream.nn.network import SiameseNetwork, register_network
 from siamstream.nn.small_staged import SmallStagedCorrelationBackbone
 from siamstream.nn.staged_correlation import FUSED_STAGES, StagedCorrelationBackbone
 
@@ -66,6 +68,11 @@ class DCFNetwork(SiameseNetwork):
     `template_shapes` are the per-stream shapes of the embedding's pieces: [the map of each fused stage,
     kernel] ([stage-1 map, stage-2 map, kernel] with both fusions). Outputs: cls, loc, cen (flat zeros).
     """
+
+    if TYPE_CHECKING:
+        # Declared for the type checker only: TorchScript would read a class annotation as the type of
+        # the submodule, which it cannot be.
+        backbone: StagedBackbone
 
     search_output_names = ("cls", "loc", "cen")
     # The template holds the template branch's stage maps, which the search branch never computes
@@ -111,9 +118,10 @@ class DCFNetwork(SiameseNetwork):
         return cls.float(), loc.float(), torch.zeros_like(cls[:, :1]).float()
 
 
+@register_network("dcf")
 def build_dcfnet(config: TrackerConfig) -> DCFNetwork:
     """The DCFNet of a config with head kind "dcf" (backbone "dcfnet_resnet50" or "small_staged_fused", no
-    neck), in eval mode."""
+    neck)."""
     backbone = build_backbone(config.backbone, config.head.fusion_stages)
     if not isinstance(backbone, StagedBackbone) or config.neck is not None:
         raise ValueError(
@@ -126,9 +134,8 @@ def build_dcfnet(config: TrackerConfig) -> DCFNetwork:
         )
     head = config.head
     channels = backbone.out_channels
-    if head.in_channels != channels or head.levels != 1 or head.correlation != "xcorr":
+    if head.in_channels != channels or head.levels != 1:
         raise ValueError(
             f"{config.name}: the DCFNet head takes one depth-wise correlated level of {channels} channels"
         )
-    network = DCFNetwork(backbone, DCFHead(channels), backbone.output_sides(config.crop.exemplar_size))
-    return network.eval()
+    return DCFNetwork(backbone, DCFHead(channels), backbone.output_sides(config.crop.exemplar_size))

@@ -5,6 +5,8 @@ Layouts follow pysot's `DepthwiseXCorr` / `DepthwiseRPN` / `MultiRPN` and siamba
 target, not once per frame. `MultiBoxHead` (the levels and their fusion) also carries the ACM box heads.
 """
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,7 +20,15 @@ def _conv3x3_bn_relu(in_channels: int, hidden: int) -> nn.Sequential:
     )
 
 
-class DepthwiseXCorr(nn.Module):
+class CorrelationBranch(nn.Module):
+    """One branch of a box level: `template_kernel(template map)` once per target, `forward(kernel,
+    search map)` per frame (`DepthwiseXCorr`, `nn.matched_xcorr.MatchedXCorr`)."""
+
+    def template_kernel(self, template_feature: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class DepthwiseXCorr(CorrelationBranch):
     """`conv_kernel` / `conv_search` (3x3 conv, BN, ReLU), depth-wise correlation, then `head`.
 
     `head` is 1x1 conv (no bias), BN, ReLU, 1x1 conv (bias) to `out_channels`. For 7x7 template and 31x31
@@ -45,10 +55,9 @@ class DepthwiseXCorr(nn.Module):
 
 
 class BoxLevel(nn.Module):
-    """One level of a box head: a `cls` and a `loc` branch, each with `template_kernel(template map)` and
-    `forward(kernel, search map)` (`DepthwiseXCorr`, `nn.matched_xcorr.MatchedXCorr`)."""
+    """One level of a box head: a `cls` and a `loc` `CorrelationBranch`."""
 
-    def __init__(self, cls: nn.Module, loc: nn.Module):
+    def __init__(self, cls: CorrelationBranch, loc: CorrelationBranch):
         super().__init__()
         self.cls = cls
         self.loc = loc
@@ -101,7 +110,7 @@ class MultiBoxHead(nn.ModuleDict):
     like `DepthwiseBoxLevel`. Subclasses add the template side.
     """
 
-    def __init__(self, level_name: str, box_levels: list[nn.Module], weighted: bool):
+    def __init__(self, level_name: str, box_levels: Sequence[nn.Module], weighted: bool):
         levels = len(box_levels)
         super().__init__({f"{level_name}{2 + index}": level for index, level in enumerate(box_levels)})
         self.cls_weight = nn.Parameter(torch.ones(levels)) if weighted else None
@@ -129,5 +138,6 @@ class MultiDepthwiseBox(MultiBoxHead):
         """`[cls, loc]` kernels of each level in turn."""
         kernels: list[Tensor] = []
         for index, level in enumerate(self.values()):
-            kernels.extend(level.template_kernels([template_features[index]]))
+            # A ModuleDict yields `nn.Module`s, and TorchScript takes no cast: each level is a `BoxLevel`.
+            kernels.extend(level.template_kernels([template_features[index]]))  # type: ignore[operator]
         return kernels

@@ -23,9 +23,9 @@ from siamstream.config import TrackerConfig
 from siamstream.nn.acm import fusion_activation, fusion_head
 from siamstream.nn.backbones import Backbone
 from siamstream.nn.correlation import xcorr_depthwise
-from siamstream.nn.depthwise import BoxLevel, MultiDepthwiseBox, _conv3x3_bn_relu
+from siamstream.nn.depthwise import BoxLevel, CorrelationBranch, MultiDepthwiseBox, _conv3x3_bn_relu
 from siamstream.nn.neck import Neck
-from siamstream.nn.network import BANNetwork, RPNNetwork, SiameseNetwork
+from siamstream.nn.network import KERNEL_BORDER, BANNetwork, RPNNetwork, backbone_and_neck, register_network
 
 
 def mix_side(kernel_side: int) -> int:
@@ -34,7 +34,7 @@ def mix_side(kernel_side: int) -> int:
     return min(range(1, 2 * kernel_side + 2, 2), key=lambda side: abs(side * side - target))
 
 
-class MatchedXCorr(nn.Module):
+class MatchedXCorr(CorrelationBranch):
     """One branch: template map [B,C,k+2,k+2] -> kernel [B,C,k,k]; search map [B,C,H,W] and kernel ->
     head output [B,out_channels,H-k-1,W-k-1] (25x25 for 31x31 search maps), as `DepthwiseXCorr`."""
 
@@ -66,36 +66,44 @@ class MatchedBoxLevel(BoxLevel):
         )
 
 
-def build_matched_network(
-    config: TrackerConfig, backbone: Backbone, neck: Neck | None, kernel_side: int
-) -> SiameseNetwork:
-    """The SiamRPN++ or SiamBAN network of `config` (head.correlation == "xcorr_matched") with matched
-    levels; `kernel_side` is the side of the template kernels (5 after the ResNet-50 neck)."""
+@register_network("rpn", correlation="xcorr_matched")
+def build_matched_rpn_network(config: TrackerConfig) -> RPNNetwork:
+    """SiamRPN++ with matched levels."""
     head = config.head
-    if neck is None or head.levels == 1:
+    backbone, neck, kernel_side = _matched_trunk(config)
+    anchors = head.anchor_num
+    levels = [
+        MatchedBoxLevel(head.in_channels, 2 * anchors, 4 * anchors, kernel_side) for _ in range(head.levels)
+    ]
+    return RPNNetwork(
+        backbone,
+        neck,
+        MultiDepthwiseBox("rpn", levels, head.weighted),
+        kernel_side,
+        head.in_channels,
+        head.levels,
+    )
+
+
+@register_network("ban", correlation="xcorr_matched")
+def build_matched_ban_network(config: TrackerConfig) -> BANNetwork:
+    """SiamBAN with matched levels."""
+    head = config.head
+    backbone, neck, kernel_side = _matched_trunk(config)
+    levels = [MatchedBoxLevel(head.in_channels, 2, 4, kernel_side) for _ in range(head.levels)]
+    return BANNetwork(
+        backbone,
+        neck,
+        MultiDepthwiseBox("box", levels, head.weighted),
+        kernel_side,
+        head.in_channels,
+        head.levels,
+    )
+
+
+def _matched_trunk(config: TrackerConfig) -> tuple[Backbone, Neck, int]:
+    """Backbone, neck and side of the template kernels (5 after the ResNet-50 neck) of a matched head."""
+    backbone, neck, template_side = backbone_and_neck(config)
+    if neck is None or config.head.levels == 1:
         raise ValueError(f"{config.name}: the matched control, like ACM, needs a neck and several levels")
-    channels = head.in_channels
-    if head.kind == "rpn":
-        anchors = head.anchor_num
-        levels = [
-            MatchedBoxLevel(channels, 2 * anchors, 4 * anchors, kernel_side) for _ in range(head.levels)
-        ]
-        return RPNNetwork(
-            backbone,
-            neck,
-            MultiDepthwiseBox("rpn", levels, head.weighted),
-            kernel_side,
-            channels,
-            head.levels,
-        )
-    if head.kind == "ban":
-        levels = [MatchedBoxLevel(channels, 2, 4, kernel_side) for _ in range(head.levels)]
-        return BANNetwork(
-            backbone,
-            neck,
-            MultiDepthwiseBox("box", levels, head.weighted),
-            kernel_side,
-            channels,
-            head.levels,
-        )
-    raise ValueError(f"{config.name}: no matched control of head kind {head.kind!r}")
+    return backbone, neck, template_side - KERNEL_BORDER

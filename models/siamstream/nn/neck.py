@@ -53,4 +53,6 @@ class Neck(nn.ModuleDict):
         return adjusted
 
     def output_side(self, input_side: int) -> int:
-        return next(iter(self.values())).output_side(input_side)
+        first = next(iter(self.values()))
+        assert isinstance(first, AdjustLayer)  # every level is one (`__init__`)
+        return first.output_side(input_side)

@@ -10,13 +10,18 @@ Both go through the per-level feature maps (`features`), so that the template up
 `template_from_features(maps) -> [B, D]` (networks whose template is a feature map) and
 `head_outputs(template_embedding, search_maps) -> tuple`.
 Crops are BGR [B,3,S,S] with values 0..255 in the network's dtype. No per-stream state is kept on a module.
+
+`build_network` builds the network a config names by its head kind and correlation, from the builders
+registered with `register_network`: this module's depth-wise families, and in their own modules ACM
+(`nn.acm_network`), its matched control (`nn.matched_xcorr`), DCFNet (`nn.dcfnet`) and SiamCAN (`nn.siamcan`).
 """
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from siamstream.config import TrackerConfig
-from siamstream.nn.acm import AsymmetricCorrelation, MultiACM
 from siamstream.nn.backbones import Backbone, build_backbone
 from siamstream.nn.car_head import CARHead
 from siamstream.nn.correlation import xcorr_depthwise
@@ -69,7 +74,7 @@ class SiameseNetwork(nn.Module):
             self.piece_side,
             self.piece_side,
         ]
-        return template_embedding.reshape(shape).unbind(1)
+        return list(template_embedding.reshape(shape).unbind(1))
 
     def template_embedding(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
         """Embedding [B, embedding_dim] of template crops [B,3,Z,Z]; `box_prior` [B,2] is the target (w, h)
@@ -96,8 +101,8 @@ class RPNNetwork(SiameseNetwork):
     """SiamRPN++ (pysot ModelBuilder: `backbone`, `neck`, `rpn_head`).
 
     Embedding: the `conv_kernel` output of every level and branch ([cls, loc] per level, levels in order).
-    Outputs: cls [B,2A,S,S] (`[bg x A, fg x A]`), loc [B,4A,S,S] (`[dx, dy, dw, dh] x A`).
-    SiamRPN++-ACM (`nn.acm_network`) reuses it with a `MultiACM` head and its own embedding.
+    Outputs: cls [B,2A,S,S] (`[bg x A, fg x A]`), loc [B,4A,S,S] (`[dx, dy, dw, dh] x A`), as for
+    SiamRPN++-ACM (`nn.acm_network`) and the matched control (`nn.matched_xcorr`).
     """
 
     search_output_names = ("cls", "loc")
@@ -106,7 +111,7 @@ class RPNNetwork(SiameseNetwork):
         self,
         backbone: Backbone,
         neck: Neck | None,
-        rpn_head: DepthwiseBoxLevel | MultiDepthwiseBox | MultiACM,
+        rpn_head: DepthwiseBoxLevel | MultiDepthwiseBox,
         kernel_side: int,
         channels: int,
         levels: int,
@@ -128,8 +133,8 @@ class BANNetwork(SiameseNetwork):
     """SiamBAN (siamban ModelBuilder: `backbone`, `neck`, `head`).
 
     Embedding: the `conv_kernel` output of every level and branch ([cls, loc] per level, levels in order).
-    Outputs: cls [B,2,S,S], loc [B,4,S,S] (`l, t, r, b` in search-crop pixels, exponentiated and fused).
-    SiamBAN-ACM (`nn.acm_network`) reuses it with a `MultiACM` head and its own embedding.
+    Outputs: cls [B,2,S,S], loc [B,4,S,S] (`l, t, r, b` in search-crop pixels, exponentiated and fused),
+    as for SiamBAN-ACM (`nn.acm_network`) and the matched control (`nn.matched_xcorr`).
     """
 
     search_output_names = ("cls", "loc")
@@ -138,7 +143,7 @@ class BANNetwork(SiameseNetwork):
         self,
         backbone: Backbone,
         neck: Neck,
-        head: MultiDepthwiseBox | MultiACM,
+        head: MultiDepthwiseBox,
         kernel_side: int,
         channels: int,
         levels: int,
@@ -194,15 +199,13 @@ class CARNetwork(SiameseNetwork):
 class FCNetwork(SiameseNetwork):
     """SiamFC (siamfc-pytorch Net: `backbone`, parameter-free `head`).
 
-    Embedding: the template's backbone map. Output: response [B,1,S,S].
-    SiamFC-ACM (`nn.acm_network`) reuses it with an `AsymmetricCorrelation` head and its own embedding.
+    Embedding: the template's backbone map. Output: response [B,1,S,S], as for SiamFC-ACM
+    (`nn.acm_network`).
     """
 
     search_output_names = ("response",)
 
-    def __init__(
-        self, backbone: Backbone, head: SiamFCHead | AsymmetricCorrelation, template_side: int, channels: int
-    ):
+    def __init__(self, backbone: Backbone, head: SiamFCHead, template_side: int, channels: int):
         super().__init__(backbone, None, 1, channels, template_side)
         self.head = head
 
@@ -214,14 +217,27 @@ class FCNetwork(SiameseNetwork):
         return (response.float(),)
 
 
-def _check_levels(config: TrackerConfig) -> None:
-    levels = config.head.levels
-    if len(config.backbone.used_layers) != levels:
-        raise ValueError(
-            f"{config.name}: {len(config.backbone.used_layers)} backbone outputs for {levels} levels"
-        )
-    if config.neck is not None and len(config.neck.in_channels) != levels:
-        raise ValueError(f"{config.name}: {len(config.neck.in_channels)} neck inputs for {levels} levels")
+NetworkBuilder = Callable[[TrackerConfig], SiameseNetwork]
+_BUILDERS: dict[tuple[str, str], NetworkBuilder] = {}
+
+
+def register_network(
+    head_kind: str, correlation: str = "xcorr"
+) -> Callable[[NetworkBuilder], NetworkBuilder]:
+    """Register the builder of the networks whose config has this `HeadConfig.kind` and `correlation`.
+
+    Each family and correlation variant registers its builder in its own module; `siamstream.nn` imports
+    them all, so `build_network` knows every built-in network once the package is imported.
+    """
+
+    def decorate(builder: NetworkBuilder) -> NetworkBuilder:
+        key = (head_kind, correlation)
+        if key in _BUILDERS:
+            raise ValueError(f"a network of head kind {head_kind!r} with {correlation!r} is registered twice")
+        _BUILDERS[key] = builder
+        return builder
+
+    return decorate
 
 
 def build_network(config: TrackerConfig) -> SiameseNetwork:
@@ -229,59 +245,84 @@ def build_network(config: TrackerConfig) -> SiameseNetwork:
 
     Its `state_dict()` has the keys and shapes of the tracker's reference checkpoint.
     """
-    # Imported here: DCFNet and SiamCAN subclass `SiameseNetwork` from this module.
-    if config.head.kind == "dcf":
-        from siamstream.nn.dcfnet import build_dcfnet
-
-        return build_dcfnet(config)
-    if config.head.kind == "can":
-        from siamstream.nn.siamcan import build_siamcan
-
-        return build_siamcan(config)
-    _check_levels(config)
     head = config.head
+    builder = _BUILDERS.get((head.kind, head.correlation))
+    if builder is None:
+        known = ", ".join(f"{kind}/{correlation}" for kind, correlation in sorted(_BUILDERS))
+        raise ValueError(
+            f"{config.name}: no network of head kind {head.kind!r} with correlation {head.correlation!r}; "
+            f"registered: {known}"
+        )
+    return builder(config).eval()
+
+
+def backbone_and_neck(config: TrackerConfig) -> tuple[Backbone, Neck | None, int]:
+    """The backbone and optional neck of a one-backbone network, built in that order (the order of their
+    random initialisation), and the side of the template maps the head sees (7 after the ResNet-50 neck,
+    6 for AlexNet). Raises ValueError when the levels of the backbone, the neck and the head disagree."""
+    levels = config.head.levels
+    if len(config.backbone.used_layers) != levels:
+        raise ValueError(
+            f"{config.name}: {len(config.backbone.used_layers)} backbone outputs for {levels} levels"
+        )
+    if config.neck is not None and len(config.neck.in_channels) != levels:
+        raise ValueError(f"{config.name}: {len(config.neck.in_channels)} neck inputs for {levels} levels")
     backbone = build_backbone(config.backbone)
     template_side = backbone.output_side(config.crop.exemplar_size)
     neck = None
     if config.neck is not None:
         neck = Neck(config.neck.in_channels, config.neck.out_channels, config.neck.center_crop)
         template_side = neck.output_side(template_side)
-    kernel_side = template_side - 2  # the unpadded 3x3 `conv_kernel` of the depth-wise heads
-    if head.correlation == "acm":
-        # Imported here: the ACM networks subclass the family networks of this module.
-        from siamstream.nn.acm_network import build_acm_network
+    return backbone, neck, template_side
 
-        return build_acm_network(config, backbone, neck, template_side).eval()
-    if head.correlation == "xcorr_matched":
-        # Imported here: the matched control builds the family networks of this module.
-        from siamstream.nn.matched_xcorr import build_matched_network
 
-        return build_matched_network(config, backbone, neck, kernel_side).eval()
-    network: SiameseNetwork
-    if head.kind == "rpn":
-        if head.levels == 1:
-            rpn_head = DepthwiseBoxLevel(head.in_channels, 2 * head.anchor_num, 4 * head.anchor_num)
-        else:
-            anchors = head.anchor_num
-            rpn_levels = [
-                DepthwiseBoxLevel(head.in_channels, 2 * anchors, 4 * anchors) for _ in range(head.levels)
-            ]
-            rpn_head = MultiDepthwiseBox("rpn", rpn_levels, head.weighted)
-        network = RPNNetwork(backbone, neck, rpn_head, kernel_side, head.in_channels, head.levels)
-    elif head.kind == "ban":
-        if neck is None or head.levels == 1:
-            raise ValueError(f"{config.name}: the SiamBAN head needs a neck and several levels")
-        ban_levels = [DepthwiseBoxLevel(head.in_channels, 2, 4) for _ in range(head.levels)]
-        ban_head = MultiDepthwiseBox("box", ban_levels, head.weighted)
-        network = BANNetwork(backbone, neck, ban_head, kernel_side, head.in_channels, head.levels)
-    elif head.kind == "car":
-        if neck is None:
-            raise ValueError(f"{config.name}: the SiamCAR head needs a neck")
-        network = CARNetwork(
-            backbone, neck, CARHead(head.in_channels), template_side, head.in_channels, head.levels
-        )
-    elif head.kind == "siamfc":
-        network = FCNetwork(backbone, SiamFCHead(head.out_scale), template_side, head.in_channels)
+# The unpadded 3x3 `conv_kernel` of the depth-wise heads takes one pixel off each side of the template map.
+KERNEL_BORDER = 2
+
+
+@register_network("rpn")
+def build_rpn_network(config: TrackerConfig) -> RPNNetwork:
+    """SiamRPN++ (one level: pysot's AlexNet SiamRPN) with depth-wise cross-correlation."""
+    head = config.head
+    backbone, neck, template_side = backbone_and_neck(config)
+    rpn_head: DepthwiseBoxLevel | MultiDepthwiseBox
+    if head.levels == 1:
+        rpn_head = DepthwiseBoxLevel(head.in_channels, 2 * head.anchor_num, 4 * head.anchor_num)
     else:
-        raise ValueError(f"{config.name}: unknown head kind {head.kind!r}")
-    return network.eval()
+        anchors = head.anchor_num
+        rpn_levels = [
+            DepthwiseBoxLevel(head.in_channels, 2 * anchors, 4 * anchors) for _ in range(head.levels)
+        ]
+        rpn_head = MultiDepthwiseBox("rpn", rpn_levels, head.weighted)
+    kernel_side = template_side - KERNEL_BORDER
+    return RPNNetwork(backbone, neck, rpn_head, kernel_side, head.in_channels, head.levels)
+
+
+@register_network("ban")
+def build_ban_network(config: TrackerConfig) -> BANNetwork:
+    """SiamBAN with depth-wise cross-correlation."""
+    head = config.head
+    backbone, neck, template_side = backbone_and_neck(config)
+    if neck is None or head.levels == 1:
+        raise ValueError(f"{config.name}: the SiamBAN head needs a neck and several levels")
+    ban_levels = [DepthwiseBoxLevel(head.in_channels, 2, 4) for _ in range(head.levels)]
+    ban_head = MultiDepthwiseBox("box", ban_levels, head.weighted)
+    kernel_side = template_side - KERNEL_BORDER
+    return BANNetwork(backbone, neck, ban_head, kernel_side, head.in_channels, head.levels)
+
+
+@register_network("car")
+def build_car_network(config: TrackerConfig) -> CARNetwork:
+    """SiamCAR."""
+    head = config.head
+    backbone, neck, template_side = backbone_and_neck(config)
+    if neck is None:
+        raise ValueError(f"{config.name}: the SiamCAR head needs a neck")
+    return CARNetwork(backbone, neck, CARHead(head.in_channels), template_side, head.in_channels, head.levels)
+
+
+@register_network("siamfc")
+def build_fc_network(config: TrackerConfig) -> FCNetwork:
+    """SiamFC."""
+    backbone, _, template_side = backbone_and_neck(config)
+    return FCNetwork(backbone, SiamFCHead(config.head.out_scale), template_side, config.head.in_channels)

@@ -28,7 +28,7 @@ from siamstream.nn.correlation import xcorr_depthwise
 from siamstream.nn.depthwise import DepthwiseXCorr, fuse_levels
 from siamstream.nn.embedding_layout import concat_pieces, piece_size, split_pieces
 from siamstream.nn.neck import Neck
-from siamstream.nn.network import SiameseNetwork
+from siamstream.nn.network import KERNEL_BORDER, SiameseNetwork, register_network
 
 
 class AttentiveXCorr(DepthwiseXCorr):
@@ -97,7 +97,8 @@ class MultiCAN(nn.ModuleDict):
         """Each level's `pieces_per_level` pieces in turn (`CANLevel.template_pieces`)."""
         pieces: list[Tensor] = []
         for index, level in enumerate(self.values()):
-            pieces.extend(level.template_pieces(template_features[index]))
+            # A ModuleDict yields `nn.Module`s, and TorchScript takes no cast: each level is a `CANLevel`.
+            pieces.extend(level.template_pieces(template_features[index]))  # type: ignore[operator]
         return pieces
 
     def forward(self, pieces: list[Tensor], search_features: list[Tensor]) -> tuple[Tensor, Tensor]:
@@ -141,11 +142,12 @@ class SiamCANNetwork(SiameseNetwork):
         return cls.float(), loc.float()
 
 
+@register_network("can")
 def build_siamcan(config: TrackerConfig) -> SiamCANNetwork:
-    """The SiamCAN of a config with head kind "can" (a backbone with a neck, several levels), in eval mode."""
+    """The SiamCAN of a config with head kind "can" (a backbone with a neck, several levels)."""
     head = config.head
-    if config.neck is None or head.levels < 2 or head.correlation != "xcorr":
-        raise ValueError(f"{config.name}: SiamCAN needs a neck, several levels and depth-wise correlation")
+    if config.neck is None or head.levels < 2:
+        raise ValueError(f"{config.name}: SiamCAN needs a neck and several levels")
     backbone = build_backbone(config.backbone)
     neck = Neck(config.neck.in_channels, config.neck.out_channels, config.neck.center_crop)
     template_side = neck.output_side(backbone.output_side(config.crop.exemplar_size))
@@ -156,6 +158,4 @@ def build_siamcan(config: TrackerConfig) -> SiamCANNetwork:
         head.channel_attention_kernel if head.channel_attention else None,
         head.spatial_attention_kernel if head.spatial_attention else None,
     )
-    # The unpadded 3x3 `conv_kernel` takes one pixel off each side of the template map.
-    network = SiamCANNetwork(backbone, neck, can_head, template_side - 2, head.in_channels)
-    return network.eval()
+    return SiamCANNetwork(backbone, neck, can_head, template_side - KERNEL_BORDER, head.in_channels)

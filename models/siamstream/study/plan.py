@@ -88,9 +88,9 @@ class StudyPlan(Strict):
                 if arm not in names:
                     raise ValueError(f"{claim.paper}: no arm named {arm!r}")
         for mechanism in self.mechanisms:
-            for arm in (mechanism.baseline, mechanism.method):
-                if arm is not None and arm not in names:
-                    raise ValueError(f"{mechanism.paper}: no arm named {arm!r}")
+            for compared in (mechanism.baseline, mechanism.method):
+                if compared is not None and compared not in names:
+                    raise ValueError(f"{mechanism.paper}: no arm named {compared!r}")
         return self
 
     @model_validator(mode="after")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,14 +65,14 @@ class MapRecorder:
             elif isinstance(module, SpatialAttention) and ".cls." in f".{name}.":
                 module.register_forward_hook(self._attention_hook(name))
 
-    def _fusion_hook(self, name: str):
+    def _fusion_hook(self, name: str) -> Callable[[nn.Module, tuple[Tensor, ...], Tensor], None]:
         def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
             self.fusions[name] = (output - inputs[0]).detach().mean(1)[0]  # the added response, channel mean
 
         return hook
 
-    def _attention_hook(self, name: str):
-        def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+    def _attention_hook(self, name: str) -> Callable[[SpatialAttention, tuple[Tensor, ...], Tensor], None]:
+        def hook(module: SpatialAttention, inputs: tuple[Tensor, ...], output: Tensor) -> None:
             self.attentions[name] = module.weights(inputs[0]).detach()[0, 0]
 
         return hook

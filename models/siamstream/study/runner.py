@@ -100,14 +100,14 @@ def run_task(plan: StudyPlan, task: Task, out: Path, device: str = "cpu", thread
     )
     runner = TorchScriptRunner(package, device)
     started = time.perf_counter()
-    sequences = [evaluate_one(OfflineTracker(config, runner), sequence) for sequence in held_out_suite(plan)]
+    scores = [evaluate_one(OfflineTracker(config, runner), sequence) for sequence in held_out_suite(plan)]
     summary = {
         "arm": task.arm,
         "seed": task.seed,
         "tracker": config.name,
         "training_seconds_this_run": round(train_s, 1),
         "evaluation_seconds": round(time.perf_counter() - started, 1),
-        "sequences": sequences,
+        "sequences": scores,
     }
     _write_atomically(folder / EVALUATION_FILE, json.dumps(summary) + "\n")
     return summary

@@ -1,7 +1,7 @@
 """The public baselines: pysot's SiamRPN++ family, SiamBAN, SiamCAR and SiamFC.
 
 Hyperparameters are those of the reference configs of the same name, so that published weights give the
-reference boxes (see shared/reference/siamese-reference-facts.md).
+reference boxes (tests/models/test_reference_parity.py checks them against the reference code).
 """
 
 from siamstream.config import (

@@ -18,7 +18,6 @@ from siamstream.config import (
     RPNHyper,
     TemplateUpdateConfig,
     TrackerConfig,
-    WeightsSource,
 )
 from siamstream.registry import register_tracker
 from siamstream.trackers.baselines import (
@@ -28,8 +27,8 @@ from siamstream.trackers.baselines import (
     SIAMRPNPP_R50_HYPER,
     published_source,
 )
+from siamstream.zoo import TRAINED_HERE
 
-TRAINED_HERE = WeightsSource(origin="trained with siamstream (no public weights)", licence="Apache-2.0")
 # SiamBAN-ACM tracker: a predicted move of more than half the context size to the right or down switches
 # the search crop to twice the instance size for the rest of the sequence.
 ACM_FAST_MOTION_INSTANCE = 2 * 255

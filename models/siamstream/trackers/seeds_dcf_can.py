@@ -6,16 +6,10 @@ Post-processing reuses the families' code: DCFNet the SiamCAR path (its flat cen
 everywhere), SiamCAN the SiamBAN path (points, penalty, cosine window, size smoothing).
 """
 
-from siamstream.config import (
-    BackboneConfig,
-    HeadConfig,
-    TrackerConfig,
-    WeightsSource,
-)
+from siamstream.config import BackboneConfig, HeadConfig, TrackerConfig
 from siamstream.registry import register_tracker
 from siamstream.trackers.baselines import R50_LAYERS, R50_NECK, SIAMBAN_R50_HYPER, SIAMCAR_R50_HYPER
-
-OWN_TRAINING = WeightsSource(origin="SiamStream training (no published weights)", licence="Apache-2.0")
+from siamstream.zoo import TRAINED_HERE
 
 
 @register_tracker
@@ -28,7 +22,7 @@ def dcfnet_r50() -> TrackerConfig:
         backbone=BackboneConfig(kind="dcfnet_resnet50", used_layers=(1, 2)),
         head=HeadConfig(kind="dcf", in_channels=256, levels=1),
         hyper=SIAMCAR_R50_HYPER,
-        weights=OWN_TRAINING,
+        weights=TRAINED_HERE,
     )
 
 
@@ -50,5 +44,5 @@ def siamcan_r50() -> TrackerConfig:
             spatial_attention_kernel=7,
         ),
         hyper=SIAMBAN_R50_HYPER,
-        weights=OWN_TRAINING,
+        weights=TRAINED_HERE,
     )

@@ -16,13 +16,9 @@ and reduced by `down`, where DCFNet correlates the final map alone, without a ne
 from siamstream.config import BackboneConfig, TrackerConfig
 from siamstream.registry import register_tracker
 from siamstream.trackers.baselines import siamban_r50, siamcar_r50, siamrpnpp_r50
-from siamstream.trackers.seeds_acm_margin import (
-    TRAINED_HERE,
-    siamban_acm_r50,
-    siammargin_r50,
-    siamrpnpp_acm_r50,
-)
+from siamstream.trackers.seeds_acm_margin import siamban_acm_r50, siammargin_r50, siamrpnpp_acm_r50
 from siamstream.trackers.seeds_dcf_can import dcfnet_r50, siamcan_r50
+from siamstream.zoo import TRAINED_HERE
 
 # Width of the small backbone's stride-8 maps (`nn.small_staged.LEVEL_CHANNELS`), kept by the neck and
 # the heads: DCFNet's head takes the backbone's final map as it is.

@@ -9,20 +9,16 @@ window and points of that size (56), and never switches back.
 
 from __future__ import annotations
 
-from siamstream.config import RPNHyper, TrackerConfig
+from siamstream.config import TrackerConfig
 from siamstream.tracking.estimate import TargetEstimate
 from siamstream.tracking.geometry import context_size
 from siamstream.tracking.state import TrackerState
 
 
-def fast_motion_instance_size(config: TrackerConfig) -> int | None:
-    """The search side a tracker switches to after a large move, or None if it never switches."""
-    return config.hyper.fast_motion_instance_size if isinstance(config.hyper, RPNHyper) else None
-
-
 def search_config(config: TrackerConfig, state: TrackerState) -> TrackerConfig:
-    """`config` with the crop geometry of the state's next search: the larger search crop once switched."""
-    size = fast_motion_instance_size(config)
+    """`config` with the crop geometry of the state's next search: the larger search crop once switched
+    (`FamilyHyper.fast_motion_side`)."""
+    size = config.hyper.fast_motion_side()
     if not state.fast_motion or size is None:
         return config
     return config.model_copy(update={"crop": config.crop.model_copy(update={"instance_size": size})})
@@ -36,7 +32,7 @@ def fast_motion_after(config: TrackerConfig, state: TrackerState, estimate: Targ
     """
     if state.fast_motion:
         return True
-    if fast_motion_instance_size(config) is None or estimate.shift is None:
+    if config.hyper.fast_motion_side() is None or estimate.shift is None:
         return False
     half_context = context_size(state.w, state.h, config.crop.context_amount) / 2
     return estimate.shift[0] > half_context or estimate.shift[1] > half_context

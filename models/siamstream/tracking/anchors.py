@@ -21,7 +21,7 @@ def anchor_shapes(
     The integer truncation is pysot's; stride 8, ratios (0.33, 0.5, 1, 2, 3), scale 8 give
     104x32, 88x40, 64x64, 40x80, 32x96.
     """
-    shapes = []
+    shapes: list[tuple[float, float]] = []
     for ratio in ratios:
         base_w = int(math.sqrt(stride * stride * 1.0 / ratio))
         base_h = int(base_w * ratio)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from siamstream.config import CARHyper, CropConfig
+from siamstream.config import CARHyper, CropConfig, Family, TrackerConfig
 from siamstream.tracking.estimate import TargetEstimate
 from siamstream.tracking.penalty import change, padded_size, size_change_penalty
+from siamstream.tracking.post_processing import PysotPostProcessor, register_post_processor
 from siamstream.tracking.rpn import foreground_scores
 from siamstream.tracking.window import cosine_window
 
@@ -123,3 +124,31 @@ def car_update(
         # the closest to pysot's reported score (bicubic overshoot clipped back to [0, 1]).
         score=float(np.clip(cls_at, 0.0, 1.0)),
     )
+
+
+class SiamCARPostProcessor(PysotPostProcessor[CARHyper]):
+    """SiamCAR (also DCFNet, whose flat centerness map counts as 1 everywhere): `car_update`. Outputs cls
+    [K, 2, S, S], exponentiated loc [K, 4, S, S] and cen [K, 1, S, S]."""
+
+    family = Family.SIAMCAR
+    hyper_type = CARHyper
+    exponentiated_box_output = 1
+
+    def output_shapes(self, config: TrackerConfig, crops: int) -> list[tuple[int, ...]]:
+        s = config.crop.score_size
+        return [(crops, 2, s, s), (crops, 4, s, s), (crops, 1, s, s)]
+
+    def estimate(
+        self,
+        config: TrackerConfig,
+        maps: tuple[np.ndarray, ...],
+        target: tuple[float, float, float, float],
+        scale_z: float,
+        image_size: tuple[int, int],
+        search_size: float | None,
+    ) -> TargetEstimate:
+        cls, loc, cen = maps
+        return car_update(self.hyper(config), config.crop, (cls, loc, cen), target, scale_z, image_size)
+
+
+SIAMCAR = register_post_processor(SiamCARPostProcessor())

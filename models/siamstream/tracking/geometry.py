@@ -77,7 +77,8 @@ def channel_average(frame: np.ndarray) -> np.ndarray:
     The channel sums are integers below 2^53, hence exact in float64 whatever the summation order, and
     both divide once by the pixel count; `cv2.sumElems` is about 100x faster than `np.mean` here.
     """
-    return np.array(cv2.sumElems(frame)[:3]) / (frame.shape[0] * frame.shape[1])
+    channel_sums = np.array(cv2.sumElems(frame), dtype=np.float64)[:3]
+    return channel_sums / (frame.shape[0] * frame.shape[1])
 
 
 def pysot_pad_value(channel_average: Sequence[float]) -> np.ndarray:

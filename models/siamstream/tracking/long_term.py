@@ -27,8 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from siamstream.config import FCHyper, TrackerConfig
-from siamstream.tracking.geometry import context_size
+from siamstream.config import TrackerConfig
+from siamstream.tracking.post_processing import post_processor
 from siamstream.tracking.state import TrackerState, TrackStatus
 
 
@@ -53,21 +53,9 @@ def lost_config(config: TrackerConfig) -> TrackerConfig:
     """`config` as a lost search post-processes one crop: the lost crop side (hence score map), the
     long-term window influence, and for SiamFC a single scale."""
     long_term = config.long_term
-    hyper: dict[str, object] = {"window_influence": long_term.window_influence}
-    if isinstance(config.hyper, FCHyper):
-        hyper["scale_num"] = 1
+    hyper = {"window_influence": long_term.window_influence, **post_processor(config).lost_search_hyper()}
     crop = config.crop.model_copy(update={"instance_size": long_term.lost_instance_size})
     return config.model_copy(update={"crop": crop, "hyper": config.hyper.model_copy(update=hyper)})
-
-
-def crop_scale(config: TrackerConfig, state: TrackerState) -> float:
-    """Crop px per image px of the state's normal search: exemplar / context size, SiamFC instance /
-    search side."""
-    if isinstance(config.hyper, FCHyper):
-        if state.search_size is None:
-            raise ValueError("a SiamFC state needs search_size")
-        return config.crop.instance_size / state.search_size
-    return config.crop.exemplar_size / context_size(state.w, state.h, config.crop.context_amount)
 
 
 def lost_reach(config: TrackerConfig, scale_z: float) -> float:
@@ -88,7 +76,7 @@ def lost_grid(width: int, height: int, reach: float, near: tuple[float, float]) 
 
 def plan_lost_search(config: TrackerConfig, state: TrackerState) -> LostSearch:
     """The crops the state's next lost search runs (see the module docstring)."""
-    scale_z = crop_scale(config, state)
+    scale_z = post_processor(config).crop_scale(config, state)
     reach = lost_reach(config, scale_z)
     image_side = config.long_term.lost_instance_size / scale_z
     width, height = state.image_width, state.image_height

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
+# Sizes and ratios: float32 arrays of predicted sizes, or the target's as a float64 NumPy scalar.
+Sizes = np.ndarray | np.float64
 
-def change(ratio: np.ndarray) -> np.ndarray:
+
+def change(ratio: Sizes) -> np.ndarray:
     """max(r, 1/r): how far a ratio is from 1, symmetric in r and 1/r."""
     return np.maximum(ratio, 1.0 / ratio)
 
 
-def padded_size(w: np.ndarray, h: np.ndarray) -> np.ndarray:
+def padded_size(w: Sizes, h: Sizes) -> Sizes:
     """sqrt((w + p)(h + p)) with p = (w + h)/2: the size of a box with its context."""
     pad = (w + h) * 0.5
     return np.sqrt((w + pad) * (h + pad))

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from siamstream.config import RPNHyper
+from siamstream.config import Family, RPNHyper, TrackerConfig
+from siamstream.tracking.anchors import ban_points, rpn_anchors
 from siamstream.tracking.estimate import TargetEstimate
 from siamstream.tracking.penalty import size_change_penalty
+from siamstream.tracking.post_processing import PysotPostProcessor, register_post_processor
+from siamstream.tracking.validation import rpn_anchor_config
+from siamstream.tracking.window import cosine_window, tiled_window
 
 
 def foreground_scores(cls: np.ndarray) -> np.ndarray:
@@ -78,3 +82,68 @@ def select_box(
         score=float(scores[best]),
         shift=(float(offset[0]), float(offset[1])),
     )
+
+
+class SiamRPNPostProcessor(PysotPostProcessor[RPNHyper]):
+    """SiamRPN++ (pysot `SiamRPNTracker`): anchor deltas decoded against the config's anchors, a cosine
+    window tiled once per anchor. Outputs cls [K, 2A, S, S] and loc [K, 4A, S, S]."""
+
+    family = Family.SIAMRPN
+    hyper_type = RPNHyper
+
+    def output_shapes(self, config: TrackerConfig, crops: int) -> list[tuple[int, ...]]:
+        s = config.crop.score_size
+        anchor_config = rpn_anchor_config(config)
+        anchors = len(anchor_config.ratios) * len(anchor_config.scales)
+        return [(crops, 2 * anchors, s, s), (crops, 4 * anchors, s, s)]
+
+    def estimate(
+        self,
+        config: TrackerConfig,
+        maps: tuple[np.ndarray, ...],
+        target: tuple[float, float, float, float],
+        scale_z: float,
+        image_size: tuple[int, int],
+        search_size: float | None,
+    ) -> TargetEstimate:
+        cls, loc = maps
+        score_size = config.crop.score_size
+        anchor_config = rpn_anchor_config(config)
+        anchors = rpn_anchors(anchor_config.stride, anchor_config.ratios, anchor_config.scales, score_size)
+        boxes = decode_anchor_boxes(loc, anchors)
+        window = tiled_window(score_size, len(anchors) // (score_size * score_size))
+        hyper = self.hyper(config)
+        return select_box(hyper, foreground_scores(cls), boxes, window, target, scale_z, image_size)
+
+
+class SiamBANPostProcessor(PysotPostProcessor[RPNHyper]):
+    """SiamBAN (SiamBAN `SiamBANTracker`; also SiamCAN): point distances decoded against the score-map
+    points, one cosine window. Outputs cls [K, 2, S, S] and exponentiated loc [K, 4, S, S]."""
+
+    family = Family.SIAMBAN
+    hyper_type = RPNHyper
+    exponentiated_box_output = 1
+
+    def output_shapes(self, config: TrackerConfig, crops: int) -> list[tuple[int, ...]]:
+        s = config.crop.score_size
+        return [(crops, 2, s, s), (crops, 4, s, s)]
+
+    def estimate(
+        self,
+        config: TrackerConfig,
+        maps: tuple[np.ndarray, ...],
+        target: tuple[float, float, float, float],
+        scale_z: float,
+        image_size: tuple[int, int],
+        search_size: float | None,
+    ) -> TargetEstimate:
+        cls, loc = maps
+        score_size = config.crop.score_size
+        boxes = decode_point_boxes(loc, ban_points(config.crop.stride, score_size))
+        window = cosine_window(score_size).ravel()
+        hyper = self.hyper(config)
+        return select_box(hyper, foreground_scores(cls), boxes, window, target, scale_z, image_size)
+
+
+SIAMRPN = register_post_processor(SiamRPNPostProcessor())
+SIAMBAN = register_post_processor(SiamBANPostProcessor())

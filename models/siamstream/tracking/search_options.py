@@ -54,7 +54,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from siamstream.config import SearchConfig, TrackerConfig
-from siamstream.tracking.acm import fast_motion_instance_size
 from siamstream.tracking.long_term import lost_search_active
 from siamstream.tracking.state import TrackerState, TrackResult
 
@@ -86,7 +85,7 @@ def search_sides(config: TrackerConfig) -> tuple[int, ...]:
     if config.search.adaptive_region:
         step = config.search.region_step
         sides += [config.crop.instance_size + k * step for k in range(1, config.search.region_max_steps + 1)]
-    for extra in (fast_motion_instance_size(config), _lost_side(config)):
+    for extra in (config.hyper.fast_motion_side(), _lost_side(config)):
         if extra is not None and extra not in sides:
             sides.append(extra)
     return tuple(sides)

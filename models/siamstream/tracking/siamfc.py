@@ -10,11 +10,22 @@ and the target size is not clipped, as in the reference.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import cv2
 import numpy as np
 
-from siamstream.config import CropConfig, FCHyper
+from siamstream.config import CropConfig, Family, FCHyper, TrackerConfig
 from siamstream.tracking.estimate import TargetEstimate
+from siamstream.tracking.geometry import (
+    BoxXYWH,
+    crop_patch_siamfc,
+    siamfc_box_from_center,
+    siamfc_center_from_box,
+)
+from siamstream.tracking.post_processing import PostProcessor, TemplateRegion, register_post_processor
+from siamstream.tracking.state import TrackerState
 from siamstream.tracking.window import normalised_window
 
 
@@ -75,3 +86,73 @@ def siamfc_update(
         score=float(1.0 / (1.0 + np.exp(-peak_logit))),
         search_size=float(np.float64(search_size) * scale),
     )
+
+
+class SiamFCPostProcessor(PostProcessor[FCHyper]):
+    """SiamFC (siamfc-pytorch `TrackerSiamFC`): its centre convention and crops (float32), a scale
+    pyramid around the search side kept in the state (`TrackerState.search_size`), `siamfc_update`.
+    Output response [K, 1, S, S]."""
+
+    family = Family.SIAMFC
+    hyper_type = FCHyper
+
+    def template_region(self, config: TrackerConfig, box_xywh: Sequence[float]) -> TemplateRegion:
+        cx, cy, w, h = siamfc_center_from_box(box_xywh)
+        context = np.float32(config.crop.context_amount) * (w + h)
+        # float32 throughout, like siamfc-pytorch's init.
+        side = np.sqrt((w + context) * (h + context))
+        search_size = float(side * config.crop.instance_size / config.crop.exemplar_size)
+        return TemplateRegion(float(cx), float(cy), float(w), float(h), float(side), search_size)
+
+    def box_from_target(self, cx: float, cy: float, w: float, h: float) -> BoxXYWH:
+        return siamfc_box_from_center(cx, cy, w, h)
+
+    def crop(
+        self,
+        frame: np.ndarray,
+        centre: tuple[float, float],
+        side: float,
+        out_side: int,
+        channel_average: Sequence[float],
+    ) -> np.ndarray:
+        float32_centre = (np.float32(centre[0]), np.float32(centre[1]))
+        return crop_patch_siamfc(frame, float32_centre, side, out_side, channel_average)
+
+    def crop_scale(self, config: TrackerConfig, state: TrackerState) -> float:
+        return config.crop.instance_size / _search_size(state)
+
+    def search_sides(self, config: TrackerConfig, state: TrackerState) -> tuple[float, ...]:
+        search_size = _search_size(state)
+        return tuple(float(search_size * factor) for factor in scale_factors(self.hyper(config)))
+
+    def context_ratio(self, config: TrackerConfig, previous: TrackerState, current: TrackerState) -> float:
+        return _search_size(current) / _search_size(previous)
+
+    def lost_search_hyper(self) -> dict[str, Any]:
+        return {"scale_num": 1}
+
+    def output_shapes(self, config: TrackerConfig, crops: int) -> list[tuple[int, ...]]:
+        s = config.crop.score_size
+        return [(crops, 1, s, s)]
+
+    def estimate(
+        self,
+        config: TrackerConfig,
+        maps: tuple[np.ndarray, ...],
+        target: tuple[float, float, float, float],
+        scale_z: float,
+        image_size: tuple[int, int],
+        search_size: float | None,
+    ) -> TargetEstimate:
+        if search_size is None:
+            raise ValueError("a SiamFC state needs search_size")
+        return siamfc_update(self.hyper(config), config.crop, maps[0], target, search_size)
+
+
+def _search_size(state: TrackerState) -> float:
+    if state.search_size is None:
+        raise ValueError("a SiamFC state needs search_size")
+    return state.search_size
+
+
+SIAMFC = register_post_processor(SiamFCPostProcessor())

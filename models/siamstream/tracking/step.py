@@ -17,29 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from siamstream.config import CARHyper, Family, FCHyper, RPNHyper, TrackerConfig
+from siamstream.config import TrackerConfig
 from siamstream.tracking.acm import fast_motion_after, search_config
-from siamstream.tracking.anchors import ban_points, rpn_anchors
-from siamstream.tracking.car import car_update
 from siamstream.tracking.estimate import TargetEstimate
-from siamstream.tracking.geometry import (
-    box_from_center,
-    center_from_box,
-    channel_average,
-    context_size,
-    crop_patch,
-    crop_patch_siamfc,
-    siamfc_box_from_center,
-    siamfc_center_from_box,
-    to_model_layout,
-)
+from siamstream.tracking.geometry import channel_average, context_size, to_model_layout
 from siamstream.tracking.long_term import LostSearch, lost_config, lost_search_active, plan_lost_search
-from siamstream.tracking.rpn import decode_anchor_boxes, decode_point_boxes, foreground_scores, select_box
+from siamstream.tracking.post_processing import PostProcessor, post_processor
 from siamstream.tracking.search_options import grown_config, next_growth
-from siamstream.tracking.siamfc import scale_factors, siamfc_update
 from siamstream.tracking.state import TrackerState, TrackResult, TrackStatus, next_status
 from siamstream.tracking.template_update import split_search_outputs
 from siamstream.tracking.validation import (
@@ -49,9 +37,7 @@ from siamstream.tracking.validation import (
     check_frame,
     check_frame_size,
     check_outputs,
-    rpn_anchor_config,
 )
-from siamstream.tracking.window import cosine_window, tiled_window
 
 
 @dataclass(frozen=True)
@@ -84,39 +70,27 @@ def init_track(
     frame = check_frame(frame)
     height, width = frame.shape[:2]
     box = check_box(box_xywh, width, height, config.crop.context_amount)
+    family = post_processor(config)
     exemplar = config.crop.exemplar_size
-    first_frame_mean = channel_average(frame)
-    if config.family is Family.SIAMFC:
-        fc_cx, fc_cy, fc_w, fc_h = siamfc_center_from_box(box)
-        context = np.float32(config.crop.context_amount) * (fc_w + fc_h)
-        # float32 throughout, like siamfc-pytorch's init.
-        template_side = np.sqrt((fc_w + context) * (fc_h + context))
-        search_size: float | None = float(template_side * config.crop.instance_size / exemplar)
-        patch = crop_patch_siamfc(frame, (fc_cx, fc_cy), template_side, exemplar, first_frame_mean)
-        cx, cy, w, h = float(fc_cx), float(fc_cy), float(fc_w), float(fc_h)
-        rounded_side = round(template_side)
-    else:
-        cx, cy, w, h = center_from_box(box)
-        search_size = None
-        rounded_side = round(context_size(w, h, config.crop.context_amount))
-        patch = crop_patch(frame, (cx, cy), exemplar, max(rounded_side, 1), first_frame_mean)
-    ratio = exemplar / max(rounded_side, 1)
+    blue, green, red = (float(value) for value in channel_average(frame))
+    first_frame_mean = (blue, green, red)
+    region = family.template_region(config, box)
+    crop = _crops(family, frame, [(region.cx, region.cy)], [region.side], exemplar, first_frame_mean)
+    ratio = exemplar / max(round(region.side), 1)
     state = TrackerState(
         family=config.family,
         frame_index=0,
-        cx=cx,
-        cy=cy,
-        w=w,
-        h=h,
+        cx=region.cx,
+        cy=region.cy,
+        w=region.w,
+        h=region.h,
         image_width=width,
         image_height=height,
-        channel_average=(float(first_frame_mean[0]), float(first_frame_mean[1]), float(first_frame_mean[2])),
-        search_size=search_size,
+        channel_average=first_frame_mean,
+        search_size=region.search_size,
     )
-    request = TemplateRequest(
-        crop=to_model_layout([patch]), box_prior=np.array([[w * ratio, h * ratio]], dtype=np.float32)
-    )
-    return state, request
+    box_prior = np.array([[region.w * ratio, region.h * ratio]], dtype=np.float32)
+    return state, TemplateRequest(crop=crop, box_prior=box_prior)
 
 
 def prepare_search(config: TrackerConfig, state: TrackerState, frame: np.ndarray) -> SearchRequest:
@@ -124,48 +98,44 @@ def prepare_search(config: TrackerConfig, state: TrackerState, frame: np.ndarray
     _check_state(config, state)
     frame = check_frame(frame)
     check_frame_size(frame, state.image_width, state.image_height)
+    family = post_processor(config)
     if lost_search_active(config, state):
-        return _lost_search_request(config, state, frame)
+        plan = plan_lost_search(config, state)
+        crops = _crops(
+            family,
+            frame,
+            plan.centres,
+            [plan.image_side],
+            config.long_term.lost_instance_size,
+            state.channel_average,
+        )
+        return SearchRequest(crops, state.frame_index + 1, plan.scale_z, lost_search=plan)
     config = grown_config(search_config(config, state), state)
-    instance = config.crop.instance_size
-    if isinstance(config.hyper, FCHyper):
-        search_size = _search_size(state)
-        center = (np.float32(state.cx), np.float32(state.cy))
-        patches = [
-            crop_patch_siamfc(frame, center, search_size * factor, instance, state.channel_average)
-            for factor in scale_factors(config.hyper)
-        ]
-        scale_z = instance / search_size
-    else:
-        side = context_size(state.w, state.h, config.crop.context_amount)
-        scale_z = config.crop.exemplar_size / side
-        search_side = max(round(side * (instance / config.crop.exemplar_size)), 1)
-        patches = [crop_patch(frame, (state.cx, state.cy), instance, search_side, state.channel_average)]
-    return SearchRequest(crops=to_model_layout(patches), frame_index=state.frame_index + 1, scale_z=scale_z)
-
-
-def _lost_search_request(config: TrackerConfig, state: TrackerState, frame: np.ndarray) -> SearchRequest:
-    """The crops of the state's lost search (`long_term.plan_lost_search`), one per centre."""
-    plan = plan_lost_search(config, state)
-    side = config.long_term.lost_instance_size
-    if isinstance(config.hyper, FCHyper):
-        patches = [
-            crop_patch_siamfc(
-                frame, (np.float32(cx), np.float32(cy)), plan.image_side, side, state.channel_average
-            )
-            for cx, cy in plan.centres
-        ]
-    else:
-        image_side = max(round(plan.image_side), 1)
-        patches = [
-            crop_patch(frame, centre, side, image_side, state.channel_average) for centre in plan.centres
-        ]
-    return SearchRequest(
-        crops=to_model_layout(patches),
-        frame_index=state.frame_index + 1,
-        scale_z=plan.scale_z,
-        lost_search=plan,
+    crops = _crops(
+        family,
+        frame,
+        [(state.cx, state.cy)],
+        family.search_sides(config, state),
+        config.crop.instance_size,
+        state.channel_average,
     )
+    return SearchRequest(crops, state.frame_index + 1, family.crop_scale(config, state))
+
+
+def _crops(
+    family: PostProcessor[Any],
+    frame: np.ndarray,
+    centres: Sequence[tuple[float, float]],
+    sides: Sequence[float],
+    out_side: int,
+    channel_average: Sequence[float],
+) -> np.ndarray:
+    """uint8 [K, 3, out_side, out_side]: around each centre (image px) in turn, the square of each side
+    (image px) in turn, cut and resized as the family's reference does (`PostProcessor.crop`)."""
+    patches = [
+        family.crop(frame, centre, side, out_side, channel_average) for centre in centres for side in sides
+    ]
+    return to_model_layout(patches)
 
 
 def finish_search(
@@ -179,18 +149,19 @@ def finish_search(
         raise ValueError(
             f"search request is for frame {request.frame_index} but the state is at frame {state.frame_index}"
         )
+    family = post_processor(config)
     if request.lost_search is not None:
-        estimate = _lost_estimate(config, state, request, request.lost_search, outputs)
+        estimate = _lost_estimate(family, config, state, request, request.lost_search, outputs)
     else:
         config = grown_config(search_config(config, state), state)
         maps = _checked_maps(config, request, outputs)
         target = (state.cx, state.cy, state.w, state.h)
-        estimate = _estimate(config, maps, target, request.scale_z, state, state.search_size)
+        image_size = (state.image_width, state.image_height)
+        estimate = family.estimate(config, maps, target, request.scale_z, image_size, state.search_size)
         if box_overflowed(config, maps) or _degenerate(estimate):
             estimate = _held(state)
     estimate = _bounded(estimate, state, config.crop.context_amount)
-    to_box = siamfc_box_from_center if isinstance(config.hyper, FCHyper) else box_from_center
-    bbox = to_box(estimate.cx, estimate.cy, estimate.w, estimate.h)
+    bbox = family.box_from_target(estimate.cx, estimate.cy, estimate.w, estimate.h)
     status, low_count = next_status(config.status, state.status, state.low_score_count, estimate.score)
     lost_tile = 0
     if request.lost_search is not None and status is TrackStatus.LOST:
@@ -224,28 +195,8 @@ def _checked_maps(
     return check_outputs(config, head_outputs, request.crops.shape[0])
 
 
-def _estimate(
-    config: TrackerConfig,
-    maps: tuple[np.ndarray, ...],
-    target: tuple[float, float, float, float],
-    scale_z: float,
-    state: TrackerState,
-    search_size: float | None,
-) -> TargetEstimate:
-    """The family's post-processing of the maps of one search around `target` (cx, cy, w, h image px);
-    SiamFC's maps are its scale pyramid around the scale-1 side `search_size` (image px)."""
-    image_size = (state.image_width, state.image_height)
-    hyper = config.hyper
-    if isinstance(hyper, FCHyper):
-        if search_size is None:
-            raise ValueError("a SiamFC state needs search_size")
-        return siamfc_update(hyper, config.crop, maps[0], target, search_size)
-    if isinstance(hyper, CARHyper):
-        return car_update(hyper, config.crop, maps, target, scale_z, image_size)
-    return _rpn_estimate(config, hyper, maps, target, scale_z, image_size)
-
-
 def _lost_estimate(
+    family: PostProcessor[Any],
     config: TrackerConfig,
     state: TrackerState,
     request: SearchRequest,
@@ -256,13 +207,16 @@ def _lost_estimate(
     target with that best score (see `long_term`)."""
     lost = lost_config(config)
     maps = _checked_maps(lost, request, outputs)
+    image_size = (state.image_width, state.image_height)
     best: TargetEstimate | None = None
     for row, (cx, cy) in enumerate(lost_search.centres):
         crop_maps = tuple(m[row : row + 1] for m in maps)
         if box_overflowed(lost, crop_maps):  # a failed tile, not a failed search: the others still count
             continue
         target = (cx, cy, state.w, state.h)
-        estimate = _estimate(lost, crop_maps, target, request.scale_z, state, lost_search.image_side)
+        estimate = family.estimate(
+            lost, crop_maps, target, request.scale_z, image_size, lost_search.image_side
+        )
         if not _degenerate(estimate) and (best is None or estimate.score > best.score):
             best = estimate
     if best is None:
@@ -302,33 +256,6 @@ def _held(state: TrackerState) -> TargetEstimate:
     )
 
 
-def _rpn_estimate(
-    config: TrackerConfig,
-    hyper: RPNHyper,
-    maps: tuple[np.ndarray, ...],
-    target: tuple[float, float, float, float],
-    scale_z: float,
-    image_size: tuple[int, int],
-) -> TargetEstimate:
-    cls, loc = maps
-    score_size = config.crop.score_size
-    if config.family is Family.SIAMRPN:
-        anchor_config = rpn_anchor_config(config)
-        anchors = rpn_anchors(anchor_config.stride, anchor_config.ratios, anchor_config.scales, score_size)
-        boxes = decode_anchor_boxes(loc, anchors)
-        window = tiled_window(score_size, len(anchors) // (score_size * score_size))
-    else:
-        boxes = decode_point_boxes(loc, ban_points(config.crop.stride, score_size))
-        window = cosine_window(score_size).ravel()
-    return select_box(hyper, foreground_scores(cls), boxes, window, target, scale_z, image_size)
-
-
 def _check_state(config: TrackerConfig, state: TrackerState) -> None:
     if state.family != config.family:
         raise ValueError(f"state was made for family {state.family}, the tracker is {config.family}")
-
-
-def _search_size(state: TrackerState) -> float:
-    if state.search_size is None:
-        raise ValueError("a SiamFC state needs search_size")
-    return state.search_size

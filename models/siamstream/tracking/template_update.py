@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from siamstream.config import Family, FCHyper, TrackerConfig
-from siamstream.tracking.geometry import context_size
+from siamstream.config import TrackerConfig
+from siamstream.tracking.post_processing import post_processor
 from siamstream.tracking.state import TrackerState
 from siamstream.tracking.validation import expected_output_shapes
 
@@ -85,7 +85,7 @@ def plan_template_update(
         )
     # SiamFC searches a scale pyramid: the features of the scale-1 crop (the middle one) are used.
     row = crops // 2
-    ratio = _context_ratio(config, previous, current)
+    ratio = post_processor(config).context_ratio(config, previous, current)
     half_side = config.crop.exemplar_size * ratio * 0.5
     dx = (current.cx - previous.cx) * request.scale_z
     dy = (current.cy - previous.cy) * request.scale_z
@@ -103,13 +103,3 @@ def plan_template_update(
         rate=np.array([settings.rate], dtype=np.float32),
     )
     return updated, update
-
-
-def _context_ratio(config: TrackerConfig, previous: TrackerState, current: TrackerState) -> float:
-    """New template-region side over the side the search crop was scaled for."""
-    if config.family is Family.SIAMFC and isinstance(config.hyper, FCHyper):
-        if previous.search_size is None or current.search_size is None:
-            raise ValueError("a SiamFC state needs search_size")
-        return current.search_size / previous.search_size
-    amount = config.crop.context_amount
-    return context_size(current.w, current.h, amount) / context_size(previous.w, previous.h, amount)

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from siamstream.config import AnchorConfig, Family, RPNHyper, TrackerConfig
+from siamstream.config import AnchorConfig, RPNHyper, TrackerConfig
 from siamstream.tracking.geometry import context_size
+from siamstream.tracking.post_processing import post_processor
 
 # Bounds on a target (image px), checked on the init box and kept by every later state. No real track
 # runs into them: the reference trackers clip the box to the frame from the first tracked frame on (SiamFC
@@ -106,32 +107,18 @@ def rpn_anchor_config(config: TrackerConfig) -> AnchorConfig:
 
 def expected_output_shapes(config: TrackerConfig, crops: int) -> list[tuple[int, ...]]:
     """Shapes of the search outputs of a family (Contract 1) for `crops` search crops."""
-    s = config.crop.score_size
-    family = config.family
-    if family is Family.SIAMRPN:
-        anchor_config = rpn_anchor_config(config)
-        anchors = len(anchor_config.ratios) * len(anchor_config.scales)
-        return [(crops, 2 * anchors, s, s), (crops, 4 * anchors, s, s)]
-    if family is Family.SIAMBAN:
-        return [(crops, 2, s, s), (crops, 4, s, s)]
-    if family is Family.SIAMCAR:
-        return [(crops, 2, s, s), (crops, 4, s, s), (crops, 1, s, s)]
-    return [(crops, 1, s, s)]
-
-
-# SiamBAN's and SiamCAR's networks exponentiate their box output (`loc`, output 1): a head outside its
-# working range overflows it to +inf, which is a failed frame (see `box_overflowed`), not a broken model.
-EXPONENTIATED_BOX_OUTPUT = {Family.SIAMBAN: 1, Family.SIAMCAR: 1}
+    return post_processor(config).output_shapes(config, crops)
 
 
 def check_outputs(config: TrackerConfig, outputs: Sequence[np.ndarray], crops: int) -> tuple[np.ndarray, ...]:
     """Search outputs must match the family's count and shapes and be finite (an exponentiated box
-    output may also hold +inf); returns them as float32."""
-    expected = expected_output_shapes(config, crops)
+    output may also hold +inf, see `PostProcessor.exponentiated_box_output`); returns them as float32."""
+    family = post_processor(config)
+    expected = family.output_shapes(config, crops)
     if len(outputs) != len(expected):
         raise ValueError(f"{config.family} search gives {len(expected)} outputs, got {len(outputs)}")
     arrays = tuple(np.asarray(o, dtype=np.float32) for o in outputs)
-    overflow_allowed = EXPONENTIATED_BOX_OUTPUT.get(config.family)
+    overflow_allowed = family.exponentiated_box_output
     for index, (array, shape) in enumerate(zip(arrays, expected, strict=True)):
         if array.shape != shape:
             raise ValueError(f"{config.family} search output {index} must be {shape}, got {array.shape}")
@@ -143,5 +130,5 @@ def check_outputs(config: TrackerConfig, outputs: Sequence[np.ndarray], crops: i
 
 def box_overflowed(config: TrackerConfig, outputs: Sequence[np.ndarray]) -> bool:
     """Whether checked search outputs hold an exponentiated box output that overflowed to +inf."""
-    index = EXPONENTIATED_BOX_OUTPUT.get(config.family)
+    index = post_processor(config).exponentiated_box_output
     return index is not None and bool(np.isinf(outputs[index]).any())

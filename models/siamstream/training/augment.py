@@ -81,7 +81,7 @@ def sample_crop(
     side *= 1.0 + rng.uniform(-augmentation.scale, augmentation.scale)
     shift = rng.uniform(-augmentation.shift, augmentation.shift, size=2) * side / out_size
     center = (x + w / 2 + shift[0], y + h / 2 + shift[1])
-    pad = np.array(cv2.mean(frame)[:3])
+    pad = np.asarray(cv2.mean(frame), dtype=np.float64)[:3]  # cv2.mean gives 4 channels
     image = crop_region(frame, center, side, out_size, pad)
     box = box_in_crop(box_xywh, center, side, out_size)
     image = photometric(image, augmentation, rng)

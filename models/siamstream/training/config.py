@@ -8,6 +8,7 @@ model rejects unknown keys, so the copy stored in a checkpoint is exactly what w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -176,65 +177,50 @@ FROM_SCRATCH_BACKBONES = ("small_staged", "small_staged_fused")
 FROM_SCRATCH = BackboneTraining(unfreeze_epoch=0, lr_multiplier=1.0)
 
 
+RecipeFactory = Callable[[TrackerConfig], TrainingConfig]
+_RECIPES: dict[str, RecipeFactory] = {}
+
+
+def register_recipe(head_kind: str) -> Callable[[RecipeFactory], RecipeFactory]:
+    """Register the default training recipe of the trackers whose head is `head_kind`, a function of the
+    tracker config; each head kind's recipe is registered beside its default objective
+    (`training.objectives`, `training.objectives_dcf_can`), which `siamstream.training` imports."""
+
+    def decorate(recipe: RecipeFactory) -> RecipeFactory:
+        if head_kind in _RECIPES:
+            raise ValueError(f"the training recipe of head kind {head_kind!r} is registered twice")
+        _RECIPES[head_kind] = recipe
+        return recipe
+
+    return decorate
+
+
 def default_training_config(tracker: TrackerConfig) -> TrainingConfig:
     """pysot/SiamBAN/SiamCAR/siamfc-pytorch defaults (the seed papers' own recipes for DCFNet and SiamCAN)
     for a tracker's head kind and backbone; a backbone in `FROM_SCRATCH_BACKBONES` is trained whole from
     the start."""
-    recipe = _reference_recipe(tracker)
+    recipe = _RECIPES.get(tracker.head.kind)
+    if recipe is None:
+        raise ValueError(f"{tracker.name}: no training recipe for head kind {tracker.head.kind!r}")
+    training = recipe(tracker)
     if tracker.backbone.kind in FROM_SCRATCH_BACKBONES:
-        return recipe.model_copy(update={"backbone": FROM_SCRATCH})
-    return recipe
+        return training.model_copy(update={"backbone": FROM_SCRATCH})
+    return training
 
 
-def _reference_recipe(tracker: TrackerConfig) -> TrainingConfig:
-    """pysot/SiamBAN/SiamCAR/siamfc-pytorch defaults for a tracker's head kind and backbone."""
-    head = tracker.head.kind
-    if head in ("dcf", "can"):
-        # The seed papers' own recipes live beside their objectives, which import this module.
-        from siamstream.training.objectives_dcf_can import dcfnet_finetuning_config, siamcan_training_config
-
-        return dcfnet_finetuning_config() if head == "dcf" else siamcan_training_config()
-    if head == "siamfc":
-        # siamfc-pytorch: everything trained from the start, 50 epochs, lr 1e-2 -> 1e-5, no warm-up.
-        return TrainingConfig(
-            epochs=50,
-            weight_decay=5e-4,
-            lr=LRSchedule(warmup_epochs=0, base_lr=0.01, end_lr=1e-5),
-            backbone=BackboneTraining(unfreeze_epoch=0, lr_multiplier=1.0),
-        )
+def pysot_backbone_training(tracker: TrackerConfig) -> BackboneTraining:
+    """pysot's backbone schedule (BACKBONE.TRAIN_LAYERS of its ResNet-50 and MobileNetV2 configs)."""
     layers: tuple[str, ...] = ()
     if tracker.backbone.kind == "resnet50_atrous":
         layers = ("layer2", "layer3", "layer4")
     elif tracker.backbone.kind == "mobilenetv2":
         layers = ("layer3", "layer4", "layer5", "layer6", "layer7")
-    backbone = BackboneTraining(layers=layers)
-    search_size = 255 if tracker.crop.instance_size != 255 else None
-    if head == "ban":
-        # hqucv/siamban experiments/siamban_r50_l234/config.yaml; siamban_acm_r50 trains with its code.
-        return TrainingConfig(
-            batch_size=28,  # TRAIN.BATCH_SIZE
-            pairs_per_epoch=1_000_000,  # DATASET.VIDEOS_PER_EPOCH
-            lr=LRSchedule(end_lr=0.00005),  # TRAIN.LR.KWARGS.end_lr
-            # siamban/models/loss.py `select_iou_loss`: `linear_iou`; TRAIN.LOC_WEIGHT 1.0
-            loss=LossWeights(loc=1.0, box_loss="linear_iou"),
-            backbone=backbone,
-            search_size=search_size,
-        )
-    if head == "car":
-        # ohhhyeahhh/SiamCAR experiments/siamcar_r50/config.yaml (the other values are pysot's defaults).
-        return TrainingConfig(
-            batch_size=80,  # TRAIN.BATCH_SIZE ("80 # 32")
-            # TRAIN.LOC_WEIGHT 3.0, CEN_WEIGHT 1.0; pysot/models/loss_car.py `IOULoss`: -log((I+1)/(U+1))
-            loss=LossWeights(cls=1.0, loc=3.0, cen=1.0, box_loss="log_iou"),
-            pairs=PairSettings(negative_probability=0.0),  # DATASET.NEG 0.0: no negative pairs
-            backbone=backbone,
-            search_size=search_size,
-        )
-    # The RPN heads (SiamRPN++, SiamMargin): pysot's recipe, TRAIN.LOC_WEIGHT 1.2.
-    objective = "rpn_margin" if tracker.head.margin_supervision else None
-    return TrainingConfig(
-        loss=LossWeights(loc=1.2), backbone=backbone, search_size=search_size, objective=objective
-    )
+    return BackboneTraining(layers=layers)
+
+
+def pysot_search_size(tracker: TrackerConfig) -> int | None:
+    """pysot trains every tracker at a 255 search crop, including the AlexNet RPN that tracks at 287."""
+    return 255 if tracker.crop.instance_size != 255 else None
 
 
 def with_schedule(training: TrainingConfig, schedule: dict[str, Any]) -> TrainingConfig:

@@ -144,7 +144,7 @@ def margin_cell_labels(
     labels = np.zeros((score_size, score_size), dtype=np.float32)
     if not positive_pair:
         return labels
-    positive = (_anchor_iou(box, anchors_cxcywh, score_size) > positive_iou).any(0)
+    positive = np.any(_anchor_iou(box, anchors_cxcywh, score_size) > positive_iou, axis=0)
     if not positive.any():
         centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         positive[_nearest_cell(centre_x, centre_y, anchors_cxcywh[:score_size, 0], score_size)] = True
@@ -190,7 +190,7 @@ def _ltrb(box: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
 
 def centerness_target(ltrb: np.ndarray) -> np.ndarray:
     """FCOS/SiamCAR centerness sqrt(min(l,r)/max(l,r) * min(t,b)/max(t,b)); 0 outside the box."""
-    inside = (ltrb > 0).all(0)
+    inside = np.all(ltrb > 0, axis=0)
     safe = np.where(inside[None], ltrb, 1.0)
     value = np.sqrt(
         np.minimum(safe[0], safe[2])
@@ -311,7 +311,7 @@ def inside_box_labels(
     ltrb = _ltrb(box, px, py)
     half_w, half_h = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
     limits = np.array([half_w, half_h, half_w, half_h])[:, None, None] * central_fraction
-    positive = (ltrb > limits).all(0)
+    positive = np.all(ltrb > limits, axis=0)
     return _point_labels(box, stride, score_size, positive_pair, None, positive, ~positive, None)
 
 

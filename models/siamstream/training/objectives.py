@@ -19,11 +19,20 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from siamstream.config import TrackerConfig
+from siamstream.config import RPNHyper, TrackerConfig
 from siamstream.nn.depthwise import DepthwiseXCorr
 from siamstream.nn.network import SiameseNetwork
 from siamstream.tracking.anchors import ban_points
-from siamstream.training.config import TrainingConfig
+from siamstream.training.config import (
+    BackboneTraining,
+    LossWeights,
+    LRSchedule,
+    PairSettings,
+    TrainingConfig,
+    pysot_backbone_training,
+    pysot_search_size,
+    register_recipe,
+)
 from siamstream.training.labels import (
     SampleCaps,
     anchor_grid,
@@ -128,8 +137,10 @@ class RPNObjective:
 
     head_kind = "rpn"
 
-    def __init__(self, tracker: TrackerConfig, training: TrainingConfig):
-        anchors = tracker.hyper.anchors  # type: ignore[union-attr]
+    def __init__(self, tracker: TrackerConfig, training: TrainingConfig) -> None:
+        anchors = tracker.hyper.anchors if isinstance(tracker.hyper, RPNHyper) else None
+        if anchors is None:
+            raise ValueError(f"{tracker.name}: an anchor-based objective needs the RPN hyper with anchors")
         self.anchor_config = anchors
         self.settings = training.labels
         self.caps = _caps(training)
@@ -374,3 +385,53 @@ register_objective("rpn", name="rpn_margin")(RPNMarginObjective)
 register_objective("ban")(PointObjective)
 register_objective("car")(CARObjective)
 register_objective("siamfc")(SiamFCObjective)
+
+
+@register_recipe("rpn")
+def rpn_recipe(tracker: TrackerConfig) -> TrainingConfig:
+    """The RPN heads (SiamRPN++, SiamMargin): pysot's recipe, TRAIN.LOC_WEIGHT 1.2; SiamMargin's margin
+    supervision trains with the margin objective."""
+    return TrainingConfig(
+        loss=LossWeights(loc=1.2),
+        backbone=pysot_backbone_training(tracker),
+        search_size=pysot_search_size(tracker),
+        objective="rpn_margin" if tracker.head.margin_supervision else None,
+    )
+
+
+@register_recipe("ban")
+def ban_recipe(tracker: TrackerConfig) -> TrainingConfig:
+    """hqucv/siamban experiments/siamban_r50_l234/config.yaml; siamban_acm_r50 trains with its code."""
+    return TrainingConfig(
+        batch_size=28,  # TRAIN.BATCH_SIZE
+        pairs_per_epoch=1_000_000,  # DATASET.VIDEOS_PER_EPOCH
+        lr=LRSchedule(end_lr=0.00005),  # TRAIN.LR.KWARGS.end_lr
+        # siamban/models/loss.py `select_iou_loss`: `linear_iou`; TRAIN.LOC_WEIGHT 1.0
+        loss=LossWeights(loc=1.0, box_loss="linear_iou"),
+        backbone=pysot_backbone_training(tracker),
+        search_size=pysot_search_size(tracker),
+    )
+
+
+@register_recipe("car")
+def car_recipe(tracker: TrackerConfig) -> TrainingConfig:
+    """ohhhyeahhh/SiamCAR experiments/siamcar_r50/config.yaml (the other values are pysot's defaults)."""
+    return TrainingConfig(
+        batch_size=80,  # TRAIN.BATCH_SIZE ("80 # 32")
+        # TRAIN.LOC_WEIGHT 3.0, CEN_WEIGHT 1.0; pysot/models/loss_car.py `IOULoss`: -log((I+1)/(U+1))
+        loss=LossWeights(cls=1.0, loc=3.0, cen=1.0, box_loss="log_iou"),
+        pairs=PairSettings(negative_probability=0.0),  # DATASET.NEG 0.0: no negative pairs
+        backbone=pysot_backbone_training(tracker),
+        search_size=pysot_search_size(tracker),
+    )
+
+
+@register_recipe("siamfc")
+def siamfc_recipe(tracker: TrackerConfig) -> TrainingConfig:
+    """siamfc-pytorch: everything trained from the start, 50 epochs, lr 1e-2 -> 1e-5, no warm-up."""
+    return TrainingConfig(
+        epochs=50,
+        weight_decay=5e-4,
+        lr=LRSchedule(warmup_epochs=0, base_lr=0.01, end_lr=1e-5),
+        backbone=BackboneTraining(unfreeze_epoch=0, lr_multiplier=1.0),
+    )

@@ -28,6 +28,7 @@ from siamstream.training.config import (
     LRSchedule,
     PairSettings,
     TrainingConfig,
+    register_recipe,
 )
 from siamstream.training.objectives import CARObjective, PointObjective, SiamFCObjective, register_objective
 
@@ -70,6 +71,19 @@ class CANObjective(PointObjective):
 register_objective("dcf")(DCFObjective)
 register_objective("dcf", name="dcf_pretrain")(DCFPretrainObjective)
 register_objective("can")(CANObjective)
+
+
+@register_recipe("dcf")
+def dcf_recipe(tracker: TrackerConfig) -> TrainingConfig:
+    """DCFNet's default recipe is its stage 2 (`dcfnet_finetuning_config`); stage 1 is asked for by name."""
+    return dcfnet_finetuning_config()
+
+
+@register_recipe("can")
+def can_recipe(tracker: TrackerConfig) -> TrainingConfig:
+    """SiamCAN's paper recipe (`siamcan_training_config`)."""
+    return siamcan_training_config()
+
 
 # Paper 001: "grayscale, translate, flip and scale augmentations during only initialization" (no
 # probabilities given: greyscale 0.25 and flip 0.5 here); fine-tuning keeps only the crop shift and scale

@@ -138,7 +138,7 @@ def read_coco(root: Path) -> list[AnnotatedSequence]:
     files = sorted((root / "annotations").glob("instances_*.json"))
     if not files:
         raise DatasetError(f"{root}: no annotations/instances_<split>.json")
-    sequences = []
+    sequences: list[AnnotatedSequence] = []
     for path in files:
         split = path.stem.removeprefix("instances_")
         try:

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from siamstream.package import TrackerPackage
 from siamstream_services.inference.triton_repository import RepositoryForm, write_model_repository
-from siamstream_services.inference.triton_server import TritonServer, find_triton_install
+from siamstream_services.inference.triton_server import find_triton_install
+from siamstream_services.testing.triton import loopback_triton
 
 BACKENDS = ("embedded", "triton")
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
@@ -37,13 +30,5 @@ def model_server(backend: str, package: TrackerPackage, work_dir: Path, triton_v
     install = find_triton_install(triton_venv.resolve())
     repository = work_dir / "triton-models"
     write_model_repository([package], repository, form=RepositoryForm.CPU_TEST)
-    server = TritonServer(
-        install,
-        repository,
-        work_dir=work_dir / "triton",
-        grpc_port=free_port(),
-        http_port=free_port(),
-        metrics_port=free_port(),
-    )
-    with server:
+    with loopback_triton(install, repository, work_dir / "triton") as server:
         yield f"triton://{server.grpc_url}"

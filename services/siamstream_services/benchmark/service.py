@@ -60,12 +60,20 @@ async def measure_overhead(
             started = time.perf_counter()
             search()
             elapsed = milliseconds_since(started)
-            pushed = (await client.push(session_id, jpeg)).round_trip_ms
+            pushed = await _push_ms(client, session_id, jpeg)
             if index >= WARMUP_FRAMES:
                 search_ms.append(elapsed)
                 push_ms.append(pushed)
         await client.stop(session_id)
     return float(np.median(search_ms)), float(np.median(push_ms))
+
+
+async def _push_ms(client: TrackingClient, session_id: str, jpeg: bytes) -> float:
+    """The round trip of one PushFrame call in ms, which the client measures for every push."""
+    round_trip_ms = (await client.push(session_id, jpeg)).round_trip_ms
+    if round_trip_ms is None:
+        raise RuntimeError("the client returned a pushed result without its round trip")
+    return round_trip_ms
 
 
 async def _stream(
@@ -79,7 +87,7 @@ async def _stream(
         await ready.wait()
         latencies = []
         for jpeg in jpegs[1 + WARMUP_FRAMES :]:
-            latencies.append((await client.push(session_id, jpeg)).round_trip_ms)
+            latencies.append(await _push_ms(client, session_id, jpeg))
         await client.stop(session_id)
     return latencies
 
@@ -125,7 +133,8 @@ async def run(
     )
     frames = [sequence.frame(index) for index in range(len(sequence))]
     jpegs = [encode_frame(frame) for frame in frames]
-    box: Box = tuple(float(value) for value in sequence.init_box)
+    x, y, w, h = (float(value) for value in sequence.init_box)
+    box = (x, y, w, h)
     with tempfile.TemporaryDirectory(prefix="siamstream-bench-service-") as scratch:
         root = package_dir or export_random_package(tracker, Path(scratch) / "packages")
         package = read_package(root)

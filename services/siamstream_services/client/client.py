@@ -8,8 +8,9 @@ with the service's status code and message (see the proto for the codes).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from types import TracebackType
 
 import grpc
@@ -21,7 +22,15 @@ from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 
 from .frames import DEFAULT_JPEG_QUALITY, ImageFormat, encode_frame
 from .in_flight import InFlightFrames
-from .results import FrameResult, HostedTracker, SessionInfo, StartedTrack, StreamedFrame
+from .results import (
+    FrameResult,
+    FrameT,
+    HostedTracker,
+    SessionInfo,
+    StartedTrack,
+    StreamedFrame,
+    TrackerOptionFields,
+)
 
 Frame = np.ndarray | bytes
 # Long enough for a start (template stage) on a loaded CPU server, short enough to notice a hung one.
@@ -82,7 +91,7 @@ class TrackingClient:
         frame: Frame,
         box: Sequence[float],
         tracker: str,
-        options: Mapping[str, float | int | bool] | None = None,
+        options: TrackerOptionFields | None = None,
         client_frame_number: int | None = None,
     ) -> StartedTrack:
         """Start a session on `frame` with the target at `box`; `options` are `TrackerOptions` fields."""
@@ -124,7 +133,8 @@ class TrackingClient:
             if not token:
                 return sessions
 
-    async def trackers(self) -> list[HostedTracker]:
+    # builtins.list: `list` in this class body is the method above.
+    async def trackers(self) -> builtins.list[HostedTracker]:
         """The trackers the service hosts, ordered by name (one ListTrackers call)."""
         request = pb.ListTrackersRequest()
         response = await self._stub.ListTrackers(request, metadata=self._metadata, timeout=self.timeout_s)
@@ -141,14 +151,14 @@ class TrackingClient:
 
     async def track_stream(
         self,
-        frames: Iterable[Frame] | AsyncIterable[Frame],
+        frames: Iterable[FrameT] | AsyncIterable[FrameT],
         box: Sequence[float],
         tracker: str,
-        options: Mapping[str, float | int | bool] | None = None,
+        options: TrackerOptionFields | None = None,
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         answer_timeout_s: float | None = None,
-    ) -> AsyncIterator[StreamedFrame]:
+    ) -> AsyncIterator[StreamedFrame[FrameT]]:
         """Track through `frames` on one `Track` stream: frame 0 starts at `box`; answers come in order.
 
         At most `max_in_flight` frames are sent ahead of their answers (1 = lockstep), so a slow server
@@ -172,7 +182,7 @@ class TrackingClient:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
         slots = asyncio.Semaphore(max_in_flight)
         timeout_s = self.timeout_s if answer_timeout_s is None else answer_timeout_s
-        in_flight: InFlightFrames[Frame] = InFlightFrames(timeout_s)
+        in_flight: InFlightFrames[FrameT] = InFlightFrames(timeout_s)
 
         # A failing frame source (an unreadable frame, a camera gone) half-closes the stream instead of
         # raising into gRPC, which would cancel the call and hide the error: the frames already sent
@@ -215,7 +225,7 @@ class TrackingClient:
         frame: Frame,
         box: Sequence[float],
         tracker: str,
-        options: Mapping[str, float | int | bool] | None,
+        options: TrackerOptionFields | None,
         client_frame_number: int | None,
     ) -> pb.StartTrackRequest:
         x, y, w, h = (float(value) for value in box)
@@ -235,7 +245,7 @@ class TrackingClient:
         return pb.Frame(encoded=data, client_frame_number=client_frame_number)
 
 
-async def _as_async(frames: Iterable[Frame] | AsyncIterable[Frame]) -> AsyncIterator[Frame]:
+async def _as_async(frames: Iterable[FrameT] | AsyncIterable[FrameT]) -> AsyncIterator[FrameT]:
     if isinstance(frames, AsyncIterable):
         async for frame in frames:
             yield frame

@@ -6,6 +6,7 @@ Boxes are xywh in image pixels (top-left, width, height), times are milliseconds
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypedDict, TypeVar
 
 import numpy as np
 
@@ -18,6 +19,26 @@ STATUSES = {
     pb.TRACK_STATUS_LOST: TrackStatus.LOST,
 }
 STAGE_FIELDS = ("decode_ms", "crop_ms", "inference_ms", "postprocess_ms", "store_ms", "total_ms")
+# A frame as the caller hands it to the client: a BGR uint8 array or the bytes of an encoded image.
+FrameT = TypeVar("FrameT", bound=np.ndarray | bytes)
+
+
+class TrackerOptionFields(TypedDict, total=False):
+    """The fields of `TrackerOptions` (tracking.proto) a start sets; an absent one keeps the tracker's value.
+
+    Typed so that a misspelt option or a wrong type fails the type check, not the call.
+    """
+
+    penalty_k: float
+    window_influence: float
+    lr: float
+    template_update: bool
+    tracking_threshold: float
+    lost_threshold: float
+    lost_after_frames: int
+    one_more_search: bool
+    adaptive_region: bool
+    long_term: bool
 
 
 @dataclass(frozen=True)
@@ -76,11 +97,11 @@ class StartedTrack:
 
 
 @dataclass(frozen=True)
-class StreamedFrame:
+class StreamedFrame(Generic[FrameT]):
     """One answer of a `Track` stream, with the frame it answers (as it was given to the client)."""
 
     session_id: str
-    frame: np.ndarray | bytes
+    frame: FrameT
     result: FrameResult
 
 

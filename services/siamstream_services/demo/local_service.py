@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from siamstream_services.session.server import open_server
+from siamstream_services.grpc_api.server import open_server
 from siamstream_services.settings import ServiceSettings
 
 # The interceptors log one INFO line per call under this name: noise in a demo or benchmark's output.
-RPC_LOGGER = "siamstream_services.session.rpc"
+RPC_LOGGER = "siamstream_services.grpc_api.rpc"
 # Nothing is in flight when a demo or benchmark stops the service; a short grace only bounds the stop.
 DRAIN_GRACE_S = 2.0
 

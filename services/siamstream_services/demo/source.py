@@ -29,9 +29,10 @@ def synthetic_source(frame_count: int, seed: int = 0) -> DemoSource:
     """A generated 640x480 sequence of `frame_count` frames: a textured target drifting over texture."""
     spec = SequenceSpec(name="demo", length=frame_count, seed=seed)
     sequence = generate_sequence(spec)
+    x, y, w, h = (float(value) for value in sequence.init_box)
     return DemoSource(
         frames=sequence.frames(),
-        init_box=tuple(float(value) for value in sequence.init_box),
+        init_box=(x, y, w, h),
         ground_truth=sequence.ground_truth,
         description={"kind": "synthetic", "spec": spec.model_dump(mode="json")},
     )

@@ -1,4 +1,4 @@
-"""The one inference interface every backend implements (DESIGN contract 5).
+"""The one inference interface every backend implements (docs/architecture.md, contract 5).
 
 Tensors follow architecture.md Contract 1: crops are BGR uint8 `[B,3,S,S]` (0..255, converted inside the
 models), `box_prior` is float32 `[B,2]` (target `w, h` in template-crop pixels), the template embedding is

@@ -23,12 +23,17 @@ import numpy as np
 from siamstream.package import TrackerPackage
 from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.search_options import search_sides
+from siamstream_services.settings import ServiceSettings
 
 from .backend import BackendUnavailable, InferenceBackend, InferenceError, Stage, UnknownTracker
 from .batching import BatchObserver, MicroBatcher, Tensors
 
 StageRun = Callable[..., Tensors]
 """One stage of a loaded package on numpy inputs, run in the worker thread."""
+
+# A backend built without them batches as the service does by default: the settings are their one source.
+DEFAULT_MAX_BATCH_ROWS: int = ServiceSettings.model_fields["batch_max_size"].default
+DEFAULT_MAX_WAIT_MS: float = ServiceSettings.model_fields["batch_max_wait_ms"].default
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class _TensorSpec:
     # use (`search_sides`); None: any size (the search features' map, set by the package and the side).
     trailing_shapes: tuple[tuple[int | None, ...], ...]
 
-    def check(self, array: np.ndarray) -> None:
+    def check(self, array: object) -> None:
         if not isinstance(array, np.ndarray) or array.dtype != self.dtype:
             raise InferenceError(f"{self.name} must be a numpy {self.dtype} array")
         if not any(_fits(array.shape[1:], shape) for shape in self.trailing_shapes):
@@ -67,8 +72,9 @@ class EmbeddedBackend(InferenceBackend):
     """Runs tracker packages in this process.
 
     `max_batch_rows` bounds the rows of one gathered run; `max_wait_ms` is how long the first queued call
-    waits for company (0 runs whatever is queued at once). `on_batch(tracker, stage, rows, calls)` is
-    called after every run.
+    waits for company (0 runs whatever is queued at once); both default to the service's defaults
+    (`batch_max_size`, `batch_max_wait_ms`). `on_batch(tracker, stage, rows, calls)` is called after every
+    run.
     """
 
     def __init__(
@@ -76,8 +82,8 @@ class EmbeddedBackend(InferenceBackend):
         packages: Iterable[TrackerPackage],
         *,
         device: str = "cpu",
-        max_batch_rows: int = 16,
-        max_wait_ms: float = 1.0,
+        max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+        max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
         on_batch: BatchObserver | None = None,
     ):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="siamstream-inference")

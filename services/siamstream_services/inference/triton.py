@@ -31,7 +31,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 
+import grpc
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
 import tritonclient.utils.shared_memory as shm
@@ -55,11 +57,6 @@ from .triton_repository import (
     update_model_name,
 )
 
-_UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED"}
-_NOT_FOUND = "StatusCode.NOT_FOUND"
-_ALREADY_EXISTS = "StatusCode.ALREADY_EXISTS"
-_UNKNOWN_REGION = "Unable to find shared memory region"
-_REGION_IN_USE = "it is currently in use"  # Triton's refusal to unregister a region of a running request
 # A timed out request can wait in a long queue for seconds, and every call in between would spend a round
 # trip per retired region asking for it in vain.
 _RETIRED_RETRY_INTERVAL_S = 1.0
@@ -73,6 +70,47 @@ _CHANNEL_ARGS = [
     ("grpc.use_local_subchannel_pool", 1),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
+
+
+class TritonFailure(Enum):
+    """What a failed Triton call means to this backend (`classify`)."""
+
+    UNREACHABLE = "unreachable"  # no answer: the channel is dropped, the call is BackendUnavailable
+    UNKNOWN_REGION = "unknown_region"  # a shared memory region the server does not hold (it restarted)
+    REGION_IN_USE = "region_in_use"  # an unregister refused: a timed out request still runs on the region
+    ALREADY_REGISTERED = "already_registered"  # a register of a region the server holds already
+    UNKNOWN_MODEL = "unknown_model"  # no model of that name is loaded
+    OTHER = "other"  # a model error or bad tensors
+
+
+# tritonclient's gRPC client raises the status of a failed call as `str(grpc.StatusCode.X)`.
+_STATUS_CODES = {str(code): code for code in grpc.StatusCode}
+_UNREACHABLE_CODES = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
+)
+# Fallback on the message, pinned to tritonserver 2.51 (nvidia-pytriton 0.7.0), for the two region failures
+# whose status code is no sign: Triton reports an unknown region with the code of an unknown model
+# (NOT_FOUND; INVALID_ARG in releases before it), and a region in use with the code of any internal error.
+_UNKNOWN_REGION_MESSAGE = "Unable to find shared memory region"
+_REGION_IN_USE_MESSAGE = "it is currently in use"
+
+
+def classify(error: InferenceServerException) -> TritonFailure:
+    """What `error` means, by its gRPC status code, and by its message only for the region failures that
+    the code does not tell apart."""
+    code = _STATUS_CODES.get(error.status() or "")
+    message = error.message() or ""
+    if code in _UNREACHABLE_CODES:
+        return TritonFailure.UNREACHABLE
+    if _UNKNOWN_REGION_MESSAGE in message:
+        return TritonFailure.UNKNOWN_REGION
+    if _REGION_IN_USE_MESSAGE in message:
+        return TritonFailure.REGION_IN_USE
+    if code is grpc.StatusCode.ALREADY_EXISTS:
+        return TritonFailure.ALREADY_REGISTERED
+    if code is grpc.StatusCode.NOT_FOUND:
+        return TritonFailure.UNKNOWN_MODEL
+    return TritonFailure.OTHER
 
 
 @dataclass(frozen=True)
@@ -229,7 +267,7 @@ class TritonBackend(InferenceBackend):
             try:
                 return await self._infer_shared(client, model, spec, arrays, outputs)
             except InferenceServerException as error:
-                if _UNKNOWN_REGION not in (error.message() or ""):
+                if classify(error) is not TritonFailure.UNKNOWN_REGION:
                     raise
                 # The server restarted between two calls and forgot every registration: register again.
                 self._registered.clear()
@@ -328,9 +366,10 @@ class TritonBackend(InferenceBackend):
             try:
                 await client.unregister_system_shared_memory(name, client_timeout=self._timeout)
             except InferenceServerException as error:
-                if (error.status() or "") in _UNAVAILABLE:
+                failure = classify(error)
+                if failure is TritonFailure.UNREACHABLE:
                     return
-                if _REGION_IN_USE in (error.message() or ""):
+                if failure is TritonFailure.REGION_IN_USE:
                     continue
             self._retired.discard(name)
 
@@ -362,7 +401,7 @@ class TritonBackend(InferenceBackend):
         except InferenceServerException as error:
             # The name is this region's alone, so the server holds THIS region: registered by a call
             # whose answer was lost to the timeout, or before a channel dropped on a server that stalled.
-            if (error.status() or "") != _ALREADY_EXISTS:
+            if classify(error) is not TritonFailure.ALREADY_REGISTERED:
                 raise
 
     async def _model_spec(self, client: grpcclient.InferenceServerClient, model: str) -> _ModelSpec:
@@ -398,11 +437,11 @@ class TritonBackend(InferenceBackend):
     async def _translate(
         self, client: grpcclient.InferenceServerClient, model: str, error: InferenceServerException
     ) -> InferenceError:
-        status = error.status() or ""
-        if status in _UNAVAILABLE:
+        failure = classify(error)
+        if failure is TritonFailure.UNREACHABLE:
             await self._disconnect(client)
             return BackendUnavailable(f"Triton at {self._url}: {error.message()}")
-        if status == _NOT_FOUND and _UNKNOWN_REGION not in (error.message() or ""):
+        if failure is TritonFailure.UNKNOWN_MODEL:
             return UnknownTracker(f"Triton at {self._url} serves no model {model!r}")
         return InferenceError(f"Triton at {self._url}, model {model}: {error.message()}")
 

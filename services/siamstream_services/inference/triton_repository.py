@@ -44,6 +44,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from siamstream.nn.template_update import SEARCH_FEATURES_OUTPUT
 from siamstream.package import TrackerPackage
 from siamstream.tracking.search_options import search_sides
+from siamstream_services.settings import TritonBatchingSettings
 
 PYTHON_MODEL_SOURCE = Path(__file__).with_name("triton_python_model.py")
 MODEL_FILE = "model.pt"
@@ -54,17 +55,6 @@ SEARCH_FEATURES_PARAMETER = "SEARCH_FEATURES_OUTPUT"
 class RepositoryForm(StrEnum):
     PRODUCTION = "production"
     CPU_TEST = "cpu_test"
-
-
-@dataclass(frozen=True)
-class BatchingSettings:
-    """Triton scheduling of every generated model."""
-
-    max_batch_size: int = 16
-    preferred_batch_sizes: tuple[int, ...] = (4, 8, 16)
-    # Extra latency a lone request may wait for company; keep it below one frame's budget.
-    max_queue_delay_microseconds: int = 500
-    instance_count: int = 1
 
 
 @dataclass(frozen=True)
@@ -108,16 +98,19 @@ def write_model_repository(
     repository: str | Path,
     *,
     form: RepositoryForm = RepositoryForm.PRODUCTION,
-    batching: BatchingSettings = BatchingSettings(),
+    batching: TritonBatchingSettings | None = None,
 ) -> list[str]:
     """Write the stages of every package into `repository` (model directories are replaced): template and
-    search, and the template update of update-capable packages.
+    search, and the template update of update-capable packages; every model is scheduled by `batching`
+    (default: the `SIAMSTREAM_TRITON_*` settings).
 
     Returns the model names written. Output shapes are found by running each stage once on CPU with a
     batch of one, so the configs carry exact dims and a package that breaks Contract 1 is refused here.
     """
     repository = Path(repository)
     repository.mkdir(parents=True, exist_ok=True)
+    if batching is None:
+        batching = TritonBatchingSettings()
     written = []
     for package in packages:
         meta = package.meta
@@ -157,7 +150,7 @@ def model_config(
     outputs: tuple[_Tensor, ...],
     *,
     form: RepositoryForm,
-    batching: BatchingSettings,
+    batching: TritonBatchingSettings,
     torch_version: str,
 ) -> mc.ModelConfig:
     """The ModelConfig of one stage; the two forms differ only in backend/platform and instance kind."""

@@ -1,7 +1,7 @@
 """Launch nvidia-pytriton's `tritonserver` binary on a model repository (tests, dev, demo).
 
 The model-server environment is a separate venv (`scripts/install_triton.sh`, numpy < 2: with numpy 2 the
-2.51 python stub returns EMPTY outputs without an error). Fixes from platform-facts applied here:
+2.51 python stub returns EMPTY outputs without an error). What the pip-installed server needs, applied here:
 - `LD_LIBRARY_PATH` starts with that venv's Python LIBDIR (otherwise the stub may load the system
   libpython) and includes the wheel's `nvidia_pytriton.libs` (the stub is symlinked into a backend dir);
 - `PATH` starts with that venv's `bin`, because the stub finds its Python environment via `python3`;

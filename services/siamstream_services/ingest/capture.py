@@ -22,7 +22,15 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .camera_url import (
+from siamstream_services.cameras.health import (
+    BackoffPolicy,
+    CameraHealth,
+    connecting,
+    connection_failed,
+    frame_received,
+    stopped,
+)
+from siamstream_services.cameras.urls import (
     CameraNetworks,
     CameraUrlError,
     check_camera_address,
@@ -30,7 +38,6 @@ from .camera_url import (
     parse_camera_url,
     public_url,
 )
-from .health import BackoffPolicy, CameraHealth, connecting, connection_failed, frame_received, stopped
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,14 @@ def add_commands(groups: CommandGroups) -> None:
 
 def run_ingest_command(args: argparse.Namespace) -> int:
     # Deferred: torch, OpenCV and the stores load only when the worker actually runs.
-    from siamstream_services.ingest.config import IngestSettings
+    from siamstream_services.cameras.config import IngestSettings
     from siamstream_services.ingest.process import run_ingest
+    from siamstream_services.logs import configure_logging
     from siamstream_services.settings import ServiceSettings, load_settings
 
     settings = load_settings(ServiceSettings, **({"config_file": args.config} if args.config else {}))
-    asyncio.run(run_ingest(settings, load_settings(IngestSettings)))
+    camera_settings = load_settings(IngestSettings)
+    # The console script's `-v` asks for DEBUG whatever SIAMSTREAM_LOG_LEVEL says.
+    configure_logging(settings.log_format, "DEBUG" if getattr(args, "verbose", False) else settings.log_level)
+    asyncio.run(run_ingest(settings, camera_settings))
     return 0

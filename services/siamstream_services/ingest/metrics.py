@@ -12,7 +12,7 @@ import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from .health import CameraState
+from siamstream_services.cameras.health import CameraState
 
 
 class IngestMetrics:

@@ -1,7 +1,8 @@
 """The ingest worker process (`siamstream ingest`): an `IngestWorker` with its own session manager.
 
 The worker tracks through the same `SessionManager`, inference backend and store as a session replica,
-built from the same `ServiceSettings`; the store must be Redis, where the cameras and their leases live.
+built from the same `ServiceSettings` by the same wiring (`siamstream_services.wiring`); the store must be
+Redis, where the cameras and their leases live.
 It serves its metrics (session stages and camera health in one registry) on `metrics_port` and, on
 SIGTERM or SIGINT, stops its cameras and releases their leases so that another worker takes them over at
 its next claim round instead of one lease TTL later.
@@ -17,16 +18,12 @@ import socket
 import uuid
 from dataclasses import dataclass
 
-from siamstream_services.inference.backend import InferenceBackend
-from siamstream_services.session.catalog import load_catalog
-from siamstream_services.session.metrics import MetricsServer, ServiceMetrics
-from siamstream_services.session.server import open_backend
-from siamstream_services.session.sessions import SessionManager
-from siamstream_services.settings import ServiceSettings
-from siamstream_services.store import SessionStore, open_store
+from siamstream_services.cameras.config import IngestSettings
+from siamstream_services.core.metrics import MetricsServer
+from siamstream_services.core.sessions import SessionManager
+from siamstream_services.settings import RedisUrl, ServiceSettings
+from siamstream_services.wiring import Runtime, open_runtime
 
-from .config import IngestSettings
-from .directory import CameraDirectory, is_redis_url
 from .metrics import IngestMetrics
 from .worker import IngestWorker
 
@@ -35,18 +32,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class IngestProcess:
-    """One worker and what it owns; `aclose()` once after the worker stopped."""
+    """One worker and what it runs on; `aclose()` once after the worker stopped."""
 
     worker: IngestWorker
-    metrics: ServiceMetrics
-    directory: CameraDirectory
-    store: SessionStore
-    backend: InferenceBackend
+    runtime: Runtime
 
     async def aclose(self) -> None:
-        await self.backend.close()
-        await self.store.aclose()
-        await self.directory.aclose()
+        await self.runtime.aclose()
 
 
 def worker_id() -> str:
@@ -56,19 +48,19 @@ def worker_id() -> str:
 
 def open_ingest(settings: ServiceSettings, ingest: IngestSettings) -> IngestProcess:
     """A worker over the packages, store and backend that `settings` name; ValueError without Redis."""
-    if not is_redis_url(settings.store_url):
+    if not isinstance(settings.store_url, RedisUrl):
         raise ValueError(
             f"the ingest worker needs a Redis store for its cameras and leases: set SIAMSTREAM_STORE_URL "
             f"to redis://HOST:PORT/DB (got {settings.store_url})"
         )
-    catalog = load_catalog(settings.package_dir, settings.tracker_packages)
-    metrics = ServiceMetrics()
-    backend = open_backend(settings, catalog.packages, metrics)
-    store = open_store(settings.store_url, settings.session_idle_ttl_s)
-    manager = SessionManager(store, backend, catalog.trackers, settings, metrics=metrics)
-    directory = CameraDirectory.from_url(settings.store_url, ingest)
-    worker = IngestWorker(directory, manager, IngestMetrics(metrics.registry), worker_id=worker_id())
-    return IngestProcess(worker, metrics, directory, store, backend)
+    runtime = open_runtime(settings, ingest)
+    assert runtime.cameras is not None  # a Redis store always has its camera directory
+    manager = SessionManager(
+        runtime.store, runtime.backend, runtime.trackers, settings, metrics=runtime.metrics
+    )
+    metrics = IngestMetrics(runtime.metrics.registry)
+    worker = IngestWorker(runtime.cameras, manager, metrics, worker_id=worker_id())
+    return IngestProcess(worker, runtime)
 
 
 async def run_ingest(settings: ServiceSettings, ingest: IngestSettings) -> None:
@@ -76,7 +68,7 @@ async def run_ingest(settings: ServiceSettings, ingest: IngestSettings) -> None:
     process = open_ingest(settings, ingest)
     metrics_server: MetricsServer | None = None
     if settings.metrics_port:
-        metrics_server = process.metrics.serve(settings.metrics_port, str(ingest.metrics_host))
+        metrics_server = process.runtime.metrics.serve(settings.metrics_port, str(ingest.metrics_host))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

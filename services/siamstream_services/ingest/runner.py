@@ -16,18 +16,18 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
-from siamstream_services.session.convert import result_message
-from siamstream_services.session.errors import InvalidArgument, NotFound, ResourceExhausted, ServiceError
-from siamstream_services.session.frames import PixelFormat, RawImage
-from siamstream_services.session.options import TrackOptions
-from siamstream_services.session.sessions import FrameInput, SessionManager
-from siamstream_services.session.state import FrameOutcome
+from siamstream_services.cameras.config import IngestSettings
+from siamstream_services.cameras.directory import Box, CameraDirectory, CameraSpec, CameraStatus, TargetSpec
+from siamstream_services.cameras.health import BackoffPolicy, CameraState, backoff_delay, observed_state
+from siamstream_services.convert import result_message
+from siamstream_services.core.errors import InvalidArgument, NotFound, ResourceExhausted, ServiceError
+from siamstream_services.core.frames import PixelFormat, RawImage
+from siamstream_services.core.options import TrackOptions
+from siamstream_services.core.sessions import FrameInput, SessionManager
+from siamstream_services.core.state import FrameOutcome
 from siamstream_services.v1 import tracking_pb2 as pb
 
 from .capture import CameraFrame, Capture, FrameReader, ReaderTimeouts, open_rtsp_capture
-from .config import IngestSettings
-from .directory import Box, CameraDirectory, CameraSpec, CameraStatus, TargetSpec
-from .health import BackoffPolicy, CameraState, backoff_delay, observed_state
 from .metrics import IngestMetrics
 
 log = logging.getLogger(__name__)

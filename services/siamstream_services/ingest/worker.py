@@ -17,10 +17,10 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
-from siamstream_services.session.sessions import SessionManager
+from siamstream_services.cameras.directory import CameraDirectory
+from siamstream_services.cameras.health import lease_expired
+from siamstream_services.core.sessions import SessionManager
 
-from .directory import CameraDirectory
-from .health import lease_expired
 from .leases import CameraLeases
 from .metrics import IngestMetrics
 from .runner import CameraRunner

@@ -18,7 +18,7 @@ different keys, so this layout needs a standalone (or replicated, not clustered)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -27,6 +27,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT
 
 from siamstream_services.store.errors import OwnerLimitReached, SessionExistsError, StoreUnavailable
 from siamstream_services.store.record import (
@@ -94,6 +95,13 @@ def _unavailable_on_connection_errors() -> Iterator[None]:
         raise StoreUnavailable(f"Redis is unavailable: {str(exc) or type(exc).__name__}") from exc
 
 
+def _bytes(reply: object) -> bytes:
+    """One value of a reply, which is bytes because the store's client does not decode responses."""
+    if not isinstance(reply, bytes):
+        raise TypeError(f"expected bytes from Redis, got {type(reply).__name__}: use decode_responses=False")
+    return reply
+
+
 class RedisSessionStore:
     """A `SessionStore` on Redis (see the module docstring for the layout)."""
 
@@ -152,7 +160,7 @@ class RedisSessionStore:
     async def create(self, record: SessionRecord, *, owner_limit: int) -> SessionRecord:
         fields = [*encode_fields(record, mutable_only=False), VERSION_FIELD.encode(), b"1"]
         keys = [self._session_key(record.session_id), self._owner_key(record.owner)]
-        args = [self._ttl_ms, record.session_id, owner_limit, *fields]
+        args: list[EncodableT] = [self._ttl_ms, record.session_id, owner_limit, *fields]
         with _unavailable_on_connection_errors():
             async with asyncio.timeout(self._call_timeout_s):
                 created = await self._create(keys, args)
@@ -178,11 +186,13 @@ class RedisSessionStore:
         with _unavailable_on_connection_errors():
             async with asyncio.timeout(self._call_timeout_s):
                 fields = await self._redis.hgetall(self._session_key(session_id))
-        return decode_record(fields) if fields else None
+        if not fields:
+            return None
+        return decode_record({_bytes(field): _bytes(value) for field, value in fields.items()})
 
     async def compare_and_set(self, record: SessionRecord, expected_version: int) -> bool:
         keys = [self._session_key(record.session_id), self._owner_key(record.owner)]
-        args = [
+        args: list[EncodableT] = [
             self._ttl_ms,
             str(expected_version),
             str(expected_version + 1),
@@ -205,7 +215,9 @@ class RedisSessionStore:
                 owner = await self._redis.hget(session_key, OWNER_FIELD)
                 if owner is None:
                     return False
-                removed = await self._delete([session_key, self._owner_key(owner.decode())], [session_id])
+                removed = await self._delete(
+                    [session_key, self._owner_key(_bytes(owner).decode())], [session_id]
+                )
         return removed == 1
 
     async def list(self, owner: str, page_size: int, page_token: str = "") -> SessionPage:
@@ -219,7 +231,8 @@ class RedisSessionStore:
                 for _ in range(_MAX_LIST_BATCHES):
                     # One more than the page holds tells whether another page follows.
                     wanted = page_size + 1 - len(records)
-                    ids = await self._redis.zrange(index, start, "+", bylex=True, offset=0, num=wanted)
+                    reply = await self._redis.zrange(index, start, "+", bylex=True, offset=0, num=wanted)
+                    ids = [_bytes(session_id) for session_id in reply]
                     records += await self._read_live(index, owner, ids)
                     if len(records) > page_size:
                         next_token = encode_page_token(records[page_size - 1].session_id)
@@ -238,7 +251,9 @@ class RedisSessionStore:
                 owner = await self._redis.hget(session_key, OWNER_FIELD)
                 if owner is None:
                     return False
-                touched = await self._touch([session_key, self._owner_key(owner.decode())], [self._ttl_ms])
+                touched = await self._touch(
+                    [session_key, self._owner_key(_bytes(owner).decode())], [self._ttl_ms]
+                )
         return touched == 1
 
     async def aclose(self) -> None:
@@ -248,7 +263,8 @@ class RedisSessionStore:
         """Remove the ids of expired sessions from the owner index `index`, all of it, in batches."""
         start: bytes = b"-"
         while True:
-            ids = await self._redis.zrange(index, start, "+", bylex=True, offset=0, num=_PRUNE_BATCH)
+            reply = await self._redis.zrange(index, start, "+", bylex=True, offset=0, num=_PRUNE_BATCH)
+            ids = [_bytes(session_id) for session_id in reply]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for session_id in ids:
                     pipe.exists(self._session_key(session_id.decode()))
@@ -260,7 +276,7 @@ class RedisSessionStore:
                 return
             start = b"(" + ids[-1]
 
-    async def _read_live(self, index: str, owner: str, ids: list[bytes]) -> list[SessionRecord]:
+    async def _read_live(self, index: str, owner: str, ids: Sequence[bytes]) -> Sequence[SessionRecord]:
         """The records of `ids` that still exist, removing the others from the owner index."""
         if not ids:
             return []

@@ -32,7 +32,7 @@ def add_commands(groups: CommandGroups) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, help="model repository directory to write")
     parser.add_argument("--form", required=True, choices=list(FORMS), help="repository form")
-    # Unset values keep the generator's defaults (BatchingSettings), so they are stated in one place.
+    # Unset values keep the settings' (TritonBatchingSettings: SIAMSTREAM_TRITON_*, else its defaults).
     parser.add_argument("--max-batch", type=positive_int, help="max_batch_size of every model")
     parser.add_argument(
         "--queue-delay-us", type=non_negative_int, help="dynamic batcher's max_queue_delay_microseconds"
@@ -43,18 +43,16 @@ def add_commands(groups: CommandGroups) -> None:
 def run_triton_repository(args: argparse.Namespace) -> int:
     # Deferred: torch and tritonclient load only when the command actually runs.
     from siamstream.package import read_package
-    from siamstream_services.inference.triton_repository import (
-        BatchingSettings,
-        RepositoryForm,
-        write_model_repository,
-    )
+    from siamstream_services.inference.triton_repository import RepositoryForm, write_model_repository
+    from siamstream_services.settings import TritonBatchingSettings
 
     packages = [read_package(path) for path in args.package]
     trackers = [package.meta.tracker for package in packages]
     if len(set(trackers)) != len(trackers):
         raise ValueError(f"two packages hold the same tracker: {', '.join(trackers)}")
     overrides = {"max_batch_size": args.max_batch, "max_queue_delay_microseconds": args.queue_delay_us}
-    batching = BatchingSettings(**{name: value for name, value in overrides.items() if value is not None})
+    given = {name: value for name, value in overrides.items() if value is not None}
+    batching = TritonBatchingSettings(**given)
     names = write_model_repository(
         packages, args.out, form=RepositoryForm(FORMS[args.form]), batching=batching
     )

@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 from grpc import aio
@@ -52,6 +53,7 @@ LIST_PAGE_SIZE = 100
 LIST_PAGES_MAX = 50
 
 Box = tuple[float, float, float, float]
+Response = TypeVar("Response")
 CANCELLED = frozenset({Code.CANCELLED})
 # A session id that no session has (ids are 32 random hex digits).
 ABSENT_SESSION = "0" * 32
@@ -126,8 +128,8 @@ def bad_input_call(stub: pb_grpc.TrackingServiceStub, material: Material, plan: 
         case "StopTrack of an unknown session":
             return stub.StopTrack(pb.StopTrackRequest(session_id=unknown), timeout=CALL_TIMEOUT_S)
         case "session id over the length limit":
-            request = pb.GetTrackRequest(session_id="x" * LONG_ID_CHARS)
-            return stub.GetTrack(request, timeout=CALL_TIMEOUT_S)
+            long_id = pb.GetTrackRequest(session_id="x" * LONG_ID_CHARS)
+            return stub.GetTrack(long_id, timeout=CALL_TIMEOUT_S)
         case "ListTracks page token not issued":
             return stub.ListTracks(pb.ListTracksRequest(page_token="not-a-token"), timeout=CALL_TIMEOUT_S)
         case "Track opening with a frame":
@@ -172,8 +174,12 @@ class Client:
                 await self.call(f"bad: {plan.case}", bad_input_call(self.stub, self.material, plan), expected)
 
     async def call(
-        self, kind: str, call: Awaitable, expected: frozenset[Code], session_started: float | None = None
-    ) -> tuple[Code, object]:
+        self,
+        kind: str,
+        call: Awaitable[Response],
+        expected: frozenset[Code],
+        session_started: float | None = None,
+    ) -> tuple[Code, Response | None]:
         """Await one call and record its status; the response, or None when it failed."""
         started = time.monotonic()
         try:
@@ -188,8 +194,8 @@ class Client:
         started = time.monotonic()
         ok = frozenset({OK})
         start = self.stub.StartTrack(self.material.start(plan.first, plan.first), timeout=CALL_TIMEOUT_S)
-        code, response = await self.call("stream StartTrack", start, ok)
-        if code != OK:
+        _, response = await self.call("stream StartTrack", start, ok)
+        if response is None:  # failed, and recorded with its code
             return
         session_id = response.session_id
         for push in range(plan.pushes):
@@ -298,8 +304,8 @@ class Client:
             case "StartTrack":
                 started = time.monotonic()
                 call = self.stub.StartTrack(self.material.start(plan.frame), timeout=plan.deadline_s)
-                code, response = await self.call(kind, call, frozenset({late, OK}))
-                if code == OK:
+                _, response = await self.call(kind, call, frozenset({late, OK}))
+                if response is not None:
                     stop = self.stub.StopTrack(
                         pb.StopTrackRequest(session_id=response.session_id), timeout=CALL_TIMEOUT_S
                     )

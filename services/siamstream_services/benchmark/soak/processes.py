@@ -1,6 +1,6 @@
 """The soaked service as a process: `siamstream serve` on a free loopback port, stopped by its pid, with its
 resident memory, file descriptors and threads read from /proc and its log summarised at the end. (Its
-redis-server is `siamstream_services.benchmark.redis_server.RedisServer`.)"""
+redis-server is `siamstream_services.testing.redis_server.RedisServer`.)"""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from siamstream_services.benchmark.model_server import free_port
-from siamstream_services.benchmark.redis_server import terminate
+from siamstream_services.testing.ports import free_port
+from siamstream_services.testing.processes import terminate
 
 # Loading torch and the package on a busy machine takes tens of seconds.
 START_TIMEOUT_S = 180.0

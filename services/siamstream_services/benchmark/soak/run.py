@@ -21,9 +21,9 @@ from grpc import aio
 from grpc_health.v1 import health_pb2_grpc
 
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
-from siamstream_services.benchmark.redis_server import RedisServer
 from siamstream_services.client.frames import encode_frame
 from siamstream_services.demo.packages import ChosenPackage, choose_package, export_random_package
+from siamstream_services.testing.redis_server import RedisServer
 
 from .clients import (
     DRAIN_TIMEOUT_S,
@@ -113,7 +113,7 @@ async def soak(
 def sequence_material(tracker: str, frame_count: int, seed: int) -> Material:
     sequence = generate_sequence(SequenceSpec(name="soak", length=frame_count, seed=seed))
     jpegs = [encode_frame(sequence.frame(index)) for index in range(frame_count)]
-    boxes = [tuple(float(value) for value in row) for row in sequence.ground_truth]
+    boxes = [(float(x), float(y), float(w), float(h)) for x, y, w, h in sequence.ground_truth]
     return Material(tracker, jpegs, boxes)
 
 

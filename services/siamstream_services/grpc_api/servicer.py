@@ -21,12 +21,7 @@ import grpc
 from google.protobuf.message import Message
 from grpc import aio
 
-from siamstream_services.ingest.api import CameraApi
-from siamstream_services.v1 import tracking_pb2 as pb
-from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
-
-from .auth import current_owner
-from .convert import (
+from siamstream_services.convert import (
     box_xywh,
     check_text_fields,
     frame_input,
@@ -34,9 +29,14 @@ from .convert import (
     session_message,
     track_options,
 )
-from .errors import FailedPrecondition, InvalidArgument, ServiceError
-from .sessions import SessionManager
-from .state import FrameOutcome
+from siamstream_services.core.errors import FailedPrecondition, InvalidArgument, ServiceError
+from siamstream_services.core.sessions import SessionManager
+from siamstream_services.core.state import FrameOutcome
+from siamstream_services.v1 import tracking_pb2 as pb
+from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
+
+from .auth import current_owner
+from .cameras import CameraApi
 
 log = logging.getLogger(__name__)
 

@@ -124,15 +124,27 @@ CONNECT_TIMEOUT_S = 0.5
 Box = tuple[float, float, float, float]
 
 
+def _bytes(reply: object) -> bytes:
+    """One value of a reply, which is bytes because the directory's client does not decode responses."""
+    if not isinstance(reply, bytes):
+        raise TypeError(f"expected bytes from Redis, got {type(reply).__name__}: use decode_responses=False")
+    return reply
+
+
+def _text(reply: object) -> str:
+    """One value of a reply, decoded (keys, ids and JSON are UTF-8)."""
+    return _bytes(reply).decode()
+
+
+def _text_hash(reply: dict[bytes | str, bytes | str]) -> dict[str, str]:
+    """A hash reply, its fields and values decoded."""
+    return {_text(name): _text(value) for name, value in reply.items()}
+
+
 def camera_key(owner: str, camera_id: str) -> str:
     """The key the camera `camera_id` of `owner` (an owner id) is stored under, in Redis and in the workers'
     leases, logs and metric labels."""
     return f"{owner}/{camera_id}"
-
-
-def is_redis_url(url: str) -> bool:
-    """Whether a settings `store_url` names Redis, where the cameras and the leases live."""
-    return url.startswith(("redis://", "rediss://"))
 
 
 class TargetSpec(BaseModel):
@@ -278,12 +290,12 @@ class CameraDirectory:
 
     async def camera_keys(self) -> list[str]:
         """The keys of every camera of the deployment."""
-        return sorted(member.decode() for member in await self._redis.smembers(self._key("cameras")))
+        return sorted(_text(member) for member in await self._redis.smembers(self._key("cameras")))
 
     async def camera_ids_of(self, owner: str) -> list[str]:
         """The ids of the owner's cameras."""
         members = await self._redis.smembers(self._key("owner-cameras", owner))
-        return sorted(member.decode() for member in members)
+        return sorted(_text(member) for member in members)
 
     async def scope_unscoped(self, keys: list[str]) -> list[str]:
         """`keys` after moving every camera among them that an older release registered under its bare
@@ -297,7 +309,7 @@ class CameraDirectory:
             if stored_owner is None:
                 scoped.append(key)
                 continue
-            owner = stored_owner.decode()
+            owner = _text(stored_owner)
             new_key = camera_key(owner, key)
             moved = await self._scope(
                 [
@@ -312,9 +324,7 @@ class CameraDirectory:
         return sorted(scoped)
 
     async def camera(self, key: str) -> CameraSpec | None:
-        fields = {
-            k.decode(): v.decode() for k, v in (await self._redis.hgetall(self._key("camera", key))).items()
-        }
+        fields = _text_hash(await self._redis.hgetall(self._key("camera", key)))
         if "owner" not in fields:
             return None
         targets = {
@@ -326,7 +336,7 @@ class CameraDirectory:
 
     async def sessions(self, key: str) -> dict[str, str]:
         stored = await self._redis.hgetall(self._key("camera-sessions", key))
-        return {k.decode(): v.decode() for k, v in stored.items()}
+        return _text_hash(stored)
 
     async def set_session(self, key: str, target_id: str, session_id: str) -> None:
         """Record the target's session; nothing once the target is detached."""
@@ -344,10 +354,7 @@ class CameraDirectory:
         )
 
     async def status(self, key: str) -> CameraStatus | None:
-        fields = {
-            k.decode(): v.decode()
-            for k, v in (await self._redis.hgetall(self._key("camera-status", key))).items()
-        }
+        fields = _text_hash(await self._redis.hgetall(self._key("camera-status", key)))
         if not fields:
             return None
         last = fields.get("last_frame_unix", "")
@@ -395,11 +402,14 @@ class CameraDirectory:
         # The stream's last id, taken once, then the ids read: "$" on every XREAD would lose the entries
         # added between two reads.
         newest = await self._redis.xrevrange(stream, count=1)
-        last_id = newest[0][0] if newest else b"0-0"
+        last_id = _bytes(newest[0][0]) if newest else b"0-0"
         while not stop.is_set() and await self._redis.hexists(camera, field):
             answer = await self._redis.xread({stream: last_id}, count=100, block=block_ms)
+            # RESP2, this client's protocol: [[stream, [(entry id, {field: value}), ...]], ...].
+            if not isinstance(answer, list):
+                raise TypeError(f"expected a RESP2 XREAD reply, got {type(answer).__name__}")
             for _, entries in answer:
                 for entry_id, fields in entries:
-                    last_id = entry_id
+                    last_id = _bytes(entry_id)
                     if fields.get(b"target") == target_id.encode():
-                        yield fields[b"result"]
+                        yield _bytes(fields[b"result"])

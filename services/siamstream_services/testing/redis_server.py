@@ -1,6 +1,10 @@
-"""A redis-server process on a free loopback port, stopped by its pid: the store of the benchmarks that run
-the service over Redis (bench/soak.py, bench/camera_outage.py, bench/rtsp_latency.py) and of the tests.
-`terminate` (SIGTERM, then SIGKILL) also stops the soak's service process and the tests' serve processes.
+"""A redis-server process on a free loopback port, stopped by its pid: the store of the tests and of the
+benchmarks that run the service over Redis (bench/soak.py, bench/camera_outage.py, bench/rtsp_latency.py).
+
+Guarantees: the server binds 127.0.0.1 only, on a port from `free_port` that it keeps across restarts;
+`start` returns once it answers PING, or stops it and raises after START_TIMEOUT_S; `stop` signals its pid
+(SIGTERM, SIGKILL after STOP_TIMEOUT_S); `remove` also deletes its temporary data directory (AOF, pid
+file, log). Nothing is written outside that directory (`--save ""`: no RDB snapshots).
 
 Needs the `redis-server` binary (`scripts/install_redis.sh`).
 """
@@ -17,23 +21,14 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from .model_server import free_port
+from .ports import free_port
+from .processes import terminate
 
 START_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 5.0
-
-
-def terminate(process: subprocess.Popen[bytes], timeout_s: float) -> int:
-    """SIGTERM `process` by its pid and wait; SIGKILL when it outlives `timeout_s`. Its exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=timeout_s)
-    return process.returncode
 
 
 class RedisServer:
@@ -58,6 +53,11 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        """The running server's pid; None while it is stopped."""
+        return None if self._process is None else self._process.pid
 
     def start(self) -> None:
         """Start the server (data from an earlier run in the same directory is reloaded) and wait for PING."""
@@ -125,7 +125,15 @@ class RedisServer:
 
     def _wait_for_ping(self) -> None:
         assert self._process is not None
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.2, socket_connect_timeout=0.2)
+        # No retries inside a PING (redis-py retries 3 times with backoff by default, seconds per call): this
+        # loop retries, and sees between tries whether the server exited (its port taken, say).
+        client = redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            socket_timeout=0.2,
+            socket_connect_timeout=0.2,
+            retry=Retry(NoBackoff(), 0),
+        )
         deadline = time.monotonic() + START_TIMEOUT_S
         try:
             while time.monotonic() < deadline:

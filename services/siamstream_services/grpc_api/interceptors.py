@@ -2,7 +2,9 @@
 
 Both wrap the method handler's behaviour, so they see every call from its first byte to its final status
 code, for unary and streaming methods alike. Health checks and reflection are exempt from authentication:
-probes (kubelet, load balancers) carry no key, and neither service reveals session data.
+probes (kubelet, load balancers) carry no key, and neither service reveals session data. Each call runs in
+a logging scope of its own (`logs.call_scope`): the session core binds the call's session there, so every
+line logged while handling the call, the call's own line last, names its session.
 """
 
 from __future__ import annotations
@@ -13,21 +15,34 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from grpc import aio
 
-from .auth import ApiKeys, current_owner
-from .errors import Unauthenticated
-from .metrics import ServiceMetrics
+from siamstream_services.core.errors import Unauthenticated
+from siamstream_services.core.metrics import ServiceMetrics
+from siamstream_services.logs import call_scope
+from siamstream_services.v1 import tracking_pb2
 
-log = logging.getLogger("siamstream_services.session.rpc")
+from .auth import ApiKeys, current_owner
+
+log = logging.getLogger("siamstream_services.grpc_api.rpc")
 
 UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+_SERVICE = tracking_pb2.DESCRIPTOR.services_by_name["TrackingService"].full_name
+# One call per frame: a line each at INFO would grow the log with the frame rate, so a frame answered OK is
+# logged at DEBUG; a refused one stays at INFO.
+PER_FRAME_METHODS = frozenset({f"/{_SERVICE}/PushFrame"})
 
-# Wraps one call: entered before the behaviour runs, exited after its final status is set.
-CallScope = Callable[[aio.ServicerContext], contextlib.AbstractAsyncContextManager[None]]
+# Wraps one call: entered before the behaviour runs, exited after its final status is set. (The aliases
+# are strings: grpc's classes are generic in their stubs only.)
+CallScope: TypeAlias = (
+    "Callable[[aio.ServicerContext[Any, Any]], contextlib.AbstractAsyncContextManager[None]]"
+)
+# Method handlers of any request and response messages, as the interceptor chain passes them on.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
 
 
 _FACTORIES = {
@@ -38,7 +53,7 @@ _FACTORIES = {
 }
 
 
-def _wrap(handler: grpc.RpcMethodHandler, scope: CallScope) -> grpc.RpcMethodHandler:
+def _wrap(handler: Handler, scope: CallScope) -> Handler:
     """The same handler with its behaviour run inside `scope`, always as a coroutine.
 
     A streaming behaviour is either an async generator or a coroutine that calls `context.write` (the
@@ -50,20 +65,18 @@ def _wrap(handler: grpc.RpcMethodHandler, scope: CallScope) -> grpc.RpcMethodHan
     """
     kind = next(name for name in _FACTORIES if getattr(handler, name) is not None)
     behaviour = getattr(handler, kind)
-    if inspect.isasyncgenfunction(behaviour):
 
-        async def wrapped(request: Any, context: aio.ServicerContext) -> None:
-            async with scope(context), contextlib.aclosing(behaviour(request, context)) as responses:
-                async for response in responses:
-                    await context.write(response)
+    async def wrapped_stream(request: Any, context: aio.ServicerContext[Any, Any]) -> None:
+        async with scope(context), contextlib.aclosing(behaviour(request, context)) as responses:
+            async for response in responses:
+                await context.write(response)
 
-    else:
+    async def wrapped(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        async with scope(context):
+            return await behaviour(request, context)
 
-        async def wrapped(request: Any, context: aio.ServicerContext) -> Any:
-            async with scope(context):
-                return await behaviour(request, context)
-
-    return _FACTORIES[kind](wrapped, handler.request_deserializer, handler.response_serializer)
+    run = wrapped_stream if inspect.isasyncgenfunction(behaviour) else wrapped
+    return _FACTORIES[kind](run, handler.request_deserializer, handler.response_serializer)
 
 
 class AuthInterceptor(aio.ServerInterceptor):
@@ -73,17 +86,15 @@ class AuthInterceptor(aio.ServerInterceptor):
         self._keys = keys
 
     async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(UNAUTHENTICATED_PREFIXES):
             return handler
-        metadata = tuple(handler_call_details.invocation_metadata or ())
+        metadata = tuple(handler_call_details.invocation_metadata)
 
         @contextlib.asynccontextmanager
-        async def authenticated(context: aio.ServicerContext) -> AsyncIterator[None]:
+        async def authenticated(context: aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
             try:
                 owner = self._keys.owner_of(metadata)
             except Unauthenticated as error:
@@ -104,44 +115,49 @@ class ObservabilityInterceptor(aio.ServerInterceptor):
         self._metrics = metrics
 
     async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
         method = handler_call_details.method
 
         @contextlib.asynccontextmanager
-        async def observed(context: aio.ServicerContext) -> AsyncIterator[None]:
+        async def observed(context: aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
             # Read while the call is certainly alive: once a call is cancelled, grpc may release it, and a
             # context method that reaches into it (peer()) then crashes the process.
             peer = context.peer()
             remaining_s = context.time_remaining()
             started = time.perf_counter()
             failure: BaseException | None = None
-            try:
-                yield
-            except BaseException as error:
-                failure = error
-                raise
-            finally:
-                seconds = time.perf_counter() - started
-                code = _final_code(context, failure, seconds, remaining_s)
-                if isinstance(failure, aio.InternalError):
-                    # Counted with the calls the client left (see `_final_code`), but said: it is also how
-                    # grpc ends a call itself, e.g. for a response over the send limit.
-                    log.info("rpc method=%s: grpc refused a write, the call is over: %s", method, failure)
-                self._metrics.observe_request(method.rsplit("/", 1)[-1], code, seconds)
-                log.info(
-                    "rpc method=%s code=%s ms=%.2f peer=%s",
-                    method,
-                    code.name,
-                    seconds * 1000.0,
-                    peer,
-                    extra={"rpc_method": method, "rpc_code": code.name, "rpc_ms": round(seconds * 1000.0, 3)},
-                )
+            with call_scope():
+                try:
+                    yield
+                except BaseException as error:
+                    failure = error
+                    raise
+                finally:
+                    seconds = time.perf_counter() - started
+                    code = _final_code(context, failure, seconds, remaining_s)
+                    if isinstance(failure, aio.InternalError):
+                        # Counted with the calls the client left (see `_final_code`), but said: it is also
+                        # how grpc ends a call itself, e.g. for a response over the send limit.
+                        log.info("rpc method=%s: grpc refused a write, the call is over: %s", method, failure)
+                    self._metrics.observe_request(method.rsplit("/", 1)[-1], code, seconds)
+                    per_frame = method in PER_FRAME_METHODS and code == grpc.StatusCode.OK
+                    log.log(
+                        logging.DEBUG if per_frame else logging.INFO,
+                        "rpc method=%s code=%s ms=%.2f peer=%s",
+                        method,
+                        code.name,
+                        seconds * 1000.0,
+                        peer,
+                        extra={
+                            "rpc_method": method,
+                            "rpc_code": code.name,
+                            "rpc_ms": round(seconds * 1000.0, 3),
+                        },
+                    )
 
         return _wrap(handler, observed)
 

@@ -3,32 +3,37 @@
 The gRPC front end only talks to Redis: ingest workers (in this process or others) pick the cameras up.
 Camera ids belong to the caller's API key (`camera_key`): another key's camera of the same id is neither
 found, listed nor in the way. A URL is stored only once its grammar and every address of its host pass
-(`camera_url`); it is shown only without credentials and query.
+(`cameras.urls`); it is shown only without credentials and query.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.exceptions import RedisError
 
-from siamstream_services.session.convert import box_xywh, track_options
-from siamstream_services.session.errors import InvalidArgument, NotFound, ServiceError, Unavailable
-from siamstream_services.session.sessions import SessionManager
+from siamstream_services.cameras.config import IngestSettings
+from siamstream_services.cameras.directory import AttachRefused, CameraDirectory, TargetSpec, camera_key
+from siamstream_services.cameras.health import CameraState
+from siamstream_services.cameras.urls import (
+    CameraUrlError,
+    check_camera_address,
+    parse_camera_url,
+    public_url,
+)
+from siamstream_services.convert import box_xywh, track_options
+from siamstream_services.core.errors import InvalidArgument, NotFound, ServiceError, Unavailable
+from siamstream_services.core.sessions import SessionManager
 from siamstream_services.v1 import tracking_pb2 as pb
-
-from .camera_url import CameraUrlError, check_camera_address, parse_camera_url, public_url
-from .config import IngestSettings
-from .directory import AttachRefused, CameraDirectory, TargetSpec, camera_key
-from .health import CameraState
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +163,7 @@ class CameraApi:
             await self._scope_unscoped_once()
             return pb.ListCamerasResponse(cameras=await self._cameras_of(owner))
 
-    async def _cameras_of(self, owner: str) -> list[pb.Camera]:
+    async def _cameras_of(self, owner: str) -> builtins.list[pb.Camera]:  # `list` is a method here
         cameras = []
         for camera_id in await self._directory.camera_ids_of(owner):
             key = camera_key(owner, camera_id)
@@ -188,7 +193,9 @@ class CameraApi:
             cameras.append(camera)
         return cameras
 
-    async def watch(self, owner: str, request: pb.WatchTrackRequest) -> AsyncIterator[pb.CameraTrackResult]:
+    async def watch(
+        self, owner: str, request: pb.WatchTrackRequest
+    ) -> AsyncGenerator[pb.CameraTrackResult, None]:
         key = camera_key(owner, request.camera_id)
         with directory_reachable():
             await self._scope_unscoped_once()

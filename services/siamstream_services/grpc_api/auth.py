@@ -10,9 +10,8 @@ import hmac
 from collections.abc import Iterable
 from contextvars import ContextVar
 
+from siamstream_services.core.errors import Unauthenticated
 from siamstream_services.store.record import owner_key_id
-
-from .errors import Unauthenticated
 
 ANONYMOUS_OWNER = "anonymous"
 BEARER_PREFIX = "bearer "

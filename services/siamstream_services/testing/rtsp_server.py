@@ -3,15 +3,15 @@
 Run with Debian's `/usr/bin/python3` (its GStreamer bindings do not import from a venv; install them with
 `scripts/install_rtsp.sh`):
 
-    /usr/bin/python3 tests/services/rtsp_server.py --port 8554 [--width 320 --height 240 --fps 30]
+    /usr/bin/python3 services/siamstream_services/testing/rtsp_server.py --port 8554 [--fps 30 ...]
 
 The stream is `rtsp://127.0.0.1:PORT/scene`, bound to loopback only, TCP interleaving allowed. Every client
 shares one media (one encoder); frame 0 is the first frame after the media starts. Once serving, the
 script prints `READY <port>` on stdout, and with `--timeline FILE` it appends `<index> <unix time>` for
 each frame as it enters the encoder, so a receiver can measure latency.
 
-The scene functions below use the standard library only, so the test process (venv Python, numpy) and
-this script (system Python, no numpy) build exactly the same pixels:
+The scene functions below use the standard library only, so that this script runs under the system Python
+(no numpy) and the venv's receivers (`rtsp_camera.decode_index`) read the same layout:
 - a blocky background (8x8-pixel blocks, so H.264 keeps it sharp at a moderate bitrate);
 - a textured square target moving along a bouncing path (`target_box`);
 - the frame index as INDEX_BITS black/white cells along the top (`INDEX_CELL` pixels square each),

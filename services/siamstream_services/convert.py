@@ -1,4 +1,10 @@
-"""Mapping between the `siamstream.v1` messages and the session domain (frames, boxes, options, results)."""
+"""Mapping between the `siamstream.v1` messages and the domain (frames, boxes, options, results, trackers).
+
+Shared by the two sides that speak the wire format: the gRPC API (`siamstream_services.grpc_api`), which
+turns requests into calls on the session core and its answers into responses, and the camera worker
+(`siamstream_services.ingest`), which publishes its results as `CameraTrackResult` messages. It is no part
+of either, so neither imports the other for it.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from siamstream.tracking.search_options import search_sides
 from siamstream.tracking.state import TrackResult, TrackStatus
 from siamstream.tracking.validation import check_box_values
-from siamstream_services.ingest.camera_url import MAX_URL_LENGTH
+from siamstream_services.cameras.urls import MAX_URL_LENGTH
+from siamstream_services.core.errors import InvalidArgument
+from siamstream_services.core.frames import EncodedImage, PixelFormat, RawImage
+from siamstream_services.core.options import TrackOptions
+from siamstream_services.core.sessions import FrameInput, ServedTracker
+from siamstream_services.core.state import SessionView
+from siamstream_services.core.timings import StageTimings
+from siamstream_services.settings import InferenceBackendSetting
 from siamstream_services.v1 import tracking_pb2 as pb
-
-from .errors import InvalidArgument
-from .frames import EncodedImage, PixelFormat, RawImage
-from .options import TrackOptions
-from .sessions import FrameInput, ServedTracker
-from .state import SessionView
-from .timings import StageTimings
 
 PIXEL_FORMATS = {
     pb.PIXEL_FORMAT_BGR8: PixelFormat.BGR8,
@@ -133,11 +139,13 @@ def _timestamp(unix_seconds: float) -> Timestamp:
     return stamp
 
 
-def tracker_infos(trackers: dict[str, ServedTracker], inference_backend: str) -> list[pb.TrackerInfo]:
+def tracker_infos(
+    trackers: dict[str, ServedTracker], inference_backend: InferenceBackendSetting
+) -> list[pb.TrackerInfo]:
     """ListTrackers' answer: the served trackers by name; `inference_backend` is the settings' value
     (only its kind is told: the model server's address is the deployment's business). The options a
     package must have been exported with are told, so a client knows which StartTrack accepts."""
-    backend = inference_backend.partition("://")[0]
+    backend = inference_backend.kind
     return [
         pb.TrackerInfo(
             name=name,

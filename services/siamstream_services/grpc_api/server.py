@@ -1,7 +1,8 @@
 """Building, running and draining the session service process.
 
 `TrackingServer` wires one `SessionManager` into a grpc.aio server with health checking, reflection,
-the interceptors, optional TLS/mTLS, the metrics endpoint and, over a Redis store, the camera API. With
+the interceptors, optional TLS/mTLS, the metrics endpoint and, over a Redis store, the camera API;
+`open_server` builds one from settings through `siamstream_services.wiring`. With
 `health_listen_address` set, a second, plaintext server answers grpc.health.v1 alone, for probes that
 cannot speak TLS (Kubernetes' gRPC probes, `siamstream health` in Docker's HEALTHCHECK).
 `serve` runs it until SIGTERM or SIGINT and then drains: health turns NOT_SERVING, WatchTrack streams end,
@@ -20,32 +21,27 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from siamstream.package import TrackerPackage
+from siamstream_services.cameras.config import IngestSettings
+from siamstream_services.cameras.directory import CameraDirectory
+from siamstream_services.convert import tracker_infos
+from siamstream_services.core.metrics import MetricsServer, ServiceMetrics
+from siamstream_services.core.sessions import ServedTracker, SessionManager
 from siamstream_services.inference.backend import InferenceBackend
-from siamstream_services.inference.embedded import EmbeddedBackend
-from siamstream_services.ingest.api import CameraApi
-from siamstream_services.ingest.config import IngestSettings
-from siamstream_services.ingest.directory import CameraDirectory, is_redis_url
-from siamstream_services.settings import ServiceSettings, load_settings
-from siamstream_services.store import SessionStore, StoreUnavailable, open_store
+from siamstream_services.settings import ServiceSettings
+from siamstream_services.store import SessionStore, StoreUnavailable
 from siamstream_services.v1 import tracking_pb2, tracking_pb2_grpc
+from siamstream_services.wiring import open_runtime
 
 from .auth import ApiKeys
-from .catalog import load_catalog
-from .convert import tracker_infos
+from .cameras import CameraApi
 from .health import HealthServicer
 from .interceptors import AuthInterceptor, ObservabilityInterceptor
-from .metrics import MetricsServer, ServiceMetrics
 from .servicer import TrackingServicer
-from .sessions import INFERENCE_TIMEOUT_S, ServedTracker, SessionManager
 from .tls import server_credentials
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = tracking_pb2.DESCRIPTOR.services_by_name["TrackingService"].full_name
-# Readiness is re-checked this often; a probe reads it from memory, never waits on the store or backend.
-HEALTH_INTERVAL_S = 2.0
-HEALTH_PROBE_TIMEOUT_S = 1.0
 # Room for the rest of a request around the largest accepted frame.
 MESSAGE_OVERHEAD_BYTES = 1024 * 1024
 # Never used as a session id, so reading it only proves the store answers.
@@ -174,8 +170,9 @@ class TrackingServer:
         return server_credentials(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
 
     async def _watch_health(self) -> None:
+        """Re-check readiness every `health_interval_s`; a probe reads the status from memory."""
         while True:
-            await asyncio.sleep(HEALTH_INTERVAL_S)
+            await asyncio.sleep(self.settings.health_interval_s)
             try:
                 await self._update_health()
             except Exception:
@@ -194,7 +191,7 @@ class TrackingServer:
     async def _ready(self) -> bool:
         """True when the inference backend is ready and the store answers a read."""
         try:
-            async with asyncio.timeout(HEALTH_PROBE_TIMEOUT_S):
+            async with asyncio.timeout(self.settings.health_probe_timeout_s):
                 await self._store.get(HEALTH_PROBE_SESSION)
                 return await self._backend.ready()
         except (StoreUnavailable, TimeoutError):
@@ -225,33 +222,6 @@ async def _release(server: aio.Server) -> None:
     await server.stop(None)
 
 
-def open_backend(
-    settings: ServiceSettings, packages: tuple[TrackerPackage, ...], metrics: ServiceMetrics
-) -> InferenceBackend:
-    """The inference backend named by `settings.inference_backend`."""
-    if settings.inference_backend == "embedded":
-        return EmbeddedBackend(
-            packages,
-            device=settings.device,
-            max_batch_rows=settings.batch_max_size,
-            max_wait_ms=settings.batch_max_wait_ms,
-            on_batch=metrics.observe_batch,
-        )
-    # Imported here: the Triton client is the `triton` extra, which the embedded backend does not need.
-    try:
-        from siamstream_services.inference.triton import TritonBackend
-    except ImportError as error:
-        raise ValueError(
-            f"inference backend {settings.inference_backend} needs the Triton client ({error}): "
-            "pip install 'siamstream[triton]'"
-        ) from error
-    # Triton gets the same bound on a model call as the service puts on inference; the backend's own
-    # 1 s default failed healthy but loaded servers (a first call on a busy host takes over a second).
-    return TritonBackend(
-        settings.inference_backend.removeprefix("triton://"), request_timeout_s=INFERENCE_TIMEOUT_S
-    )
-
-
 def open_server(
     settings: ServiceSettings,
     camera_settings: IngestSettings | None = None,
@@ -265,17 +235,10 @@ def open_server(
     read (`camera_settings`, default: the `SIAMSTREAM_INGEST_*` environment, must name the workers' key
     prefix).
     """
-    catalog = load_catalog(settings.package_dir, settings.tracker_packages)
-    metrics = ServiceMetrics()
-    backend = open_backend(settings, catalog.packages, metrics)
-    if store is None:
-        store = open_store(settings.store_url, settings.session_idle_ttl_s)
-    cameras = None
-    if is_redis_url(settings.store_url):
-        cameras = CameraDirectory.from_url(
-            settings.store_url, camera_settings or load_settings(IngestSettings)
-        )
-    return TrackingServer(settings, store, backend, catalog.trackers, metrics, cameras=cameras)
+    runtime = open_runtime(settings, camera_settings, store=store)
+    return TrackingServer(
+        settings, runtime.store, runtime.backend, runtime.trackers, runtime.metrics, cameras=runtime.cameras
+    )
 
 
 async def serve(settings: ServiceSettings) -> None:

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from siamstream_services.settings import INGEST_ENV_PREFIX, StrictEnvSource
 
-from .camera_url import CameraNetworks
+from .urls import CameraNetworks
 
 
 class IngestSettings(BaseSettings):
@@ -62,7 +62,7 @@ class IngestSettings(BaseSettings):
         description="CIDRs cameras may be in (every resolved address must be); empty allows every one.",
     )
     # Additions only: link-local, the cloud metadata addresses and "this host" are denied whatever this
-    # says (camera_url.ALWAYS_DENIED_NETWORKS), so that adding one network cannot drop them. Loopback stays
+    # says (urls.ALWAYS_DENIED_NETWORKS), so that adding one network cannot drop them. Loopback stays
     # allowed (a camera relay on the same host, the tests' RTSP server); a deployment adds its own service
     # networks (Redis, Triton, the pods) here.
     denied_camera_networks: list[IPvAnyNetwork] = Field(

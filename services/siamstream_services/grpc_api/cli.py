@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 from siamstream.cli.main import CommandGroups
 
@@ -25,7 +26,7 @@ class SettingsHelp(argparse.Action):
     """`-h/--help` that lists every setting: built only when asked for, so that building the parser for
     another command (the health probe runs every few seconds) never loads the settings models."""
 
-    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
@@ -70,18 +71,21 @@ def add_commands(groups: CommandGroups) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from siamstream_services.logs import configure_logging
     from siamstream_services.settings import ServiceSettings, load_settings
 
     settings = load_settings(ServiceSettings, **({"config_file": args.config} if args.config else {}))
+    # The console script's `-v` asks for DEBUG whatever SIAMSTREAM_LOG_LEVEL says.
+    configure_logging(settings.log_format, "DEBUG" if getattr(args, "verbose", False) else settings.log_level)
     # Deferred, and after the settings: torch, grpc and the stores load only for a service that will run.
-    from siamstream_services.session.server import serve
+    from siamstream_services.grpc_api.server import serve
 
     asyncio.run(serve(settings))
     return 0
 
 
 def run_health(args: argparse.Namespace) -> int:
-    from siamstream_services.session.probe import check_health, probe_address
+    from siamstream_services.grpc_api.probe import check_health, probe_address
     from siamstream_services.settings import ServiceSettings, load_settings
 
     try:

@@ -49,6 +49,7 @@ from siamstream_services.inference.backend import (
     SearchOutputs,
     UnknownTracker,
 )
+from siamstream_services.logs import bind_session_id
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store.errors import InvalidPageToken, OwnerLimitReached, StoreUnavailable
 from siamstream_services.store.protocol import SessionStore
@@ -74,13 +75,6 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-# A lost race means another replica wrote the session meanwhile; a handful of rounds absorbs any real
-# contention (one client pushing through two replicas) while bounding the work of one call.
-MAX_WRITE_ATTEMPTS = 5
-# A store answers in well under a millisecond when healthy; a second means it is not.
-STORE_TIMEOUT_S = 2.0
-# Covers a batch wait plus a model run under load; beyond that the frame is late for a live stream anyway.
-INFERENCE_TIMEOUT_S = 5.0
 DEFAULT_PAGE_SIZE = 50
 
 
@@ -120,8 +114,10 @@ def _postprocess(
 class SessionManager:
     """Tracking sessions of many clients, over an injected store and inference backend.
 
-    `owner` arguments are the caller's owner id (see `auth.ApiKeys.owner_of`); a session of another owner is
-    reported exactly like a missing one. `clock` gives the Unix time stamped on records.
+    `owner` arguments are the caller's owner id (the gRPC API's `auth.ApiKeys.owner_of`, a camera's owner for
+    the ingest worker); a session of another owner is reported exactly like a missing one. `settings` gives
+    the frame limits, the owner limit, the idle TTL, the store and inference timeouts and the write
+    attempts. `clock` gives the Unix time stamped on records.
     """
 
     def __init__(
@@ -140,6 +136,9 @@ class SessionManager:
         self._limits = FrameLimits(max_bytes=settings.max_frame_bytes, max_pixels=settings.max_frame_pixels)
         self._max_sessions_per_owner = settings.max_sessions_per_owner
         self._idle_ttl_s = float(settings.session_idle_ttl_s)
+        self._store_timeout_s = settings.store_timeout_s
+        self._inference_timeout_s = settings.inference_timeout_s
+        self._max_write_attempts = settings.max_write_attempts
         self._metrics = metrics
         self._clock = clock
         self._locks = KeyedLocks()
@@ -169,13 +168,14 @@ class SessionManager:
 
     async def push(self, owner: str, session_id: str, frame: FrameInput) -> FrameOutcome:
         """Track the session's target into `frame`."""
+        bind_session_id(session_id)
         async with self._locks.hold(session_id):
             tracker = ""
             try:
                 timings = StageTimings()
                 with timings.stage("decode"):
                     image = await asyncio.to_thread(decode_frame, frame.image, self._limits)
-                for _ in range(MAX_WRITE_ATTEMPTS):
+                for _ in range(self._max_write_attempts):
                     with timings.stage("store"):
                         record = await self._load(owner, session_id)
                     tracker = record.tracker
@@ -190,6 +190,7 @@ class SessionManager:
 
     async def stop(self, owner: str, session_id: str) -> SessionView:
         """Delete the session and return it as it was."""
+        bind_session_id(session_id)
         record = await self._load(owner, session_id)
         if not await self._store_call(self._store.delete(session_id)):
             raise NotFound(f"session {session_id} not found")
@@ -197,6 +198,7 @@ class SessionManager:
         return self._view(record)
 
     async def get(self, owner: str, session_id: str) -> SessionView:
+        bind_session_id(session_id)
         return self._view(await self._load(owner, session_id))
 
     async def list(self, owner: str, page_size: int, page_token: str) -> tuple[list[SessionView], str]:
@@ -278,8 +280,10 @@ class SessionManager:
         )
         now = self._clock()
         embedding = np.ascontiguousarray(embedding)
+        session_id = uuid.uuid4().hex
+        bind_session_id(session_id)
         record = SessionRecord(
-            session_id=uuid.uuid4().hex,
+            session_id=session_id,
             owner=owner,
             tracker=tracker,
             package_id=served.package_id,
@@ -435,28 +439,26 @@ class SessionManager:
         )
 
     async def _store_call(self, call: Awaitable[T]) -> T:
+        timeout_s = self._store_timeout_s
         try:
-            async with asyncio.timeout(STORE_TIMEOUT_S):
+            async with asyncio.timeout(timeout_s):
                 return await call
         except TimeoutError:
-            log.warning("session store: no answer within %.1f s", STORE_TIMEOUT_S)
-            raise Unavailable(f"session store unavailable: no answer within {STORE_TIMEOUT_S:g} s") from None
+            log.warning("session store: no answer within %.1f s", timeout_s)
+            raise Unavailable(f"session store unavailable: no answer within {timeout_s:g} s") from None
         except StoreUnavailable as error:
             # The detail names the store's host and port: for the operator's log, not for clients.
             log.warning("session store unavailable: %s", error)
             raise Unavailable("session store unavailable") from None
 
     async def _infer(self, tracker: str, call: Awaitable[T]) -> T:
+        timeout_s = self._inference_timeout_s
         try:
-            async with asyncio.timeout(INFERENCE_TIMEOUT_S):
+            async with asyncio.timeout(timeout_s):
                 return await call
         except TimeoutError:
-            log.warning(
-                "inference backend: no answer for tracker %s within %.1f s", tracker, INFERENCE_TIMEOUT_S
-            )
-            raise Unavailable(
-                f"inference backend unavailable: no answer within {INFERENCE_TIMEOUT_S:g} s"
-            ) from None
+            log.warning("inference backend: no answer for tracker %s within %.1f s", tracker, timeout_s)
+            raise Unavailable(f"inference backend unavailable: no answer within {timeout_s:g} s") from None
         except BackendUnavailable as error:
             # The detail names the model server's host and port: for the operator's log, not for clients.
             log.warning("inference backend unavailable for tracker %s: %s", tracker, error)
@@ -469,6 +471,23 @@ class SessionManager:
             raise ServiceError(f"inference failed for tracker {tracker}") from None
 
     def _observe(self, tracker: str, session_id: str, outcome: FrameOutcome) -> None:
+        result = outcome.result
+        log.debug(
+            "%s frame %d: %s, score %.3f, %.1f ms",
+            "replayed" if outcome.replayed else "tracked",
+            result.frame_index,
+            result.status.value,
+            result.score if result.score is not None else 0.0,
+            outcome.timings.total,
+            extra={
+                "tracker": tracker,
+                "frame_index": result.frame_index,
+                "client_frame_number": outcome.client_frame_number,
+                "track_status": result.status.value,
+                "score": result.score,
+                "timings_ms": {stage: round(ms, 3) for stage, ms in outcome.timings.as_dict().items()},
+            },
+        )
         if self._metrics is not None:
             self._recent[session_id] = time.monotonic()
             if outcome.replayed:  # answered from the record: no frame was tracked

@@ -10,12 +10,13 @@ so a client slow to read holds up neither the others nor `set`.
 from __future__ import annotations
 
 import asyncio
+from typing import TypeAlias
 
 import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-ServingStatus = health_pb2.HealthCheckResponse.ServingStatus
+ServingStatus: TypeAlias = health_pb2.HealthCheckResponse.ServingStatus
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
