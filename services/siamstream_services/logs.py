@@ -3,17 +3,21 @@
 `configure_logging` puts one handler on the root logger, writing text lines (for a terminal) or one JSON
 object per line (for a log collector: `time`, `level`, `logger`, `message`, the record's extra fields as
 keys, `exception` with its traceback). Either way every line carries the session it was emitted for:
-the session id lives in a context variable that the session core binds as soon as a call names or
-creates its session (`bind_session_id`), and `SessionFilter` copies it onto each record the handler
-writes, whichever module logged it. The gRPC interceptor opens a fresh scope per call (`call_scope`), so
-the per-call line it writes last carries the call's session too, and nothing leaks to the next call; the
-camera worker's targets run in tasks of their own, each with its own copy.
+the session id lives in a context variable that the session core binds (`bind_session_id`) once the
+call's session exists, created or loaded for its owner, and `SessionFilter` copies it onto each record
+the handler writes, whichever module logged it. An id a client sent is thus never bound for a call
+refused NOT_FOUND, and the text format writes any id of other characters than letters, digits and `_.:-`
+as its repr, so that no id can end a line or forge a field. The gRPC interceptor opens a fresh scope per call
+(`session_scope`), so the per-call line it writes last carries the call's session too, and nothing leaks to
+the next call; a call that acts on several sessions (DetachCamera) opens one per session; the camera
+worker's targets run in tasks of their own, each with its own copy.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -32,6 +36,9 @@ _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__d
     "session_id",
 }
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Session ids the text format writes as they are (the service's own are hex); any other is written as its
+# repr, which escapes line breaks and quotes spaces.
+_PLAIN_SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
 def bind_session_id(session_id: str) -> None:
@@ -40,8 +47,9 @@ def bind_session_id(session_id: str) -> None:
 
 
 @contextmanager
-def call_scope() -> Iterator[None]:
-    """A scope with no session bound, restored to what was bound before on exit."""
+def session_scope() -> Iterator[None]:
+    """A scope with no session bound (a call's, or one session's within a call), restored to what was
+    bound before on exit."""
     token = _session_id.set("")
     try:
         yield
@@ -58,7 +66,8 @@ class SessionFilter(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
-    """`TEXT_FORMAT`, then ` session_id=...` when the record carries a session."""
+    """`TEXT_FORMAT`, then ` session_id=...` when the record carries a session (quoted and escaped unless it
+    is one word of letters, digits and `_.:-`)."""
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
@@ -66,7 +75,10 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         text = super().formatMessage(record)
         session_id = record.__dict__.get("session_id")
-        return f"{text} session_id={session_id}" if session_id else text
+        if not session_id:
+            return text
+        shown = session_id if _PLAIN_SESSION_ID.fullmatch(session_id) else repr(session_id)
+        return f"{text} session_id={shown}"
 
 
 class JsonFormatter(logging.Formatter):

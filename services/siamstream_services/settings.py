@@ -7,7 +7,8 @@ silently ignored. Lists (`api_keys`, `tracker_packages`) are given as JSON in en
 `SIAMSTREAM_API_KEYS='["key-one...", "key-two..."]'`. Two namespaces belong to other settings classes,
 which check them in turn: `SIAMSTREAM_INGEST_*` to camera ingestion
 (`siamstream_services.cameras.config.IngestSettings`) and `SIAMSTREAM_TRITON_*` to the batching of the
-Triton model repository (`TritonBatchingSettings`, read by `siamstream triton-repository`).
+Triton model repository (`TritonBatchingSettings`, read by `siamstream triton-repository` and the service
+benchmark's Triton server, which pass them to the generator).
 
 The store URL and the inference backend are parsed once, here, into typed values (`RedisUrl` or
 `MemoryStoreUrl`, `TritonInference` or `EmbeddedInference`): the processes dispatch on their types and
@@ -49,7 +50,8 @@ from pydantic_settings import (
 ENV_PREFIX = "SIAMSTREAM_"
 # The ingest worker reads both settings classes from one environment: each class checks only its own names.
 INGEST_ENV_PREFIX = f"{ENV_PREFIX}INGEST_"
-# Read by `siamstream triton-repository` (TritonBatchingSettings); the service leaves them alone.
+# Read by `siamstream triton-repository` and the service benchmark (TritonBatchingSettings); the service
+# leaves them alone.
 TRITON_ENV_PREFIX = f"{ENV_PREFIX}TRITON_"
 # Read by `siamstream demo` alone (siamstream_services.demo.packages), so that a shell can point it at its
 # trained package once; the service leaves it alone.
@@ -449,7 +451,11 @@ class TritonBatchingSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=TRITON_ENV_PREFIX, extra="forbid", frozen=True)
 
-    # The service's own batch bound (batch_max_size): a full batch of its streams is one Triton run.
+    # The service's own batch bound (batch_max_size): a full batch of its streams is one Triton run. At most
+    # 256, where the generator once took any positive size: a model's max_batch_size sizes each shared-memory
+    # region of the Triton client (every input and output of that many rows: tens of MB per region for a
+    # 255-pixel search crop at 256) and the batch the server warms up at load, and no replica sends more
+    # rows in one call than its batch_max_size, itself at most 256.
     max_batch_size: int = Field(
         default=16, ge=1, le=256, description="max_batch_size of every model: most rows in one run."
     )

@@ -18,11 +18,13 @@ from siamstream_services.cameras.config import IngestSettings
 from siamstream_services.cameras.directory import CameraDirectory
 from siamstream_services.core.catalog import load_catalog
 from siamstream_services.core.metrics import ServiceMetrics
-from siamstream_services.core.sessions import ServedTracker
+from siamstream_services.core.sessions import ServedTracker, SessionManager
 from siamstream_services.inference.backend import InferenceBackend
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.settings import EmbeddedInference, RedisUrl, ServiceSettings, load_settings
-from siamstream_services.store import MemorySessionStore, RedisSessionStore, SessionStore
+from siamstream_services.store.memory import MemorySessionStore
+from siamstream_services.store.protocol import SessionStore
+from siamstream_services.store.redis_store import RedisSessionStore
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,11 @@ class Runtime:
     backend: InferenceBackend
     store: SessionStore
     cameras: CameraDirectory | None
+
+    def session_manager(self, settings: ServiceSettings) -> SessionManager:
+        """The session manager over these trackers, backend and store, with `settings`' limits and timeouts,
+        reporting to these metrics. A process builds one: it owns the metrics' live-session gauge."""
+        return SessionManager(self.store, self.backend, self.trackers, settings, metrics=self.metrics)
 
     async def aclose(self) -> None:
         """Close the backend, the store and the camera directory, in that order."""

@@ -25,6 +25,7 @@ def test_compose_stack() -> None:
         assert environment["SIAMSTREAM_STORE_URL"] == "redis://redis:6379/0"
         assert environment["SIAMSTREAM_INFERENCE_BACKEND"] == "triton://triton:8001"
         assert services[name]["read_only"] is True
+        assert environment["SIAMSTREAM_LOG_FORMAT"] == "json"  # what a log collector reads
     assert services["session"]["environment"]["SIAMSTREAM_LISTEN_ADDRESS"] == "0.0.0.0:50051"
     redis_command = services["redis"]["command"]
     assert redis_command[redis_command.index("--appendonly") + 1] == "yes"

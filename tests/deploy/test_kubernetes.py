@@ -164,6 +164,8 @@ def test_settings_are_known_to_the_service(rendered: tuple[str, list[dict]]) -> 
     config_maps = by_kind(resources, "ConfigMap")
     fields = {f"{ENV_PREFIX}{name.upper()}" for name in ServiceSettings.model_fields}
     assert set(config_maps["siamstream-settings"]["data"]) <= fields
+    # Production logs go to a collector: one JSON object per line (docs/deploy.md, "Logs").
+    assert config_maps["siamstream-settings"]["data"]["SIAMSTREAM_LOG_FORMAT"] == "json"
     ingest_prefix = IngestSettings.model_config["env_prefix"]
     ingest_fields = {f"{ingest_prefix}{name.upper()}" for name in IngestSettings.model_fields}
     assert set(config_maps["siamstream-ingest-settings"]["data"]) <= ingest_fields

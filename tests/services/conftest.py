@@ -1,5 +1,6 @@
 """Fixtures over the servers of `siamstream_services.testing`: redis-servers and the RTSP test camera, each
-on a free loopback port and stopped by its pid at teardown; and the tracker package the service tests serve.
+on a free loopback port and stopped by its pid at teardown; the tracker package the service tests serve;
+and `resolve_as`, a host name resolver of the test's choosing.
 
 `redis-server` comes from `scripts/install_redis.sh`; without it the tests that need one are skipped. The
 tests that use `camera` skip themselves where `rtsp_available()` is false.
@@ -8,6 +9,7 @@ tests that use `camera` skip themselves where `rtsp_available()` is false.
 from __future__ import annotations
 
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -72,3 +74,19 @@ def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("packages")
     export_test_package(directory)
     return directory
+
+
+@pytest.fixture
+def resolve_as(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], None]:
+    """`resolve_as(name, address)` makes `name` resolve to `address` alone for the rest of the test, as a
+    DNS server of the caller's choosing would; other names resolve as before."""
+    real = socket.getaddrinfo
+    names: dict[str, str] = {}
+
+    def getaddrinfo(host: str, port: object, *args: object, **kwargs: object) -> list:
+        if host not in names:
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (names[host], port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return names.__setitem__

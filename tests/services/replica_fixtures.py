@@ -23,7 +23,7 @@ from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackResult
 from siamstream_services.grpc_api.server import TrackingServer, open_server
 from siamstream_services.settings import ServiceSettings
-from siamstream_services.store import SessionStore
+from siamstream_services.store.protocol import SessionStore
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 from tests.services.session_fixtures import API_KEY_A, INIT_BOX, TRACKER, auth, box_message, png_frame

@@ -25,12 +25,9 @@ from siamstream.config import TrackerConfig
 from siamstream.nn.network import build_network
 from siamstream.package import export_package
 from siamstream.registry import get_config
-from siamstream_services.core.catalog import load_catalog
-from siamstream_services.core.metrics import ServiceMetrics
-from siamstream_services.grpc_api.server import TrackingServer
-from siamstream_services.inference.embedded import EmbeddedBackend
+from siamstream_services.grpc_api.server import TrackingServer, open_server
 from siamstream_services.settings import ServiceSettings
-from siamstream_services.store import MemorySessionStore
+from siamstream_services.store.memory import MemorySessionStore
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 
@@ -112,13 +109,8 @@ def memory_service(package_dir: Path, **settings: object) -> tuple[TrackingServe
     }
     values.update(settings)
     config = ServiceSettings(**values)
-    catalog = load_catalog(config.package_dir, config.tracker_packages)
-    metrics = ServiceMetrics()
-    backend = EmbeddedBackend(
-        catalog.packages, max_wait_ms=config.batch_max_wait_ms, on_batch=metrics.observe_batch
-    )
     store = MemorySessionStore(config.session_idle_ttl_s)
-    return TrackingServer(config, store, backend, catalog.trackers, metrics), store
+    return open_server(config, store=store), store
 
 
 @asynccontextmanager

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from ipaddress import ip_address, ip_network
 
 import pytest
 
 from siamstream_services.cameras.urls import CameraNetworks
 from siamstream_services.ingest.capture import open_rtsp_capture
-from tests.services.test_camera_url import resolving
 
 TIMEOUT_MS = 2000
 JOIN_TIMEOUT_S = 5.0
@@ -71,14 +70,14 @@ def probes() -> Iterator[list[RtspProbe]]:
 
 
 def test_ffmpeg_connects_to_the_address_checked_not_where_the_name_points_later(
-    probes: list[RtspProbe], monkeypatch: pytest.MonkeyPatch
+    probes: list[RtspProbe], resolve_as: Callable[[str, str], None]
 ) -> None:
     """DNS rebinding: the check resolves the name to an allowed address, FFmpeg's own lookup would get
     another one. Here the check's resolver says 127.0.0.3 while the system's says 127.0.0.1 for
     `localhost`: FFmpeg reaching the server on 127.0.0.3 shows it connected where the check looked."""
     camera = RtspProbe("127.0.0.3", "404 Not Found")
     probes.append(camera)
-    resolving(monkeypatch, "localhost", camera.host)
+    resolve_as("localhost", camera.host)
 
     capture = open_rtsp_capture(
         f"rtsp://viewer:secret@localhost:{camera.port}/live?channel=1",

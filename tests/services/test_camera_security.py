@@ -34,7 +34,7 @@ from siamstream_services.grpc_api.server import TrackingServer, open_server
 from siamstream_services.ingest.metrics import IngestMetrics
 from siamstream_services.ingest.worker import IngestWorker
 from siamstream_services.settings import ServiceSettings
-from siamstream_services.store import owner_key_id
+from siamstream_services.store.record import owner_key_id
 from siamstream_services.testing.redis_server import RedisServer
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc

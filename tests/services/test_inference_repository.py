@@ -30,6 +30,19 @@ def read_config(model_dir: Path) -> mc.ModelConfig:
     return text_format.Parse((model_dir / "config.pbtxt").read_text(), mc.ModelConfig())
 
 
+def test_the_generator_reads_no_environment(
+    package: TrackerPackage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its callers load SIAMSTREAM_TRITON_* and pass them; without `batching` it takes the defaults.
+    monkeypatch.setenv("SIAMSTREAM_TRITON_MAX_BATCH_SIZE", "4")
+    monkeypatch.setenv("SIAMSTREAM_TRITON_INSTANCE_COUNT", "0")
+    write_model_repository([package], tmp_path)
+
+    search = read_config(tmp_path / "tiny_search")
+    assert search.max_batch_size == TritonBatchingSettings.model_fields["max_batch_size"].default == 16
+    assert [group.count for group in search.instance_group] == [1]
+
+
 def test_production_form(package: TrackerPackage, tmp_path: Path) -> None:
     batching = TritonBatchingSettings(
         max_batch_size=8, preferred_batch_sizes=(4, 8), max_queue_delay_microseconds=300

@@ -31,11 +31,12 @@ from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.ingest.metrics import IngestMetrics
 from siamstream_services.ingest.worker import IngestWorker
 from siamstream_services.settings import ServiceSettings
-from siamstream_services.store import MemorySessionStore
+from siamstream_services.store.memory import MemorySessionStore
 from siamstream_services.testing.redis_server import RedisServer
 from siamstream_services.testing.rtsp_camera import RTSP_MISSING, RtspCamera, decode_index, rtsp_available
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
+from siamstream_services.wiring import Runtime
 from tests.services.session_fixtures import TRACKER
 
 pytestmark = [
@@ -105,7 +106,8 @@ async def deployment(
     backend = EmbeddedBackend(catalog.packages, max_wait_ms=config.batch_max_wait_ms)
     store = MemorySessionStore(config.session_idle_ttl_s)
     directory = CameraDirectory(Redis.from_url(redis_url, decode_responses=False), settings)
-    server = TrackingServer(config, store, backend, catalog.trackers, metrics, cameras=directory)
+    runtime = Runtime(catalog.trackers, metrics, backend, store, cameras=directory)
+    server = TrackingServer(config, runtime)
     port = await server.start("127.0.0.1:0")
     channel = aio.insecure_channel(f"127.0.0.1:{port}")
     running = Deployment(

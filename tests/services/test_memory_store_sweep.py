@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from siamstream_services.store import MemorySessionStore, SessionRecord
 from siamstream_services.store import memory as memory_module
+from siamstream_services.store.memory import MemorySessionStore
+from siamstream_services.store.record import SessionRecord
 
 TTL_S = 10.0
 SWEEP_INTERVAL_S = 0.01

@@ -30,6 +30,20 @@ def test_committed_stubs_are_what_the_generator_produces(tmp_path: Path) -> None
         assert committed[name] == content, f"{name} is out of date: run scripts/generate_protos.py"
 
 
+def test_stubs_keep_the_proto_names_and_live_under_the_service() -> None:
+    # The file name is what reflection serves and what a client's own stubs register: a client generated
+    # from protos/ the usual way shares one descriptor pool with ours only if the names agree.
+    assert tracking_pb2.DESCRIPTOR.name == "siamstream/v1/tracking.proto"
+    assert tracking_pb2.DESCRIPTOR.package == "siamstream.v1"
+    assert (
+        tracking_pb2.DESCRIPTOR.services_by_name["TrackingService"].full_name
+        == "siamstream.v1.TrackingService"
+    )
+    # Messages pickle and print under the module they are imported from.
+    assert tracking_pb2.PushFrameRequest.__module__ == "siamstream_services.v1.tracking_pb2"
+    assert tracking_pb2_grpc.TrackingServiceStub.__module__ == "siamstream_services.v1.tracking_pb2_grpc"
+
+
 def test_push_frame_request_round_trips() -> None:
     request = tracking_pb2.PushFrameRequest(
         session_id="s-1",

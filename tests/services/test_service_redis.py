@@ -23,7 +23,8 @@ from redis.asyncio import Redis
 
 from siamstream_services.grpc_api.server import HEALTH_PROBE_SESSION
 from siamstream_services.settings import ServiceSettings
-from siamstream_services.store import RedisSessionStore, owner_key_id
+from siamstream_services.store.record import owner_key_id
+from siamstream_services.store.redis_store import RedisSessionStore
 from siamstream_services.testing.redis_server import RedisServer
 from siamstream_services.v1 import tracking_pb2 as pb
 from tests.services.replica_fixtures import (

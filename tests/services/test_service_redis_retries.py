@@ -15,7 +15,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from siamstream_services.store import RedisSessionStore, SessionRecord
+from siamstream_services.store.record import SessionRecord
+from siamstream_services.store.redis_store import RedisSessionStore
 from siamstream_services.testing.redis_server import RedisServer
 from tests.services.replica_fixtures import Replica, assert_offline_results, offline_results, serving_replica
 from tests.services.session_fixtures import moving_target_frames, status_of

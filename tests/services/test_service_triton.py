@@ -30,7 +30,7 @@ from siamstream.cli.main import build_parser
 from siamstream_services.inference.triton_repository import search_model_name
 from siamstream_services.inference.triton_server import TritonServer
 from siamstream_services.settings import ServiceSettings
-from siamstream_services.store import RedisSessionStore
+from siamstream_services.store.redis_store import RedisSessionStore
 from siamstream_services.testing.ports import free_port
 from siamstream_services.testing.redis_server import RedisServer
 from siamstream_services.v1 import tracking_pb2 as pb

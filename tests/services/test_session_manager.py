@@ -32,7 +32,9 @@ from siamstream_services.inference.backend import (
 )
 from siamstream_services.inference.embedded import EmbeddedBackend
 from siamstream_services.settings import ServiceSettings
-from siamstream_services.store import MemorySessionStore, SessionRecord, StoreUnavailable
+from siamstream_services.store.errors import StoreUnavailable
+from siamstream_services.store.memory import MemorySessionStore
+from siamstream_services.store.record import SessionRecord
 from tests.services.session_fixtures import (
     INIT_BOX,
     TRACKER,

@@ -14,19 +14,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from siamstream_services.store import (
+from siamstream_services.settings import ServiceSettings
+from siamstream_services.store.errors import (
     InvalidPageToken,
-    MemorySessionStore,
     OwnerLimitReached,
-    RedisSessionStore,
     SessionExistsError,
-    SessionPage,
-    SessionRecord,
-    SessionStore,
     StoreUnavailable,
-    open_store,
-    owner_key_id,
 )
+from siamstream_services.store.memory import MemorySessionStore
+from siamstream_services.store.protocol import SessionStore
+from siamstream_services.store.record import SessionPage, SessionRecord, owner_key_id
+from siamstream_services.store.redis_store import RedisSessionStore
+from siamstream_services.wiring import open_session_store
 
 if TYPE_CHECKING:
     from siamstream_services.testing.redis_server import RedisServer
@@ -353,15 +352,23 @@ async def test_concurrent_creates_never_exceed_the_limit(store: SessionStore) ->
 # ---- Redis across restarts and outages ---------------------------------------------------------------
 
 
-async def test_open_store_picks_the_backend_from_the_url(redis_server: RedisServer) -> None:
-    memory = open_store("memory://", 60.0)
-    remote = open_store(redis_server.url, 60.0)
+async def test_the_settings_store_url_picks_the_store(redis_server: RedisServer) -> None:
+    # A URL of another scheme is refused by the settings themselves (tests/services/test_settings.py).
+    from redis.asyncio import Redis
+
+    memory = open_session_store(ServiceSettings(store_url="memory://", session_idle_ttl_s=60))
+    remote = open_session_store(ServiceSettings(store_url=redis_server.url, session_idle_ttl_s=90))
+    client = Redis.from_url(redis_server.url)
+    record = make_record(f"wiring-{uuid.uuid4().hex}")
     try:
         assert isinstance(memory, MemorySessionStore)
         assert isinstance(remote, RedisSessionStore)
-        with pytest.raises(ValueError, match="unknown store URL"):
-            open_store("mongodb://localhost", 60.0)
+        await remote.create(record, owner_limit=OWNER_LIMIT)
+        # The session is in the Redis of the URL, with the settings' idle TTL.
+        assert 60_000 < await client.pttl(f"siamstream:v1:session:{record.session_id}") <= 90_000
     finally:
+        await remote.delete(record.session_id)
+        await client.aclose()
         await memory.aclose()
         await remote.aclose()
 

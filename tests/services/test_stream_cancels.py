@@ -33,7 +33,7 @@ from siamstream_services.cameras.directory import CameraDirectory, camera_key
 from siamstream_services.core.metrics import ServiceMetrics
 from siamstream_services.grpc_api.interceptors import ObservabilityInterceptor
 from siamstream_services.grpc_api.server import SERVICE_NAME
-from siamstream_services.store import owner_key_id
+from siamstream_services.store.record import owner_key_id
 from siamstream_services.testing.ports import free_port
 from siamstream_services.testing.processes import terminate
 from siamstream_services.testing.redis_server import RedisServer

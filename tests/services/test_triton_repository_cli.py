@@ -114,6 +114,8 @@ def test_two_packages_of_one_tracker_are_refused(
         (["--form", "gpu"], "invalid choice: 'gpu'"),
         (["--form", "cpu-test", "--max-batch", "0"], "must be 1 or more, got 0"),
         (["--form", "cpu-test", "--queue-delay-us", "-1"], "must be 0 or more, got -1"),
+        # The settings' bound, named by its variable.
+        (["--form", "cpu-test", "--max-batch", "257"], "SIAMSTREAM_TRITON_MAX_BATCH_SIZE (max_batch_size"),
     ],
 )
 def test_bad_options_are_usage_errors(
@@ -128,4 +130,30 @@ def test_bad_options_are_usage_errors(
     assert run([*argv, *option]) == 2
 
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_environment_schedules_the_models_and_is_checked_by_name(
+    packages: list[TrackerPackage],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    argv = ["triton-repository", "--package", str(packages[0].root), "--form", "cpu-test"]
+    monkeypatch.setenv("SIAMSTREAM_TRITON_MAX_BATCH_SIZE", "4")
+    monkeypatch.setenv("SIAMSTREAM_TRITON_INSTANCE_COUNT", "2")
+
+    assert run([*argv, "--out", str(tmp_path / "from-env")]) == 0
+    config = read_config(tmp_path / "from-env" / "tiny_search")
+    assert (config.max_batch_size, config.instance_group[0].count) == (4, 2)
+    # A flag overrides its variable.
+    assert run([*argv, "--out", str(tmp_path / "flag"), "--max-batch", "8"]) == 0
+    assert read_config(tmp_path / "flag" / "tiny_search").max_batch_size == 8
+
+    capsys.readouterr()
+    monkeypatch.setenv("SIAMSTREAM_TRITON_INSTANCE_COUNT", "0")
+    assert run([*argv, "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "SIAMSTREAM_TRITON_INSTANCE_COUNT (instance_count in a config file)" in error
+    assert "Traceback" not in error
     assert not (tmp_path / "out").exists()

@@ -1,4 +1,5 @@
-"""DCFNet and SiamCAN, two of the source papers' trackers (shared/seeds 001 and 002).
+"""DCFNet ("Staged Depthwise Correlation and Feature Fusion for Siamese Object Tracking") and SiamCAN
+("SiamCAN: simple yet effective method to enhance Siamese short-term tracking"): two of the source papers.
 
 Neither paper publishes weights in a pysot layout; the key layouts are this library's (see
 `siamstream.nn.dcfnet` and `siamstream.nn.siamcan`), and the weights come from our own training.

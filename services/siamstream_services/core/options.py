@@ -58,6 +58,7 @@ def apply_options(config: TrackerConfig, options: TrackOptions) -> TrackerConfig
         status["lost_below"] = options.lost_threshold
     if options.lost_after_frames is not None:
         status["lost_after"] = options.lost_after_frames
+    # StatusConfig holds this invariant too; checked here first so that the error names the RPC's fields.
     if status["lost_below"] > status["tracking_above"]:
         lost, tracking = status["lost_below"], status["tracking_above"]
         raise InvalidArgument(f"lost_threshold {lost} must be at most tracking_threshold {tracking}")

@@ -168,7 +168,6 @@ class SessionManager:
 
     async def push(self, owner: str, session_id: str, frame: FrameInput) -> FrameOutcome:
         """Track the session's target into `frame`."""
-        bind_session_id(session_id)
         async with self._locks.hold(session_id):
             tracker = ""
             try:
@@ -190,7 +189,6 @@ class SessionManager:
 
     async def stop(self, owner: str, session_id: str) -> SessionView:
         """Delete the session and return it as it was."""
-        bind_session_id(session_id)
         record = await self._load(owner, session_id)
         if not await self._store_call(self._store.delete(session_id)):
             raise NotFound(f"session {session_id} not found")
@@ -198,7 +196,6 @@ class SessionManager:
         return self._view(record)
 
     async def get(self, owner: str, session_id: str) -> SessionView:
-        bind_session_id(session_id)
         return self._view(await self._load(owner, session_id))
 
     async def list(self, owner: str, page_size: int, page_token: str) -> tuple[list[SessionView], str]:
@@ -413,9 +410,12 @@ class SessionManager:
             return await asyncio.to_thread(_postprocess, config, origin, request, outputs)
 
     async def _load(self, owner: str, session_id: str) -> SessionRecord:
+        """The owner's session `session_id`, from now on named on the call's log lines; NotFound when the
+        owner has none of that id. An id a client sent is bound only here, once it named a real session."""
         record = await self._store_call(self._store.get(session_id)) if session_id else None
         if record is None or record.owner != owner:
             raise NotFound(f"session {session_id!r} not found")
+        bind_session_id(record.session_id)
         return record
 
     def _build_config(self, tracker: str, options_json: str) -> TrackerConfig:

@@ -33,6 +33,7 @@ from siamstream_services.cameras.urls import (
 from siamstream_services.convert import box_xywh, track_options
 from siamstream_services.core.errors import InvalidArgument, NotFound, ServiceError, Unavailable
 from siamstream_services.core.sessions import SessionManager
+from siamstream_services.logs import session_scope
 from siamstream_services.v1 import tracking_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,8 @@ class CameraApi:
         if sessions is None:
             raise NotFound(f"camera {request.camera_id!r} target {request.target_id!r} not found")
         for session_id in sessions.values():
-            with contextlib.suppress(NotFound):  # already expired
+            # One scope per session: each stop's lines name its own, and the call's line none of them.
+            with session_scope(), contextlib.suppress(NotFound):  # already expired
                 await self._manager.stop(owner, session_id)
         return pb.DetachCameraResponse()
 

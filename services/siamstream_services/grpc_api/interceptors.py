@@ -3,7 +3,7 @@
 Both wrap the method handler's behaviour, so they see every call from its first byte to its final status
 code, for unary and streaming methods alike. Health checks and reflection are exempt from authentication:
 probes (kubelet, load balancers) carry no key, and neither service reveals session data. Each call runs in
-a logging scope of its own (`logs.call_scope`): the session core binds the call's session there, so every
+a logging scope of its own (`logs.session_scope`): the session core binds the call's session there, so every
 line logged while handling the call, the call's own line last, names its session.
 """
 
@@ -22,7 +22,7 @@ from grpc import aio
 
 from siamstream_services.core.errors import Unauthenticated
 from siamstream_services.core.metrics import ServiceMetrics
-from siamstream_services.logs import call_scope
+from siamstream_services.logs import session_scope
 from siamstream_services.v1 import tracking_pb2
 
 from .auth import ApiKeys, current_owner
@@ -130,7 +130,7 @@ class ObservabilityInterceptor(aio.ServerInterceptor):
             remaining_s = context.time_remaining()
             started = time.perf_counter()
             failure: BaseException | None = None
-            with call_scope():
+            with session_scope():
                 try:
                     yield
                 except BaseException as error:

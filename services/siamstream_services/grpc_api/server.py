@@ -22,15 +22,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from siamstream_services.cameras.config import IngestSettings
-from siamstream_services.cameras.directory import CameraDirectory
 from siamstream_services.convert import tracker_infos
-from siamstream_services.core.metrics import MetricsServer, ServiceMetrics
-from siamstream_services.core.sessions import ServedTracker, SessionManager
-from siamstream_services.inference.backend import InferenceBackend
+from siamstream_services.core.metrics import MetricsServer
 from siamstream_services.settings import ServiceSettings
-from siamstream_services.store import SessionStore, StoreUnavailable
+from siamstream_services.store.errors import StoreUnavailable
+from siamstream_services.store.protocol import SessionStore
 from siamstream_services.v1 import tracking_pb2, tracking_pb2_grpc
-from siamstream_services.wiring import open_runtime
+from siamstream_services.wiring import Runtime, open_runtime
 
 from .auth import ApiKeys
 from .cameras import CameraApi
@@ -49,34 +47,24 @@ HEALTH_PROBE_SESSION = "siamstream-health-probe"
 
 
 class TrackingServer:
-    """The session service on one address: start it, then `drain` it once.
+    """The session service on one address, over the pieces of `runtime`: start it, then `drain` it once.
 
-    `cameras`, when given, serves the camera RPCs; like the store and the backend, it is closed by `drain`.
+    The runtime's camera directory, when there is one, serves the camera RPCs. `drain` closes the runtime.
     The health server on `settings.health_listen_address`, when set, starts and stops with the main one.
     """
 
-    def __init__(
-        self,
-        settings: ServiceSettings,
-        store: SessionStore,
-        backend: InferenceBackend,
-        trackers: dict[str, ServedTracker],
-        metrics: ServiceMetrics,
-        cameras: CameraDirectory | None = None,
-    ) -> None:
+    def __init__(self, settings: ServiceSettings, runtime: Runtime) -> None:
         self.settings = settings
-        self.metrics = metrics
-        self.manager = SessionManager(store, backend, trackers, settings, metrics=metrics)
-        self._store = store
-        self._backend = backend
-        self._cameras = cameras
+        self.metrics = runtime.metrics
+        self.manager = runtime.session_manager(settings)
+        self._runtime = runtime
         self._health = HealthServicer()
         self._health_task: asyncio.Task[None] | None = None
         self._metrics_server: MetricsServer | None = None
         max_message = settings.max_frame_bytes + MESSAGE_OVERHEAD_BYTES
         self._server = aio.server(
             interceptors=[
-                ObservabilityInterceptor(metrics),
+                ObservabilityInterceptor(runtime.metrics),
                 AuthInterceptor(ApiKeys(key.get_secret_value() for key in settings.api_keys)),
             ],
             options=[
@@ -84,9 +72,10 @@ class TrackingServer:
                 ("grpc.max_send_message_length", max_message),
             ],
         )
+        cameras = runtime.cameras
         self._camera_api = CameraApi(cameras, self.manager) if cameras is not None else None
         servicer = TrackingServicer(
-            self.manager, self._camera_api, tracker_infos(trackers, settings.inference_backend)
+            self.manager, self._camera_api, tracker_infos(runtime.trackers, settings.inference_backend)
         )
         tracking_pb2_grpc.add_TrackingServiceServicer_to_server(servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -151,10 +140,7 @@ class TrackingServer:
             # Stopped after the main server, so that probes read NOT_SERVING, not a refused connection,
             # for as long as calls drain.
             await self._health_server.stop(None)
-        await self._backend.close()
-        await self._store.aclose()
-        if self._cameras is not None:
-            await self._cameras.aclose()
+        await self._runtime.aclose()
         if self._metrics_server is not None:
             self._metrics_server.stop()
         log.info("drained")
@@ -192,8 +178,8 @@ class TrackingServer:
         """True when the inference backend is ready and the store answers a read."""
         try:
             async with asyncio.timeout(self.settings.health_probe_timeout_s):
-                await self._store.get(HEALTH_PROBE_SESSION)
-                return await self._backend.ready()
+                await self._runtime.store.get(HEALTH_PROBE_SESSION)
+                return await self._runtime.backend.ready()
         except (StoreUnavailable, TimeoutError):
             return False
 
@@ -235,10 +221,7 @@ def open_server(
     read (`camera_settings`, default: the `SIAMSTREAM_INGEST_*` environment, must name the workers' key
     prefix).
     """
-    runtime = open_runtime(settings, camera_settings, store=store)
-    return TrackingServer(
-        settings, runtime.store, runtime.backend, runtime.trackers, runtime.metrics, cameras=runtime.cameras
-    )
+    return TrackingServer(settings, open_runtime(settings, camera_settings, store=store))
 
 
 async def serve(settings: ServiceSettings) -> None:

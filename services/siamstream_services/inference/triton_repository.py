@@ -50,6 +50,9 @@ PYTHON_MODEL_SOURCE = Path(__file__).with_name("triton_python_model.py")
 MODEL_FILE = "model.pt"
 VERSION = "1"
 SEARCH_FEATURES_PARAMETER = "SEARCH_FEATURES_OUTPUT"
+# The settings' defaults, without reading the environment: the caller loads SIAMSTREAM_TRITON_* and passes
+# them (`siamstream triton-repository`, the service benchmark's model server).
+DEFAULT_BATCHING = TritonBatchingSettings.model_construct()
 
 
 class RepositoryForm(StrEnum):
@@ -98,19 +101,17 @@ def write_model_repository(
     repository: str | Path,
     *,
     form: RepositoryForm = RepositoryForm.PRODUCTION,
-    batching: TritonBatchingSettings | None = None,
+    batching: TritonBatchingSettings = DEFAULT_BATCHING,
 ) -> list[str]:
     """Write the stages of every package into `repository` (model directories are replaced): template and
     search, and the template update of update-capable packages; every model is scheduled by `batching`
-    (default: the `SIAMSTREAM_TRITON_*` settings).
+    (default: `TritonBatchingSettings`' defaults; this function reads no environment).
 
     Returns the model names written. Output shapes are found by running each stage once on CPU with a
     batch of one, so the configs carry exact dims and a package that breaks Contract 1 is refused here.
     """
     repository = Path(repository)
     repository.mkdir(parents=True, exist_ok=True)
-    if batching is None:
-        batching = TritonBatchingSettings()
     written = []
     for package in packages:
         meta = package.meta

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from siamstream_services.cameras.config import IngestSettings
 from siamstream_services.core.metrics import MetricsServer
-from siamstream_services.core.sessions import SessionManager
 from siamstream_services.settings import RedisUrl, ServiceSettings
 from siamstream_services.wiring import Runtime, open_runtime
 
@@ -55,11 +54,8 @@ def open_ingest(settings: ServiceSettings, ingest: IngestSettings) -> IngestProc
         )
     runtime = open_runtime(settings, ingest)
     assert runtime.cameras is not None  # a Redis store always has its camera directory
-    manager = SessionManager(
-        runtime.store, runtime.backend, runtime.trackers, settings, metrics=runtime.metrics
-    )
     metrics = IngestMetrics(runtime.metrics.registry)
-    worker = IngestWorker(runtime.cameras, manager, metrics, worker_id=worker_id())
+    worker = IngestWorker(runtime.cameras, runtime.session_manager(settings), metrics, worker_id=worker_id())
     return IngestProcess(worker, runtime)
 
 

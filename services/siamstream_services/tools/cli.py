@@ -33,9 +33,18 @@ def add_commands(groups: CommandGroups) -> None:
     parser.add_argument("--out", required=True, type=Path, help="model repository directory to write")
     parser.add_argument("--form", required=True, choices=list(FORMS), help="repository form")
     # Unset values keep the settings' (TritonBatchingSettings: SIAMSTREAM_TRITON_*, else its defaults).
-    parser.add_argument("--max-batch", type=positive_int, help="max_batch_size of every model")
     parser.add_argument(
-        "--queue-delay-us", type=non_negative_int, help="dynamic batcher's max_queue_delay_microseconds"
+        "--max-batch",
+        type=positive_int,
+        help="max_batch_size of every model (overrides SIAMSTREAM_TRITON_MAX_BATCH_SIZE)",
+    )
+    parser.add_argument(
+        "--queue-delay-us",
+        type=non_negative_int,
+        help=(
+            "dynamic batcher's max_queue_delay_microseconds "
+            "(overrides SIAMSTREAM_TRITON_MAX_QUEUE_DELAY_MICROSECONDS)"
+        ),
     )
     parser.set_defaults(run=run_triton_repository)
 
@@ -44,7 +53,7 @@ def run_triton_repository(args: argparse.Namespace) -> int:
     # Deferred: torch and tritonclient load only when the command actually runs.
     from siamstream.package import read_package
     from siamstream_services.inference.triton_repository import RepositoryForm, write_model_repository
-    from siamstream_services.settings import TritonBatchingSettings
+    from siamstream_services.settings import TritonBatchingSettings, load_settings
 
     packages = [read_package(path) for path in args.package]
     trackers = [package.meta.tracker for package in packages]
@@ -52,7 +61,8 @@ def run_triton_repository(args: argparse.Namespace) -> int:
         raise ValueError(f"two packages hold the same tracker: {', '.join(trackers)}")
     overrides = {"max_batch_size": args.max_batch, "max_queue_delay_microseconds": args.queue_delay_us}
     given = {name: value for name, value in overrides.items() if value is not None}
-    batching = TritonBatchingSettings(**given)
+    # Flags and environment checked together: a bad value is a SettingsError naming its variable.
+    batching = load_settings(TritonBatchingSettings, **given)
     names = write_model_repository(
         packages, args.out, form=RepositoryForm(FORMS[args.form]), batching=batching
     )

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from siamstream_services.v1 import tracking_pb2 as siamstream__services_dot_v1_dot_tracking__pb2
+from siamstream_services.v1 import tracking_pb2 as siamstream_dot_v1_dot_tracking__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in siamstream_services/v1/tracking_pb2_grpc.py depends on'
+        + ' but the generated code in siamstream/v1/tracking_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -40,58 +40,58 @@ class TrackingServiceStub:
         """
         self.StartTrack = channel.unary_unary(
                 '/siamstream.v1.TrackingService/StartTrack',
-                request_serializer=siamstream__services_dot_v1_dot_tracking__pb2.StartTrackRequest.SerializeToString,
-                response_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.StartTrackResponse.FromString,
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.StartTrackRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.StartTrackResponse.FromString,
                 _registered_method=True)
         self.PushFrame = channel.unary_unary(
                 '/siamstream.v1.TrackingService/PushFrame',
-                request_serializer=siamstream__services_dot_v1_dot_tracking__pb2.PushFrameRequest.SerializeToString,
-                response_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.PushFrameResponse.FromString,
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.PushFrameRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.PushFrameResponse.FromString,
                 _registered_method=True)
         self.StopTrack = channel.unary_unary(
                 '/siamstream.v1.TrackingService/StopTrack',
-                request_serializer=siamstream__services_dot_v1_dot_tracking__pb2.StopTrackRequest.SerializeToString,
-                response_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.StopTrackResponse.FromString,
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.StopTrackRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.StopTrackResponse.FromString,
                 _registered_method=True)
         self.GetTrack = channel.unary_unary(
                 '/siamstream.v1.TrackingService/GetTrack',
-                request_serializer=siamstream__services_dot_v1_dot_tracking__pb2.GetTrackRequest.SerializeToString,
-                response_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.TrackSession.FromString,
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.GetTrackRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.TrackSession.FromString,
                 _registered_method=True)
         self.ListTracks = channel.unary_unary(
                 '/siamstream.v1.TrackingService/ListTracks',
-                request_serializer=siamstream__services_dot_v1_dot_tracking__pb2.ListTracksRequest.SerializeToString,
-                response_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.ListTracksResponse.FromString,
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.ListTracksRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.ListTracksResponse.FromString,
                 _registered_method=True)
         self.ListTrackers = channel.unary_unary(
                 '/siamstream.v1.TrackingService/ListTrackers',
-                request_serializer=siamstream__services_dot_v1_dot_tracking__pb2.ListTrackersRequest.SerializeToString,
-                response_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.ListTrackersResponse.FromString,
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.ListTrackersRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.ListTrackersResponse.FromString,
                 _registered_method=True)
         self.Track = channel.stream_stream(
                 '/siamstream.v1.TrackingService/Track',
-                request_serializer=siamstream__services_dot_v1_dot_tracking__pb2.TrackRequest.SerializeToString,
-                response_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.TrackResponse.FromString,
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.TrackRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.TrackResponse.FromString,
                 _registered_method=True)
         self.AttachCamera = channel.unary_unary(
                 '/siamstream.v1.TrackingService/AttachCamera',
-                request_serializer=siamstream__services_dot_v1_dot_tracking__pb2.AttachCameraRequest.SerializeToString,
-                response_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.AttachCameraResponse.FromString,
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.AttachCameraRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.AttachCameraResponse.FromString,
                 _registered_method=True)
         self.DetachCamera = channel.unary_unary(
                 '/siamstream.v1.TrackingService/DetachCamera',
-                request_serializer=siamstream__services_dot_v1_dot_tracking__pb2.DetachCameraRequest.SerializeToString,
-                response_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.DetachCameraResponse.FromString,
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.DetachCameraRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.DetachCameraResponse.FromString,
                 _registered_method=True)
         self.ListCameras = channel.unary_unary(
                 '/siamstream.v1.TrackingService/ListCameras',
-                request_serializer=siamstream__services_dot_v1_dot_tracking__pb2.ListCamerasRequest.SerializeToString,
-                response_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.ListCamerasResponse.FromString,
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.ListCamerasRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.ListCamerasResponse.FromString,
                 _registered_method=True)
         self.WatchTrack = channel.unary_stream(
                 '/siamstream.v1.TrackingService/WatchTrack',
-                request_serializer=siamstream__services_dot_v1_dot_tracking__pb2.WatchTrackRequest.SerializeToString,
-                response_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.CameraTrackResult.FromString,
+                request_serializer=siamstream_dot_v1_dot_tracking__pb2.WatchTrackRequest.SerializeToString,
+                response_deserializer=siamstream_dot_v1_dot_tracking__pb2.CameraTrackResult.FromString,
                 _registered_method=True)
 
 
@@ -199,58 +199,58 @@ def add_TrackingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'StartTrack': grpc.unary_unary_rpc_method_handler(
                     servicer.StartTrack,
-                    request_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.StartTrackRequest.FromString,
-                    response_serializer=siamstream__services_dot_v1_dot_tracking__pb2.StartTrackResponse.SerializeToString,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.StartTrackRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.StartTrackResponse.SerializeToString,
             ),
             'PushFrame': grpc.unary_unary_rpc_method_handler(
                     servicer.PushFrame,
-                    request_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.PushFrameRequest.FromString,
-                    response_serializer=siamstream__services_dot_v1_dot_tracking__pb2.PushFrameResponse.SerializeToString,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.PushFrameRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.PushFrameResponse.SerializeToString,
             ),
             'StopTrack': grpc.unary_unary_rpc_method_handler(
                     servicer.StopTrack,
-                    request_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.StopTrackRequest.FromString,
-                    response_serializer=siamstream__services_dot_v1_dot_tracking__pb2.StopTrackResponse.SerializeToString,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.StopTrackRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.StopTrackResponse.SerializeToString,
             ),
             'GetTrack': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTrack,
-                    request_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.GetTrackRequest.FromString,
-                    response_serializer=siamstream__services_dot_v1_dot_tracking__pb2.TrackSession.SerializeToString,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.GetTrackRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.TrackSession.SerializeToString,
             ),
             'ListTracks': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTracks,
-                    request_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.ListTracksRequest.FromString,
-                    response_serializer=siamstream__services_dot_v1_dot_tracking__pb2.ListTracksResponse.SerializeToString,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.ListTracksRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.ListTracksResponse.SerializeToString,
             ),
             'ListTrackers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTrackers,
-                    request_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.ListTrackersRequest.FromString,
-                    response_serializer=siamstream__services_dot_v1_dot_tracking__pb2.ListTrackersResponse.SerializeToString,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.ListTrackersRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.ListTrackersResponse.SerializeToString,
             ),
             'Track': grpc.stream_stream_rpc_method_handler(
                     servicer.Track,
-                    request_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.TrackRequest.FromString,
-                    response_serializer=siamstream__services_dot_v1_dot_tracking__pb2.TrackResponse.SerializeToString,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.TrackRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.TrackResponse.SerializeToString,
             ),
             'AttachCamera': grpc.unary_unary_rpc_method_handler(
                     servicer.AttachCamera,
-                    request_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.AttachCameraRequest.FromString,
-                    response_serializer=siamstream__services_dot_v1_dot_tracking__pb2.AttachCameraResponse.SerializeToString,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.AttachCameraRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.AttachCameraResponse.SerializeToString,
             ),
             'DetachCamera': grpc.unary_unary_rpc_method_handler(
                     servicer.DetachCamera,
-                    request_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.DetachCameraRequest.FromString,
-                    response_serializer=siamstream__services_dot_v1_dot_tracking__pb2.DetachCameraResponse.SerializeToString,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.DetachCameraRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.DetachCameraResponse.SerializeToString,
             ),
             'ListCameras': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCameras,
-                    request_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.ListCamerasRequest.FromString,
-                    response_serializer=siamstream__services_dot_v1_dot_tracking__pb2.ListCamerasResponse.SerializeToString,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.ListCamerasRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.ListCamerasResponse.SerializeToString,
             ),
             'WatchTrack': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchTrack,
-                    request_deserializer=siamstream__services_dot_v1_dot_tracking__pb2.WatchTrackRequest.FromString,
-                    response_serializer=siamstream__services_dot_v1_dot_tracking__pb2.CameraTrackResult.SerializeToString,
+                    request_deserializer=siamstream_dot_v1_dot_tracking__pb2.WatchTrackRequest.FromString,
+                    response_serializer=siamstream_dot_v1_dot_tracking__pb2.CameraTrackResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -282,8 +282,8 @@ class TrackingService:
             request,
             target,
             '/siamstream.v1.TrackingService/StartTrack',
-            siamstream__services_dot_v1_dot_tracking__pb2.StartTrackRequest.SerializeToString,
-            siamstream__services_dot_v1_dot_tracking__pb2.StartTrackResponse.FromString,
+            siamstream_dot_v1_dot_tracking__pb2.StartTrackRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.StartTrackResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -309,8 +309,8 @@ class TrackingService:
             request,
             target,
             '/siamstream.v1.TrackingService/PushFrame',
-            siamstream__services_dot_v1_dot_tracking__pb2.PushFrameRequest.SerializeToString,
-            siamstream__services_dot_v1_dot_tracking__pb2.PushFrameResponse.FromString,
+            siamstream_dot_v1_dot_tracking__pb2.PushFrameRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.PushFrameResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -336,8 +336,8 @@ class TrackingService:
             request,
             target,
             '/siamstream.v1.TrackingService/StopTrack',
-            siamstream__services_dot_v1_dot_tracking__pb2.StopTrackRequest.SerializeToString,
-            siamstream__services_dot_v1_dot_tracking__pb2.StopTrackResponse.FromString,
+            siamstream_dot_v1_dot_tracking__pb2.StopTrackRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.StopTrackResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -363,8 +363,8 @@ class TrackingService:
             request,
             target,
             '/siamstream.v1.TrackingService/GetTrack',
-            siamstream__services_dot_v1_dot_tracking__pb2.GetTrackRequest.SerializeToString,
-            siamstream__services_dot_v1_dot_tracking__pb2.TrackSession.FromString,
+            siamstream_dot_v1_dot_tracking__pb2.GetTrackRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.TrackSession.FromString,
             options,
             channel_credentials,
             insecure,
@@ -390,8 +390,8 @@ class TrackingService:
             request,
             target,
             '/siamstream.v1.TrackingService/ListTracks',
-            siamstream__services_dot_v1_dot_tracking__pb2.ListTracksRequest.SerializeToString,
-            siamstream__services_dot_v1_dot_tracking__pb2.ListTracksResponse.FromString,
+            siamstream_dot_v1_dot_tracking__pb2.ListTracksRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.ListTracksResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -417,8 +417,8 @@ class TrackingService:
             request,
             target,
             '/siamstream.v1.TrackingService/ListTrackers',
-            siamstream__services_dot_v1_dot_tracking__pb2.ListTrackersRequest.SerializeToString,
-            siamstream__services_dot_v1_dot_tracking__pb2.ListTrackersResponse.FromString,
+            siamstream_dot_v1_dot_tracking__pb2.ListTrackersRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.ListTrackersResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -444,8 +444,8 @@ class TrackingService:
             request_iterator,
             target,
             '/siamstream.v1.TrackingService/Track',
-            siamstream__services_dot_v1_dot_tracking__pb2.TrackRequest.SerializeToString,
-            siamstream__services_dot_v1_dot_tracking__pb2.TrackResponse.FromString,
+            siamstream_dot_v1_dot_tracking__pb2.TrackRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.TrackResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -471,8 +471,8 @@ class TrackingService:
             request,
             target,
             '/siamstream.v1.TrackingService/AttachCamera',
-            siamstream__services_dot_v1_dot_tracking__pb2.AttachCameraRequest.SerializeToString,
-            siamstream__services_dot_v1_dot_tracking__pb2.AttachCameraResponse.FromString,
+            siamstream_dot_v1_dot_tracking__pb2.AttachCameraRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.AttachCameraResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -498,8 +498,8 @@ class TrackingService:
             request,
             target,
             '/siamstream.v1.TrackingService/DetachCamera',
-            siamstream__services_dot_v1_dot_tracking__pb2.DetachCameraRequest.SerializeToString,
-            siamstream__services_dot_v1_dot_tracking__pb2.DetachCameraResponse.FromString,
+            siamstream_dot_v1_dot_tracking__pb2.DetachCameraRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.DetachCameraResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -525,8 +525,8 @@ class TrackingService:
             request,
             target,
             '/siamstream.v1.TrackingService/ListCameras',
-            siamstream__services_dot_v1_dot_tracking__pb2.ListCamerasRequest.SerializeToString,
-            siamstream__services_dot_v1_dot_tracking__pb2.ListCamerasResponse.FromString,
+            siamstream_dot_v1_dot_tracking__pb2.ListCamerasRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.ListCamerasResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -552,8 +552,8 @@ class TrackingService:
             request,
             target,
             '/siamstream.v1.TrackingService/WatchTrack',
-            siamstream__services_dot_v1_dot_tracking__pb2.WatchTrackRequest.SerializeToString,
-            siamstream__services_dot_v1_dot_tracking__pb2.CameraTrackResult.FromString,
+            siamstream_dot_v1_dot_tracking__pb2.WatchTrackRequest.SerializeToString,
+            siamstream_dot_v1_dot_tracking__pb2.CameraTrackResult.FromString,
             options,
             channel_credentials,
             insecure,

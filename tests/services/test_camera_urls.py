@@ -7,7 +7,7 @@ RTSP request line, while `urlsplit` silently drops CR, LF and TAB and so used to
 from __future__ import annotations
 
 import logging
-import socket
+from collections.abc import Callable
 from ipaddress import ip_address, ip_network
 
 import pytest
@@ -127,23 +127,11 @@ def test_every_address_a_name_resolves_to_is_checked() -> None:
     ]
 
 
-def resolving(monkeypatch: pytest.MonkeyPatch, name: str, address: str) -> None:
-    """Make `name` resolve to `address` alone, as a DNS server of the caller's choosing would."""
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host: str, port: object, *args: object, **kwargs: object) -> list:
-        if host != name:
-            return real(host, port, *args, **kwargs)
-        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-
-
 def test_a_refused_name_shows_the_caller_nothing_of_its_addresses(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    resolve_as: Callable[[str, str], None], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A name's addresses may be the deployment's own (a cluster service): only the log has them."""
-    resolving(monkeypatch, "redis.internal.example", "10.96.3.4")
+    resolve_as("redis.internal.example", "10.96.3.4")
     services = CameraNetworks((), (ip_network("10.96.0.0/12"),))
     caplog.set_level(logging.WARNING, logger="siamstream_services.cameras.urls")
     with pytest.raises(CameraUrlError) as refused:
