@@ -172,6 +172,23 @@ def test_the_service_parts_import_each_other_without_a_cycle() -> None:
         assert path is None, f"core reaches {goal}: " + " -> ".join(path or [])
 
 
+def test_the_library_sub_packages_import_each_other_without_a_cycle() -> None:
+    # Sub-packages only (nn, tracking, training, ...): the library's top modules (config, registry, api)
+    # are shared by all of them, and its root package re-exports the public API.
+    library = LIBRARY_ROOT / "siamstream"
+    packages = {f"siamstream.{path.parent.name}" for path in library.glob("*/__init__.py")}
+    graph: dict[str, set[str]] = {package: set() for package in packages}
+    for module, imported in module_graph(LIBRARY_ROOT, "siamstream").items():
+        source = ".".join(module.split(".")[:2])
+        if source in packages:
+            graph[source].update(".".join(other.split(".")[:2]) for other in imported)
+    graph = {package: (targets & packages) - {package} for package, targets in graph.items()}
+
+    assert "siamstream.nn" in graph["siamstream.training"]  # the walk found the imports
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle between sub-packages of siamstream: " + " -> ".join(cycle or [])
+
+
 def test_the_library_never_imports_the_service() -> None:
     offenders = [
         f"{path.relative_to(ROOT)} imports {module}"
