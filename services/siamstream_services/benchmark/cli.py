@@ -48,11 +48,10 @@ def run_bench_service(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise ValueError("--frames must be at least 1")
-    if not args.verbose:
-        quiet_rpc_log()
-    report = asyncio.run(
-        run(args.tracker, args.backend, args.streams, args.frames, args.package, args.triton_venv)
-    )
+    with quiet_rpc_log(not args.verbose):
+        report = asyncio.run(
+            run(args.tracker, args.backend, args.streams, args.frames, args.package, args.triton_venv)
+        )
     if args.json:
         print(json.dumps(report))
     else:

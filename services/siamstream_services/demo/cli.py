@@ -57,8 +57,6 @@ def run_demo_command(args: argparse.Namespace) -> int:
         raise ValueError("--frames must be at least 2")
     if args.random_weights and args.package is not None:
         raise ValueError("--random-weights and --package exclude each other")
-    if not args.verbose:
-        quiet_rpc_log()
     if args.random_weights:
         package = random_package(args.tracker, args.out / "package")
     else:
@@ -67,6 +65,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
         source = synthetic_source(args.frames or DEFAULT_FRAMES)
     else:
         source = video_source(args.video, args.box, args.frames)
-    summary = asyncio.run(run_demo(args.out, source, package))
+    with quiet_rpc_log(not args.verbose):
+        summary = asyncio.run(run_demo(args.out, source, package))
     print_summary(summary, args.out)
     return 0

@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from siamstream_services.grpc_api.server import open_server
 from siamstream_services.settings import ServiceSettings
 
-# The interceptors log one INFO line per call under this name: noise in a demo or benchmark's output.
+# The interceptors log a line per call under this name (INFO but for successful pushes): noise in a demo
+# or benchmark's output.
 RPC_LOGGER = "siamstream_services.grpc_api.rpc"
 # Nothing is in flight when a demo or benchmark stops the service; a short grace only bounds the stop.
 DRAIN_GRACE_S = 2.0
 
 
-def quiet_rpc_log() -> None:
-    """Keep the per-call log lines of the in-process service out of the output (warnings still show)."""
-    logging.getLogger(RPC_LOGGER).setLevel(logging.WARNING)
+@contextmanager
+def quiet_rpc_log(quiet: bool = True) -> Iterator[None]:
+    """While open (and `quiet`), keep the per-call log lines of the in-process service out of the output
+    (warnings still show); the logger's level comes back on exit, so a caller in a longer-lived process
+    (the tests run the commands in-process) leaves logging as it found it."""
+    logger = logging.getLogger(RPC_LOGGER)
+    previous = logger.level
+    if quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 @asynccontextmanager
