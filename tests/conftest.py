@@ -9,7 +9,7 @@ run the rest without them. Their skip reasons all name the install script (`MISS
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import pytest
 
@@ -24,7 +24,9 @@ def skip_reason(report: pytest.TestReport) -> str:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.skipped and os.environ.get("CI") == "true" and MISSING_SERVER_MARK in skip_reason(report):
         report.outcome = "failed"

@@ -42,6 +42,7 @@ def test_every_package_imports_from_the_folder_of_its_name() -> None:
     assert "siamstream_services.v1" in packages  # the gRPC stubs sit beside the service they serve
     for name, folder in packages.items():
         module = importlib.import_module(name)
+        assert module.__file__ is not None, name
         assert Path(module.__file__).parent == folder, name
 
 
@@ -63,7 +64,7 @@ def requirements() -> list[Requirement]:
 
 def pins() -> dict[str, Version]:
     """constraints.txt as {normalised name: version}."""
-    found = {}
+    found: dict[str, Version] = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, version = line.split("==")

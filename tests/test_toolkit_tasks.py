@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -25,6 +26,7 @@ import pytest
 import torch
 
 from siamstream.benchmark.tracker import random_network
+from siamstream.config import RPNHyper
 from siamstream.package import read_package
 from siamstream.registry import get_config
 from siamstream_services.testing.ports import free_port
@@ -79,8 +81,7 @@ def write_scene(path: Path) -> None:
     blocks = rng.integers(30, 110, size=(30, 40, 3), dtype=np.uint8)
     background = cv2.resize(blocks, (320, 240), interpolation=cv2.INTER_NEAREST)
     textures = [
-        cv2.resize(rng.integers(120, 256, size=(6, 6, 3), dtype=np.uint8), (SIDE, SIDE), cv2.INTER_NEAREST)
-        for _ in STARTS
+        cv2.resize(rng.integers(120, 256, size=(6, 6, 3), dtype=np.uint8), (SIDE, SIDE)) for _ in STARTS
     ]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (320, 240))
     for index in range(FRAMES):
@@ -93,7 +94,7 @@ def write_scene(path: Path) -> None:
     writer.release()
 
 
-def write_boxes(path: Path, boxes: list[tuple[float, ...]]) -> None:
+def write_boxes(path: Path, boxes: Sequence[tuple[float, ...]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(",".join(f"{value:g}" for value in box) + "\n" for box in boxes))
 
@@ -216,6 +217,7 @@ def test_import_published_weights_by_their_published_name(tmp_path: Path) -> Non
     assert package.meta.source.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
     # The TRACK values of pysot's experiments/siamrpn_alex_dwxcorr/config.yaml.
     hyper = package.meta.config.hyper
+    assert isinstance(hyper, RPNHyper)
     assert (hyper.penalty_k, hyper.window_influence, hyper.lr) == (0.16, 0.40, 0.30)
 
 

@@ -37,7 +37,7 @@ _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
 
 def exposed_names(registry: CollectorRegistry) -> set[str]:
     """The sample names a registry exposes on /metrics, whether or not a sample has been recorded yet."""
-    names = set()
+    names: set[str] = set()
     for family in registry.collect():
         names.update(family.name + suffix for suffix in _SUFFIXES[family.type])
     return names

@@ -30,7 +30,9 @@ def image_extras() -> str:
     groups = PYPROJECT["project"]["entry-points"]["siamstream.commands"]
     extras = {"triton"}
     for group in ("serve", "ingest"):
-        extras |= set(re.search(r"\[(.*)\]", groups[group])[1].split(","))
+        bracketed = re.search(r"\[(.*)\]", groups[group])
+        assert bracketed is not None, group
+        extras |= set(bracketed[1].split(","))
     return f"[{','.join(sorted(extras))}]"
 
 

@@ -59,6 +59,7 @@ def trained_like_network(config: TrackerConfig, seed: int) -> SiameseNetwork:
     with torch.no_grad():
         for module in network.modules():
             if isinstance(module, nn.BatchNorm2d):
+                assert module.running_mean is not None and module.running_var is not None  # tracked stats
                 module.running_mean.uniform_(-0.2, 0.2, generator=generator)
                 module.running_var.uniform_(0.5, 2.0, generator=generator)
     return network

@@ -14,9 +14,10 @@ every ablation arm of the study plan trains, exports and tracks.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -27,9 +28,10 @@ from siamstream.checkpoint import load_weights, read_checkpoint
 from siamstream.config import TemplateUpdateConfig, TrackerConfig, merge_fields
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.nn.correlation import xcorr_depthwise
-from siamstream.nn.dcfnet import center_crop
+from siamstream.nn.dcfnet import DCFNetwork, center_crop
 from siamstream.nn.matched_xcorr import MatchedXCorr, mix_side
 from siamstream.nn.network import SiameseNetwork, build_network
+from siamstream.nn.siamcan import CANLevel, SiamCANNetwork
 from siamstream.nn.stages import script_stages
 from siamstream.package import TrackerPackage, export_package, read_package
 from siamstream.registry import get_config
@@ -87,6 +89,7 @@ def test_dcfnet_with_fewer_fusions_equals_skipping_them_by_hand(stages: tuple[in
     skipped = tuple(f"backbone.fusion{stage}." for stage in (1, 2) if stage not in stages)
     assert missing == sorted(key for key in full.state_dict() if key.startswith(skipped))
     crop_z, crop_x = crops(1, 127), crops(2, SEARCH_SIDE)
+    assert isinstance(full, DCFNetwork)
     backbone = full.backbone
     with torch.inference_mode():
         embedding = switched.template_embedding(crop_z, PRIOR)
@@ -96,9 +99,11 @@ def test_dcfnet_with_fewer_fusions_equals_skipping_them_by_hand(stages: tuple[in
         kernel = center_crop(backbone.last_layers(template2), 7)
         search = backbone.stage1(crop_x)
         if 1 in stages:
+            assert backbone.fusion1 is not None
             search = backbone.fusion1(search, template1)
         search = backbone.stage2(search)
         if 2 in stages:
+            assert backbone.fusion2 is not None
             search = backbone.fusion2(search, template2)
         expected_cls, expected_loc = full.car_head(xcorr_depthwise(backbone.last_layers(search), kernel))
         both_fused = full.search_outputs(full.template_embedding(crop_z, PRIOR), crop_x)[0]
@@ -163,9 +168,12 @@ def test_siamcan_without_spatial_attention_passes_the_correlation_as_it_is() -> 
         assert torch.equal(embedding, full.template_embedding(crop_z, PRIOR))
         outputs = switched.search_outputs(embedding, crop_x)
         attended = full.search_outputs(embedding, crop_x)
+        assert isinstance(full, SiamCANNetwork)
         for level in full.head.values():
-            level.cls.spatial_attention = nn.Identity()
-            level.loc.spatial_attention = nn.Identity()
+            assert isinstance(level, CANLevel)
+            # The test swaps each attention for an identity: not a type the network declares.
+            level.cls.spatial_attention = nn.Identity()  # type: ignore[assignment]
+            level.loc.spatial_attention = nn.Identity()  # type: ignore[assignment]
         expected = full.search_outputs(embedding, crop_x)
     for output, reference in zip(outputs, expected, strict=True):
         torch.testing.assert_close(output, reference, rtol=1e-5, atol=1e-5)
@@ -414,11 +422,12 @@ def test_an_arm_changes_its_recipe_under_the_shared_schedule() -> None:
     assert giou == own.model_copy(update={"loss": own.loss.model_copy(update={"box_loss": "giou"})})
     assert (own.epochs, own.seed, own.loss.box_loss) == (PLAN.schedule["epochs"], 1, "diou")
     plan = PLAN.model_dump(mode="json")
-    for arm, error in [
+    broken_arms: list[tuple[dict[str, Any], str]] = [
         ({"training": {"epochs": 1}}, "shared schedule"),
         ({"training": {"labels": {"point_shape": "square"}}}, "point_shape"),
         ({"config": {"head": {"fusion_stages": [1]}}}, "DCFNet switch"),
-    ]:
+    ]
+    for arm, error in broken_arms:
         broken = {**plan, "arms": [*plan["arms"], {"name": "broken", "tracker": "siamcan_small", **arm}]}
         with pytest.raises(ValueError, match=error):
             StudyPlan.model_validate(broken)
@@ -443,7 +452,9 @@ def test_every_ablation_arm_trains_two_steps_exports_and_tracks(
     assert arm.package.meta.config == arm.config
     sequence = generate_sequence(SequenceSpec(width=320, height=240, length=3, seed=4))
     tracker = OfflineTracker(arm.config, TorchScriptRunner(arm.package))
-    results = tracker.track_sequence((sequence.frame(i) for i in range(3)), sequence.init_box)
+    results = tracker.track_sequence(
+        (sequence.frame(i) for i in range(3)), cast("Sequence[float]", sequence.init_box)
+    )
     assert len(results) == 3 and all(math.isfinite(v) for result in results for v in result.bbox)
 
 
@@ -475,9 +486,11 @@ def test_siammargin_update_switch_decides_the_tracking(trained_arm: Callable[[st
             }
         )
         tracker = OfflineTracker(config, TorchScriptRunner(arm.package))
-        tracker.init(sequence.frame(0), sequence.init_box)
+        tracker.init(sequence.frame(0), cast("Sequence[float]", sequence.init_box))
+        assert tracker._embedding is not None
         initial = tracker._embedding.copy()
         for index in range(1, 4):
             tracker.track(sequence.frame(index))
+        assert tracker.state is not None and tracker._embedding is not None
         updates[name] = (tracker.state.template_updates, np.array_equal(tracker._embedding, initial))
     assert updates == {"siammargin_margin_only": (0, True), "siammargin_update_only": (3, False)}

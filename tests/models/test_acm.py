@@ -4,7 +4,9 @@ SiamBAN-ACM key layout, the switch to a 510 search crop, and checkpoint -> packa
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -72,6 +74,7 @@ def test_asymmetric_correlation_equals_the_siamban_acm_formula() -> None:
     with torch.no_grad():
         for module in branch.modules():
             if isinstance(module, nn.BatchNorm1d):
+                assert module.running_mean is not None and module.running_var is not None  # tracked stats
                 module.running_mean.uniform_(-0.2, 0.2)
                 module.running_var.uniform_(0.5, 2.0)
     branch.eval()
@@ -148,10 +151,11 @@ def track_round_trip(config: TrackerConfig, weights: dict[str, Tensor], root: Pa
     runner = TorchScriptRunner(read_package(package.root))
     sequence = generate_sequence(SequenceSpec(width=320, height=240, length=3, seed=4))
     results = OfflineTracker(config, runner).track_sequence(
-        (sequence.frame(index) for index in range(3)), sequence.init_box
+        (sequence.frame(index) for index in range(3)), cast("Sequence[float]", sequence.init_box)
     )
     assert [r.frame_index for r in results] == [0, 1, 2]
     for result in results[1:]:
+        assert result.score is not None
         assert all(math.isfinite(v) for v in result.bbox) and 0.0 <= result.score <= 1.0
     # The packaged stages compute what the loaded network does, and the prior reaches the embedding.
     rng = np.random.default_rng(0)

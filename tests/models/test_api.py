@@ -8,7 +8,9 @@ import re
 import subprocess
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -56,12 +58,21 @@ def track_alone_and_together(
     """Per target, its results tracked alone and tracked with the others (both [target][frame]), and the
     calls the together run made."""
     alone = []
+    # The boxes are ndarray rows: sequences of floats to the trackers.
     for box in boxes:
         tracker = Tracker(config, runner)
-        alone.append([tracker.init(frames[0], box), *(tracker.update(frame) for frame in frames[1:])])
+        alone.append(
+            [
+                tracker.init(frames[0], cast("Sequence[float]", box)),
+                *(tracker.update(frame) for frame in frames[1:]),
+            ]
+        )
     runner.calls = {stage: [] for stage in runner.calls}
     multi = MultiTracker(config, runner)
-    per_frame = [multi.init(frames[0], boxes), *(multi.update(frame) for frame in frames[1:])]
+    per_frame = [
+        multi.init(frames[0], cast("list[Sequence[float]]", boxes)),
+        *(multi.update(frame) for frame in frames[1:]),
+    ]
     return alone, [list(target) for target in zip(*per_frame, strict=True)], runner.calls
 
 
@@ -82,7 +93,7 @@ def test_readme_example_follows_the_synthetic_target(monkeypatch: pytest.MonkeyP
     code = readme_example()
     assert len(code.strip().splitlines()) <= 10
     printed: list[tuple] = []
-    namespace = {"print": lambda *values: printed.append(values)}
+    namespace: dict[str, Any] = {"print": lambda *values: printed.append(values)}
     exec(compile(code, "README.md", "exec"), namespace)
     video = namespace["video"]
     assert [line[0] for line in printed] == list(range(1, len(video)))

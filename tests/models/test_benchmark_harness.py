@@ -65,12 +65,12 @@ def test_warm_up_calls_are_left_out_and_the_figures_match_hand_values() -> None:
     fast, slow = comparison.arms["fast"], comparison.arms["slow"]
     assert fast.summary.n == slow.summary.n == 5
     assert fast.summary.median_ms == pytest.approx(3.0)
-    assert (fast.summary.q1_ms, fast.summary.q3_ms) == (pytest.approx(2.0), pytest.approx(4.0))
+    assert (fast.summary.q1_ms, fast.summary.q3_ms) == pytest.approx((2.0, 4.0))
     assert fast.summary.iqr_ms == pytest.approx(2.0)
     assert fast.summary.mean_ms == pytest.approx(3.0)
     # The median and quartiles ignore the one slow outlier that moves the mean.
     assert slow.summary.median_ms == pytest.approx(10.0)
-    assert (slow.summary.q1_ms, slow.summary.q3_ms) == (pytest.approx(8.0), pytest.approx(12.0))
+    assert (slow.summary.q1_ms, slow.summary.q3_ms) == pytest.approx((8.0, 12.0))
     assert slow.summary.mean_ms == pytest.approx(27.2)
     assert comparison.reference == "fast"
     assert fast.ratio == pytest.approx(1.0) and slow.ratio == pytest.approx(10.0 / 3.0)
@@ -92,7 +92,7 @@ def test_ratios_divide_by_the_chosen_reference_arm() -> None:
 def test_quartiles_interpolate_like_numpy() -> None:
     summary = summarize([1.0, 2.0, 3.0, 4.0])
     assert summary.median_ms == pytest.approx(2.5)
-    assert (summary.q1_ms, summary.q3_ms) == (pytest.approx(1.75), pytest.approx(3.25))
+    assert (summary.q1_ms, summary.q3_ms) == pytest.approx((1.75, 3.25))
     samples = np.random.default_rng(0).exponential(size=17)
     summary = summarize(list(samples))
     np.testing.assert_allclose(

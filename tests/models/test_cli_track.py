@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from siamstream.benchmark.tracker import random_network
+from siamstream.config import RPNHyper
 from siamstream.data.frames import iter_frames
 from siamstream.package import TrackerPackage, export_package, read_package
 from siamstream.presets import with_hyper
@@ -54,7 +55,7 @@ def scene_frames(count: int) -> list[np.ndarray]:
     background = cv2.resize(blocks, (320, 240), interpolation=cv2.INTER_NEAREST)
     textures = [
         cv2.resize(rng.integers(120, 256, size=(6, 6, 3), dtype=np.uint8), (SIDE, SIDE)),
-        cv2.resize(rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8), (SIDE, SIDE), cv2.INTER_NEAREST),
+        cv2.resize(rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8), (SIDE, SIDE)),
     ]
     frames = []
     for index in range(count):
@@ -299,7 +300,7 @@ def test_import_checkpoint_takes_config_names_and_names_the_trackers_a_misfit_fi
     imported = siamstream(*importing, "--tracker", "siamrpn_alex_dwxcorr", "--out", str(tmp_path / "package"))
     assert imported.returncode == 0, imported.stderr
     meta = read_package(tmp_path / "package").meta
-    assert meta.tracker == "siamrpn_alex"
+    assert meta.tracker == "siamrpn_alex" and isinstance(meta.config.hyper, RPNHyper)
     assert (meta.config.hyper.penalty_k, meta.config.hyper.window_influence, meta.config.hyper.lr) == (
         0.16,
         0.40,

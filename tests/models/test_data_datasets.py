@@ -65,6 +65,7 @@ def test_lasot_visibility_from_occlusion_and_out_of_view_flags(tmp_path):
     assert detect_layout(tmp_path) == "lasot"
     sequences = open_dataset(tmp_path)
     assert [s.name for s in sequences] == ["airplane-2", "airplane-10", "bird-1"]
+    assert sequences[0].visible is not None
     assert sequences[0].visible.tolist() == [True, False, False]
     assert sequences[0].ground_truth[2].tolist() == [12, 10, 5, 5]
     assert len(sequences[0]) == 3
@@ -77,6 +78,7 @@ def test_got10k_list_order_absence_and_test_split(tmp_path):
     assert detect_layout(tmp_path) == "got10k"
     val, test = open_dataset(tmp_path)
     assert val.name == "GOT-10k_Val_000002"
+    assert val.visible is not None
     assert val.visible.tolist() == [True, False, True]
     assert test.visible is None
     assert test.init_box.tolist() == [5.5, 6.5, 7.5, 8.5]
@@ -204,6 +206,7 @@ def test_got10k_root_with_split_folders_cover_labels_and_meta(tmp_path):
     assert detect_layout(tmp_path) == "got10k"
     (val,) = open_dataset(tmp_path)
     assert val.name == "GOT-10k_Val_000001"
+    assert val.visible is not None
     assert val.visible.tolist() == [True, True, False, True]
     assert val.image_size == (1920, 1080)
     assert val.attributes == ("object_class=ichneumon", "motion_class=walking")

@@ -1,5 +1,7 @@
 """Synthetic sequences: determinism, exact ground truth, and that each challenge really happens."""
 
+from typing import Any
+
 import cv2
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from siamstream.data.synthetic import (
     synthetic_suite,
 )
 
-SMALL = {"width": 320, "height": 240, "length": 24}
+SMALL: dict[str, Any] = {"width": 320, "height": 240, "length": 24}
 
 
 def sample_box(frame: np.ndarray, box: np.ndarray, texture: np.ndarray) -> np.ndarray:
@@ -66,7 +68,7 @@ def test_frames_are_bgr_uint8_of_the_spec_size():
 
 def test_spec_rejects_unknown_keys_and_unsafe_names():
     with pytest.raises(ValidationError):
-        SequenceSpec(frames=10)
+        SequenceSpec(frames=10)  # type: ignore[call-arg]  # the unknown key under test
     with pytest.raises(ValidationError):
         SequenceSpec(name="../escape")
     with pytest.raises(ValidationError):
@@ -222,6 +224,7 @@ def test_leave_and_return_takes_the_target_out_of_view_and_back_far_away():
     spec = SequenceSpec(seed=4, **SMALL)  # 24 frames: away from frame 7 (0.3 x 23) to 11, back at 12
     plain, sequence = generate_sequence(spec), leave_and_return(spec)
     away = np.arange(len(sequence))
+    assert sequence.visible is not None
     assert sequence.visible.tolist() == ((away < 7) | (away >= 12)).tolist()
     assert np.array_equal(sequence.ground_truth[:7], plain.ground_truth[:7])
     for index in range(7, 12):

@@ -42,4 +42,5 @@ def test_got10k_round_trip_with_list_and_absence(tmp_path):
     assert np.array_equal(read_first.ground_truth, first.ground_truth)
     assert read_first.visible is None
     assert np.array_equal(read_second.ground_truth, ground_truth, equal_nan=True)
+    assert read_second.visible is not None
     assert read_second.visible.tolist() == visible.tolist()

@@ -30,7 +30,7 @@ def test_plots_are_valid_png(tmp_path, reports, plot):
     path = plot(reports, tmp_path / "plot.png")
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     image = cv2.imread(str(path))
-    assert image.shape == (480, 640, 3)
+    assert image is not None and image.shape == (480, 640, 3)
     assert image.std() > 10  # something is drawn
 
 

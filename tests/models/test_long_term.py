@@ -176,7 +176,7 @@ def test_one_crop_around_the_last_position_when_it_reaches_the_whole_frame() -> 
 def test_a_larger_frame_is_covered_by_tiles_in_turn_nearest_first() -> None:
     config = with_long_term("siamrpn_alex")
     state = lost_state(config, 100.0, 100.0)  # 640 x 480: a 2 x 2 grid of reach 221.7 px
-    visited = []
+    visited: list[tuple[float, float]] = []
     for _ in range(5):
         plan = plan_lost_search(config, state)
         visited += plan.centres
@@ -220,6 +220,7 @@ def test_siamfc_lost_search_moves_to_a_confident_peak_in_any_tile() -> None:
     found, result = finish_search(config, state, request, siamfc_maps(4, (3, 54, 39)))
     assert (found.cx, found.cy) == pytest.approx((480.0 - 40 * 80 / 127, 360.0 + 80 * 80 / 127), abs=0.5)
     assert (found.w, found.h, found.search_size) == (state.w, state.h, state.search_size)
+    assert result.score is not None
     assert result.status is TrackStatus.TRACKING and result.score > 0.99 and found.lost_tile == 0
 
 
@@ -249,6 +250,7 @@ def test_an_overflowed_tile_leaves_a_confident_detection_in_another() -> None:
     found, result = finish_search(config, state, request, siamban_maps(2, (1, 33, 18), overflowed_tile=0))
     assert (found.cx, found.cy) == pytest.approx((320.0 - 80 * 80 / 127, 120.0 + 40 * 80 / 127), abs=1e-3)
     assert (found.w, found.h) == pytest.approx((TARGET_SIDE, TARGET_SIDE))
+    assert result.score is not None
     assert result.status is TrackStatus.TRACKING and result.score > 0.99
     # The tile that overflowed is the one with the detection: nothing is taken, the target held.
     held, result = finish_search(config, state, request, siamban_maps(2, (1, 33, 18), overflowed_tile=1))

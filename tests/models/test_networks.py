@@ -40,7 +40,7 @@ pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated
 
 
 def conv(prefix: str, out_channels: int, in_channels: int, kernel: int, bias: bool = False) -> Layout:
-    layout = {f"{prefix}.weight": (out_channels, in_channels, kernel, kernel)}
+    layout: Layout = {f"{prefix}.weight": (out_channels, in_channels, kernel, kernel)}
     if bias:
         layout[f"{prefix}.bias"] = (out_channels,)
     return layout
@@ -435,6 +435,7 @@ def randomise_normalisation(network: nn.Module, generator: torch.Generator) -> N
     with torch.no_grad():
         for module in network.modules():
             if isinstance(module, nn.BatchNorm2d):
+                assert module.running_mean is not None and module.running_var is not None  # tracked stats
                 module.running_mean.uniform_(-0.2, 0.2, generator=generator)
                 module.running_var.uniform_(0.5, 2.0, generator=generator)
             if isinstance(module, nn.BatchNorm2d | nn.GroupNorm):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from siamstream.checkpoint import trackers_fitting
-from siamstream.config import SearchConfig
+from siamstream.config import CARHyper, RPNHyper, SearchConfig
 from siamstream.nn.network import build_network
 from siamstream.presets import (
     CONFIG_PRESETS,
@@ -51,7 +51,8 @@ def test_siamcar_benchmark_presets_are_its_test_values() -> None:
     }
     # The registered SiamCAR is the OTB100 one; DCFNet, on SiamCAR's post-processing, takes them too.
     assert with_preset(siamcar, "siamcar_otb100").hyper == siamcar.hyper
-    assert with_preset(get_config("dcfnet_r50"), "siamcar_lasot").hyper.lr == 0.33
+    dcfnet_lasot = with_preset(get_config("dcfnet_r50"), "siamcar_lasot").hyper
+    assert isinstance(dcfnet_lasot, CARHyper) and dcfnet_lasot.lr == 0.33
 
 
 def test_config_names_resolve_to_registered_trackers_with_their_values() -> None:
@@ -68,6 +69,7 @@ def test_config_names_resolve_to_registered_trackers_with_their_values() -> None
     assert resolve_tracker("siamrpn_alex_dwxcorr") == ("siamrpn_alex", PRESETS["siamrpn_alex_dwxcorr"])
     otb = tracker_config("siamban_r50_l234_otb")
     assert otb.name == "siamban_r50" and otb.head == get_config("siamban_r50").head
+    assert isinstance(otb.hyper, RPNHyper)
     assert (otb.hyper.penalty_k, otb.hyper.window_influence, otb.hyper.lr) == (
         0.020530504470126613,
         0.3850733326567302,
@@ -106,7 +108,8 @@ def test_every_registered_tracker_takes_a_window_influence(name: str) -> None:
 
 def test_with_hyper_refuses_unknown_names_bad_values_and_broken_configs() -> None:
     siamcar = get_config("siamcar_r50")
-    assert with_hyper(siamcar, {"hanming": False}).hyper.hanming is False
+    changed = with_hyper(siamcar, {"hanming": False}).hyper
+    assert isinstance(changed, CARHyper) and changed.hanming is False
     with pytest.raises(HyperparameterError, match=r"unknown hyperparameter 'anchors' for siamrpnpp_r50"):
         with_hyper(get_config("siamrpnpp_r50"), {"anchors": {"stride": 4}})
     with pytest.raises(

@@ -23,7 +23,8 @@ and boxes (xywh, image px) within `BOX_TOLERANCE_PX` (they agree to about 5e-6 p
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,7 +32,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from siamstream.config import Family, TrackerConfig
+from siamstream.config import AnchorConfig, CARHyper, Family, FCHyper, RPNHyper, TrackerConfig
 from siamstream.registry import get_config
 from siamstream.tracking.step import finish_search, init_track, prepare_search
 
@@ -138,11 +139,20 @@ class ReferencePysotCrops:
         return get_subwindow(img, self.center_pos, crop.instance_size, round(s_x), self.channel_average)
 
 
+def anchor_config(config: TrackerConfig) -> AnchorConfig:
+    """The anchors of a SiamRPN config (pysot's `cfg.ANCHOR`)."""
+    assert isinstance(config.hyper, RPNHyper) and config.hyper.anchors is not None
+    return config.hyper.anchors
+
+
 class ReferencePysotTrack(ReferencePysotCrops):
     """The rest of pysot's `SiamRPNTracker.track` (identical in SiamBAN): softmax scores, scale and
     aspect penalties, cosine window, smoothed size, clipping. Subclasses decode the boxes."""
 
     window: np.ndarray
+
+    def _convert_bbox(self, delta):
+        raise NotImplementedError
 
     def _convert_score(self, score):
         score = score.permute(1, 2, 3, 0).contiguous().view(2, -1).permute(1, 0)
@@ -150,6 +160,7 @@ class ReferencePysotTrack(ReferencePysotCrops):
 
     def track(self, img, cls, loc):
         hyper = self.config.hyper
+        assert isinstance(hyper, RPNHyper)
         scale_z = self.scale_z
         score = self._convert_score(torch.from_numpy(cls))
         pred_bbox = self._convert_bbox(torch.from_numpy(loc))
@@ -182,7 +193,7 @@ class ReferenceSiamRPN(ReferencePysotTrack):
 
     def __init__(self, config: TrackerConfig):
         super().__init__(config)
-        anchors = config.hyper.anchors
+        anchors = anchor_config(config)
         self.score_size = config.crop.score_size
         self.anchor_num = len(anchors.ratios) * len(anchors.scales)
         hanning = np.hanning(self.score_size)
@@ -191,7 +202,7 @@ class ReferenceSiamRPN(ReferencePysotTrack):
         self.anchors = self.generate_anchor(self.score_size)
 
     def generate_anchor(self, score_size):
-        config = self.config.hyper.anchors
+        config = anchor_config(self.config)
         # pysot Anchors.generate_anchors
         anchor = np.zeros((self.anchor_num, 4), dtype=np.float32)
         size = config.stride * config.stride
@@ -291,6 +302,7 @@ class ReferenceSiamCAR(ReferencePysotCrops):
 
     def coarse_location(self, hp_score_up, p_score_up, scale_score, lrtbs):
         crop, hyper = self.config.crop, self.config.hyper
+        assert isinstance(hyper, CARHyper)
         upsize = (crop.score_size - 1) * crop.stride + 1
         max_r_up_hp, max_c_up_hp = np.unravel_index(hp_score_up.argmax(), hp_score_up.shape)
         max_r = round(max_r_up_hp / scale_score)
@@ -322,6 +334,7 @@ class ReferenceSiamCAR(ReferencePysotCrops):
 
     def track(self, img, cls, loc, cen):
         crop, hyper = self.config.crop, self.config.hyper
+        assert isinstance(hyper, CARHyper)
         cls = F.softmax(torch.from_numpy(cls), dim=1).data[:, 1, :, :].numpy().squeeze()
         cen = (cen - cen.min()) / np.ptp(cen)
         cen = cen.squeeze()
@@ -382,6 +395,7 @@ class ReferenceSiamFC:
 
     def init(self, img, box):
         crop, hyper = self.config.crop, self.config.hyper
+        assert isinstance(hyper, FCHyper)
         box = np.array(
             [box[1] - 1 + (box[3] - 1) / 2, box[0] - 1 + (box[2] - 1) / 2, box[3], box[2]], dtype=np.float32
         )
@@ -408,6 +422,7 @@ class ReferenceSiamFC:
 
     def track(self, img, responses):
         crop, hyper = self.config.crop, self.config.hyper
+        assert isinstance(hyper, FCHyper)
         responses = responses.squeeze(1)
         responses = np.stack(
             [
@@ -440,7 +455,8 @@ class ReferenceSiamFC:
         return box, None  # the reference returns no score
 
 
-REFERENCES = {
+# The reference trackers are untyped transcriptions whose `track` signatures differ by family.
+REFERENCES: dict[Family, Callable[[TrackerConfig], Any]] = {
     Family.SIAMRPN: ReferenceSiamRPN,
     Family.SIAMBAN: ReferenceSiamBAN,
     Family.SIAMCAR: ReferenceSiamCAR,
@@ -471,7 +487,7 @@ def random_head_outputs(
         )
     if config.family is Family.SIAMFC:
         return (rng.normal(0, 1, (crops, 1, s, s)).astype(np.float32),)
-    outputs = (
+    outputs: tuple[np.ndarray, ...] = (
         rng.normal(0, 2, (1, 2, s, s)).astype(np.float32),
         np.exp(rng.normal(3.5, 0.4, (1, 4, s, s))).astype(np.float32),
     )

@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional as F
 
 from siamstream.nn.attention import ChannelAttention, SpatialAttention, apply_channel_weights
-from siamstream.nn.siamcan import SiamCANNetwork
+from siamstream.nn.siamcan import CANLevel, SiamCANNetwork
 from siamstream.registry import get_config
 from siamstream.tracking.step import finish_search, init_track, prepare_search
 from siamstream.training import build_objective
@@ -87,6 +87,7 @@ def test_attention_kernels_must_be_odd() -> None:
 def siamcan() -> SiamCANNetwork:
     network = trained_like_network(get_config("siamcan_r50"), seed=0)
     assert isinstance(network, SiamCANNetwork)
+    assert network.head.level_weight is not None  # siamcan_r50 weights its levels
     with torch.no_grad():  # distinct level weights and loc scales that keep exp() well scaled
         network.head.level_weight.copy_(torch.tensor([0.2, 1.0, 1.8]))
         network.head.loc_scale.copy_(torch.tensor([0.01, 0.02, 0.03]))
@@ -105,6 +106,7 @@ def test_template_stage_precomputes_kernels_and_channel_weights(siamcan: SiamCAN
         template_maps = siamcan.features(crop_z)
         expected: list[torch.Tensor] = []
         for level, template_map in zip(siamcan.head.values(), template_maps, strict=True):
+            assert isinstance(level, CANLevel) and level.channel_attention is not None
             assert template_map.shape == (1, CHANNELS, 7, 7)
             expected += [
                 level.cls.conv_kernel(template_map),
@@ -125,6 +127,7 @@ def test_search_fuses_the_attended_levels_by_softmax_weights(siamcan: SiamCANNet
         expected_loc = torch.zeros_like(loc)
         search_maps = siamcan.features(crop_x)
         for index, (level, search_map) in enumerate(zip(siamcan.head.values(), search_maps, strict=True)):
+            assert isinstance(level, CANLevel)
             start = index * LEVEL_VALUES
             cls_kernel = embedding[:, start : start + KERNEL_VALUES].reshape(1, CHANNELS, 5, 5)
             loc_kernel = embedding[:, start + KERNEL_VALUES : start + 2 * KERNEL_VALUES].reshape(
@@ -180,7 +183,11 @@ def test_checkpoint_package_and_offline_tracker(tmp_path: Path) -> None:
     for packaged, eager in zip(trip.packaged[1:], trip.eager[1:], strict=True):
         assert packaged.bbox == pytest.approx(eager.bbox, abs=1e-2)
         assert packaged.score == pytest.approx(eager.score, abs=1e-4)
-        assert 0 <= packaged.score <= 1 and all(math.isfinite(v) for v in packaged.bbox)
+        assert (
+            packaged.score is not None
+            and 0 <= packaged.score <= 1
+            and all(math.isfinite(v) for v in packaged.bbox)
+        )
 
 
 def test_training_recipe_labels_circle_inside_ellipse_with_sample_caps() -> None:

@@ -3,7 +3,9 @@ tracks a held-out synthetic sequence, and has a model card naming its tracker.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -32,7 +34,7 @@ def test_study_package_tracks_a_held_out_sequence(root: Path) -> None:
     assert len(package.meta.source.sha256) == 64
     sequence = generate_sequence(SEQUENCE)
     tracker = OfflineTracker(package.config, TorchScriptRunner(package))
-    results = tracker.track_sequence(sequence.frames(), sequence.init_box)
+    results = tracker.track_sequence(sequence.frames(), cast("Sequence[float]", sequence.init_box))
     boxes = np.array([result.bbox for result in results])
     ious = overlap(boxes[1:], sequence.ground_truth[1:])
     # A plain sequence: a trained tracker stays on the target throughout (the weakest, SiamCAN, at 0.56).

@@ -98,7 +98,7 @@ def test_the_recorder_keeps_the_response_a_fusion_adds_where_the_template_is() -
     added = recorder.fusions["fusion1"].numpy()
     # eval-mode batch norm at its initial statistics divides by sqrt(1 + 1e-5); every channel the same
     assert added[7, 2] == pytest.approx(float((pattern**2).sum()) / math.sqrt(1 + 1e-5), rel=1e-5)
-    assert np.unravel_index(added.argmax(), added.shape) == (7, 2)
+    assert tuple(map(int, np.unravel_index(added.argmax(), added.shape))) == (7, 2)
     peak = np.zeros_like(added, dtype=bool)
     peak[7, 2] = True
     assert map_contrast(added, peak) > 0 > map_contrast(added, np.roll(peak, 4, axis=1))

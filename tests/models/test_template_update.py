@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -216,7 +218,7 @@ def test_plan_updates_above_the_gate_with_the_target_region_and_counts(frame) ->
     request = prepare_search(config, state, frame)
     outputs = moved_outputs(config, 1, score_logit=10.0, features=True)
     current, result = finish_search(config, state, request, outputs)
-    assert result.score > 0.99
+    assert result.score is not None and result.score > 0.99
     updated, update = plan_template_update(config, state, request, current, outputs)
     assert update is not None
     assert (updated.template_updates, updated.initial_template_weight) == (1, 0.75)
@@ -334,11 +336,13 @@ def test_offline_tracker_applies_the_update_every_frame_above_the_gate(tmp_path:
     runner = export(config, tmp_path / "package")
     sequence = generate_sequence(SequenceSpec(width=320, height=240, length=4, seed=1))
     tracker = OfflineTracker(config, runner)
-    tracker.init(sequence.frame(0), sequence.init_box)
+    tracker.init(sequence.frame(0), cast("Sequence[float]", sequence.init_box))
+    assert tracker._embedding is not None
     initial = tracker._embedding.copy()
     for index in range(1, 4):
         tracker.track(sequence.frame(index))
     state = tracker.state
+    assert state is not None and tracker._embedding is not None
     if rate == 0.0:
         np.testing.assert_array_equal(tracker._embedding, initial)
         assert state.template_updates == 0 and state.initial_template_weight == 1.0
@@ -366,6 +370,8 @@ def test_siammargin_checkpoint_to_package_to_offline_tracker(tmp_path: Path) -> 
     sequence = generate_sequence(SequenceSpec(width=320, height=240, length=3, seed=2))
     gated = with_update(config, rate=config.template_update.rate, gate=0.0)
     tracker = OfflineTracker(gated, runner)
-    results = tracker.track_sequence((sequence.frame(i) for i in range(3)), sequence.init_box)
+    results = tracker.track_sequence(
+        (sequence.frame(i) for i in range(3)), cast("Sequence[float]", sequence.init_box)
+    )
     assert len(results) == 3 and all(math.isfinite(v) for r in results for v in r.bbox)
-    assert tracker.state.template_updates == 2
+    assert tracker.state is not None and tracker.state.template_updates == 2

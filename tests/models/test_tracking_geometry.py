@@ -2,6 +2,7 @@
 
 import math
 import tracemalloc
+from typing import cast
 
 import cv2
 import numpy as np
@@ -68,7 +69,7 @@ def test_pysot_box_conventions():
 
 def test_siamfc_box_conventions_round_trip():
     cx, cy, w, h = siamfc_center_from_box([10, 20, 30, 41])
-    assert (cx, cy, w, h) == (23.5, 39.0, 30.0, 41.0) and cx.dtype == np.float32
+    assert tuple(map(float, (cx, cy, w, h))) == (23.5, 39.0, 30.0, 41.0) and cx.dtype == np.float32
     assert siamfc_box_from_center(cx, cy, w, h) == (10.0, 20.0, 30.0, 41.0)
 
 
@@ -128,7 +129,13 @@ def test_large_padded_crops_sample_the_frame_like_the_reference(monkeypatch, cen
     monkeypatch.setattr(geometry, "EXACT_CROP_MAX_SIDE", 1000)
     pairs = [
         (crop_patch(frame, center, 255, 1500, MEAN), expected),
-        (crop_patch_siamfc(frame, np.float32(center), 1500.0, 255, MEAN), expected_fc),
+        # np.float32 of a pair is a float32 array of 2 (numpy types it as a scalar).
+        (
+            crop_patch_siamfc(
+                frame, cast("tuple[np.float32, np.float32]", np.float32(center)), 1500.0, 255, MEAN
+            ),
+            expected_fc,
+        ),
     ]
     for patch, reference in pairs:
         difference = np.abs(patch.astype(np.int16) - reference.astype(np.int16))

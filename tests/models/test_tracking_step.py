@@ -77,6 +77,7 @@ def test_huge_outputs_never_store_a_nan_or_empty_box(frame, name, sign):
     with np.errstate(all="ignore"):
         new_state, result = finish_search(config, state, request, outputs)
     assert new_state.w > 0 and new_state.h > 0 and np.isfinite([new_state.cx, new_state.cy]).all()
+    assert result.score is not None
     assert np.isfinite(result.bbox).all() and 0.0 <= result.score <= 1.0
 
 
@@ -275,6 +276,7 @@ def test_offline_tracker_runs_every_registered_tracker(frame, name):
     assert [r.frame_index for r in results] == [0, 1, 2]
     assert results[0].bbox == BOX and results[0].score is None
     for result in results[1:]:
+        assert result.score is not None
         assert all(math.isfinite(v) for v in result.bbox) and 0 <= result.score <= 1
     crops = 3 if config.family == "siamfc" else 1
     for embedding in runner.search_batches:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, cast
 
 import pytest
 import torch
@@ -21,6 +22,9 @@ from siamstream.training.losses import (
     weighted_smooth_l1,
 )
 from siamstream.training.objectives import RPNMarginObjective
+
+if TYPE_CHECKING:
+    from siamstream.nn.network import SiameseNetwork
 
 
 def test_select_cross_entropy_averages_positive_and_negative_halves() -> None:
@@ -173,6 +177,11 @@ class ToyCorrelation(torch.nn.Module):
         return (self.cls(kernel, search),)
 
 
+def as_network(toy: ToyCorrelation) -> SiameseNetwork:
+    # The toy has the parts of a SiameseNetwork the objective calls, duck-typed, not the whole class.
+    return cast("SiameseNetwork", toy)
+
+
 def softplus(x: float) -> float:
     return math.log1p(math.exp(x))
 
@@ -188,13 +197,15 @@ def test_margin_cosine_is_taken_before_the_relu_by_hand() -> None:
     network = ToyCorrelation(2).eval()  # fresh batch norms: identity up to their eps
     with torch.no_grad():
         for block in (network.cls.conv_kernel, network.cls.conv_search):
-            block[0].weight.zero_()
-            block[0].weight[0, 0, 1, 1] = block[0].weight[1, 1, 1, 1] = 1.0  # 3x3 conv = centre tap
+            conv = block[0]
+            assert isinstance(conv, torch.nn.Conv2d)
+            conv.weight.zero_()
+            conv.weight[0, 0, 1, 1] = conv.weight[1, 1, 1, 1] = 1.0  # 3x3 conv = centre tap
     template = torch.zeros(1, 2, 3, 3)
     template[0, :, 1, 1] = torch.tensor([1.0, 2.0])  # kernel (1, 2), 1x1
     search = torch.zeros(1, 2, 3, 5)
     search[0, :, 1, 1:4] = torch.tensor([[1.0, -1.0, 2.0], [2.0, -2.0, -1.0]])  # (1,2), (-1,-2), (2,-1)
-    outputs = margin_objective().outputs(network, template, search, torch.zeros(1, 2))
+    outputs = margin_objective().outputs(as_network(network), template, search, torch.zeros(1, 2))
     # Before the ReLU: cos((1,2), (1,2)) = 1, cos((1,2), (-1,-2)) = -1, cos((1,2), (2,-1)) = 0.
     # (After it the last two would be 0 and 2/sqrt(20): no window could be below 0.)
     torch.testing.assert_close(outputs["cosine"].flatten(), torch.tensor([1.0, -1.0, 0.0]), atol=1e-5, rtol=0)
@@ -222,7 +233,7 @@ def test_margin_loss_falls_towards_zero_on_separable_features() -> None:
     objective = margin_objective()
     optimiser = torch.optim.SGD(network.parameters(), lr=0.1, momentum=0.9)
     for _ in range(200):
-        cosine = objective.outputs(network, template, search, torch.zeros(1, 2))["cosine"]
+        cosine = objective.outputs(as_network(network), template, search, torch.zeros(1, 2))["cosine"]
         loss = margin_loss(cosine, labels, margin=0.25, scale=16.0)
         optimiser.zero_grad()
         loss.backward()

@@ -3,6 +3,8 @@ from the reference files named beside them (not derived from `siamstream.trainin
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -12,6 +14,7 @@ from siamstream.nn.dcfnet import DCFHead
 from siamstream.registry import get_config
 from siamstream.training import build_objective, default_training_config
 from siamstream.training.losses import BOX_LOSSES
+from siamstream.training.objectives import PointObjective
 
 # Values shared by the pysot-based references (pysot/core/config.py of each repository, and each
 # experiments/*/config.yaml): 20 epochs, SGD momentum 0.9, weight decay 1e-4, gradient clip 10, 5 warm-up
@@ -65,7 +68,7 @@ SIAMCAR = {
     "labels.car_central_fraction": 0.6,  # loss_car.py compute_targets_for_locations: 0.6 x half side
 }
 
-RECIPES = {
+RECIPES: dict[str, dict[str, Any]] = {
     "siamban_r50": PYSOT_COMMON | SIAMBAN,
     "siamban_acm_r50": PYSOT_COMMON | SIAMBAN,
     "siamcar_r50": PYSOT_COMMON | SIAMCAR,
@@ -98,6 +101,7 @@ def test_default_training_config_is_the_reference_recipe(tracker: str) -> None:
 def test_objective_trains_with_the_recipes_box_loss(tracker: str) -> None:
     config = get_config(tracker)
     objective = build_objective(config, default_training_config(config))
+    assert isinstance(objective, PointObjective)  # every recipe here is BAN's or CAR's
     assert objective.box_loss is BOX_LOSSES[RECIPES[tracker]["loss.box_loss"]]
 
 
@@ -112,4 +116,5 @@ def test_car_head_convs_start_from_normal_001_and_zero_bias(head: nn.Module) -> 
         weights = conv.weight.detach().flatten()
         assert float(weights.std()) == pytest.approx(0.01, rel=0.05)
         assert abs(float(weights.mean())) < 0.001
+        assert conv.bias is not None
         assert torch.equal(conv.bias.detach(), torch.zeros_like(conv.bias))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -139,7 +141,7 @@ def test_cli_train_export_and_track_round_trip(tmp_path: Path) -> None:
     np.testing.assert_allclose(runner.template(crop, prior), expected, rtol=1e-4, atol=1e-4)
     sequence = generate_sequence(SequenceSpec(name="walk", length=3, width=160, height=120, seed=5))
     tracker = OfflineTracker(package.config, runner)
-    results = tracker.track_sequence(sequence.frames(), sequence.init_box)
+    results = tracker.track_sequence(sequence.frames(), cast("Sequence[float]", sequence.init_box))
     assert len(results) == 3 and all(np.isfinite(result.bbox).all() for result in results)
 
 

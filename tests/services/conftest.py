@@ -12,6 +12,7 @@ import shutil
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,7 @@ def resolve_as(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], None]:
     real = socket.getaddrinfo
     names: dict[str, str] = {}
 
-    def getaddrinfo(host: str, port: object, *args: object, **kwargs: object) -> list:
+    def getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> list:
         if host not in names:
             return real(host, port, *args, **kwargs)
         return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (names[host], port))]

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from grpc import aio
@@ -81,11 +82,11 @@ class Replica:
 
 @asynccontextmanager
 async def serving_replica(
-    package_dir: Path, store: SessionStore | None = None, **settings: object
+    package_dir: Path, store: SessionStore | None = None, **settings: Any
 ) -> AsyncIterator[Replica]:
     """A replica built by `open_server` from `settings` (store_url, inference_backend...), over `store`
     when one is given; drained (closing its store) on exit."""
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "package_dir": package_dir,
         "api_keys": [API_KEY_A],
         "metrics_port": 0,
@@ -116,7 +117,7 @@ async def track(
     stub: pb_grpc.TrackingServiceStub, frames: Sequence[np.ndarray], **options: bool
 ) -> tuple[str, list[pb.TrackResult]]:
     """Start at INIT_BOX on the first frame with `options`, push the rest; the session id and results."""
-    started = await stub.StartTrack(start_request(frames[0], **options), metadata=KEY)
+    started = await stub.StartTrack(start_request(frames[0], TRACKER, **options), metadata=KEY)
     results = [started.result]
     for number, frame in enumerate(frames[1:], start=1):
         request = pb.PushFrameRequest(session_id=started.session_id, frame=png_frame(frame, number))
@@ -136,7 +137,7 @@ def assert_offline_results(got: Sequence[pb.TrackResult], expected: Sequence[Tra
     for result, want in zip(got, expected, strict=True):
         assert result.frame_index == want.frame_index
         box = (result.box.x, result.box.y, result.box.width, result.box.height)
-        assert box == tuple(np.float32(want.bbox).tolist()), f"frame {want.frame_index}"
+        assert box == tuple(np.asarray(want.bbox, dtype=np.float32).tolist()), f"frame {want.frame_index}"
         if want.score is not None:
             assert result.score == np.float32(want.score)
             assert result.status == _STATUS[want.status.value]

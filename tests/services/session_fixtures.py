@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import grpc
@@ -28,6 +29,8 @@ from siamstream.registry import get_config
 from siamstream_services.grpc_api.server import TrackingServer, open_server
 from siamstream_services.settings import ServiceSettings
 from siamstream_services.store.memory import MemorySessionStore
+from siamstream_services.store.protocol import SessionStore
+from siamstream_services.store.record import SessionRecord
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
 
@@ -99,9 +102,9 @@ class Service:
     port: int
 
 
-def memory_service(package_dir: Path, **settings: object) -> tuple[TrackingServer, MemorySessionStore]:
+def memory_service(package_dir: Path, **settings: Any) -> tuple[TrackingServer, MemorySessionStore]:
     """The service, not started, over a memory store and the embedded backend, and its store."""
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "package_dir": package_dir,
         "api_keys": [API_KEY_A, API_KEY_B],
         "metrics_port": 0,
@@ -114,7 +117,7 @@ def memory_service(package_dir: Path, **settings: object) -> tuple[TrackingServe
 
 
 @asynccontextmanager
-async def running_service(package_dir: Path, **settings: object) -> AsyncIterator[Service]:
+async def running_service(package_dir: Path, **settings: Any) -> AsyncIterator[Service]:
     """The service on a free loopback port over a memory store and the embedded backend; drained on exit."""
     server, store = memory_service(package_dir, **settings)
     port = await server.start("127.0.0.1:0")
@@ -124,6 +127,13 @@ async def running_service(package_dir: Path, **settings: object) -> AsyncIterato
     finally:
         await channel.close()
         await server.drain(grace_s=0.5)
+
+
+async def stored_record(store: SessionStore, session_id: str) -> SessionRecord:
+    """The record `store` holds for `session_id`, which the test has created."""
+    record = await store.get(session_id)
+    assert record is not None, f"no record for session {session_id}"
+    return record
 
 
 async def status_of(call: object) -> tuple[grpc.StatusCode, str]:

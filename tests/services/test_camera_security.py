@@ -13,9 +13,10 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -23,6 +24,7 @@ import pytest_asyncio
 from grpc import aio
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from siamstream_services.cameras.config import IngestSettings
 from siamstream_services.cameras.directory import CameraDirectory, CameraStatus, TargetSpec, camera_key
@@ -58,7 +60,7 @@ KEY_A, KEY_B = auth(API_KEY_A), auth(API_KEY_B)
 OWNER_A, OWNER_B = owner_key_id(API_KEY_A), owner_key_id(API_KEY_B)
 PREFIX = "siamstream:v1:"
 MAX_SESSIONS_PER_OWNER = 2
-CAMERA_SETTINGS = {"max_cameras_per_owner": 2, "max_cameras": 3}
+CAMERA_SETTINGS: dict[str, Any] = {"max_cameras_per_owner": 2, "max_cameras": 3}
 # Attached, never read (no worker runs unless a test starts one): TEST-NET-1 addresses.
 URL_B = "rtsp://viewer:b-password@192.0.2.10:8554/live?token=b-secret"
 URL_A = "rtsp://192.0.2.20:8554/live"
@@ -113,9 +115,9 @@ def attach_request(camera_id: str, url: str) -> pb.AttachCameraRequest:
     return pb.AttachCameraRequest(camera_id=camera_id, url=url, box=box_message(INIT_BOX), tracker=TRACKER)
 
 
-async def keyspace(redis: Redis) -> dict[bytes, object]:
+async def keyspace(redis: Redis) -> dict[bytes | str, object]:
     """Every key with its whole value."""
-    readers = {
+    readers: dict[bytes | str, Callable[[bytes | str], Awaitable[object]]] = {
         b"string": redis.get,
         b"hash": redis.hgetall,
         b"set": redis.smembers,
@@ -330,7 +332,11 @@ async def test_a_worker_never_hands_an_injection_url_stored_earlier_to_ffmpeg(
     by the worker too, before every connection: FFmpeg would write its commands into this Redis."""
     await stub.AttachCamera(attach_request("cam-b", URL_B), metadata=KEY_B)
     target = TargetSpec(target_id="t1", tracker=TRACKER, box=INIT_BOX, anchor_unix=time.time())
-    evil = {"owner": OWNER_A, "url": injection_url(private_redis), "target:t1": target.model_dump_json()}
+    evil: dict[FieldT, EncodableT] = {
+        "owner": OWNER_A,
+        "url": injection_url(private_redis),
+        "target:t1": target.model_dump_json(),
+    }
     await redis.hset(f"{PREFIX}camera:evil", mapping=evil)
     await redis.sadd(f"{PREFIX}cameras", "evil")
     b_camera = await redis.hgetall(f"{PREFIX}camera:{camera_key(OWNER_B, 'cam-b')}")
@@ -378,7 +384,7 @@ async def test_list_cameras_shows_an_older_release_camera_before_any_worker_ran(
 
 
 # A key of each kind the new name of camera `old` may already have, with what it holds there.
-SCOPED_LEFTOVERS = {
+SCOPED_LEFTOVERS: dict[str, dict[FieldT, EncodableT] | None] = {
     "camera": {"owner": OWNER_A, "url": URL_B},
     "camera-sessions": {"t9": "session-new"},
     "camera-boxes": {"t9": "[5.0, 6.0, 7.0, 8.0]"},
@@ -395,10 +401,11 @@ async def test_a_camera_is_not_moved_over_any_key_of_its_new_name(
     runner left results there) keeps the camera under its bare key, and both untouched."""
     await store_older_release_camera(redis)
     leftover = f"{PREFIX}{kind}:{camera_key(OWNER_A, 'old')}"
-    if SCOPED_LEFTOVERS[kind] is None:
+    fields = SCOPED_LEFTOVERS[kind]
+    if fields is None:
         await redis.xadd(leftover, {"target": "t9", "result": b"new result"})
     else:
-        await redis.hset(leftover, mapping=SCOPED_LEFTOVERS[kind])
+        await redis.hset(leftover, mapping=fields)
     before = await keyspace(redis)
 
     assert await directory.scope_unscoped(await directory.camera_keys()) == ["old"]

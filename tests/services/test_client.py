@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import get_type_hints
+from typing import Any, get_type_hints
 
 import cv2
 import grpc
@@ -55,7 +55,7 @@ async def service(package_dir: Path):
         yield running
 
 
-def client_of(service: Service, key: str | None = API_KEY_A, **options: object) -> TrackingClient:
+def client_of(service: Service, key: str | None = API_KEY_A, **options: Any) -> TrackingClient:
     return TrackingClient(f"127.0.0.1:{service.port}", api_key=key, **options)
 
 
@@ -63,7 +63,16 @@ def offline_boxes(package_dir: Path, frames: list[np.ndarray]) -> list[tuple[flo
     """The offline tracker's boxes on `frames`, rounded to float32 as the API carries them."""
     package = read_package(package_dir / TRACKER)
     results = OfflineTracker(package.config, TorchScriptRunner(package)).track_sequence(frames, INIT_BOX)
-    return [tuple(np.float32(result.bbox).tolist()) for result in results]
+    return [tuple(np.asarray(result.bbox, dtype=np.float32).tolist()) for result in results]
+
+
+def jpeg_decoded(frame: np.ndarray) -> np.ndarray:
+    """`frame` after the client's JPEG encoding and the service's decoding."""
+    decoded = cv2.imdecode(
+        np.frombuffer(encode_frame(frame, jpeg_quality=JPEG_QUALITY), np.uint8), cv2.IMREAD_COLOR
+    )
+    assert decoded is not None
+    return decoded
 
 
 @pytest.mark.parametrize("image_format", [ImageFormat.PNG, ImageFormat.JPEG])
@@ -72,12 +81,7 @@ async def test_track_stream_gives_the_offline_trackers_boxes(
 ) -> None:
     if image_format is ImageFormat.JPEG:
         # The service sees the decoded JPEG, so the offline tracker gets exactly those pixels.
-        expected_frames = [
-            cv2.imdecode(
-                np.frombuffer(encode_frame(f, jpeg_quality=JPEG_QUALITY), np.uint8), cv2.IMREAD_COLOR
-            )
-            for f in frames
-        ]
+        expected_frames = [jpeg_decoded(f) for f in frames]
         assert not np.array_equal(expected_frames[1], frames[1])  # lossy: the test would notice a mix-up
     else:
         expected_frames = frames
@@ -94,9 +98,11 @@ async def test_track_stream_gives_the_offline_trackers_boxes(
     assert len({answer.session_id for answer in answers}) == 1
     assert answers[0].result.track_result().score is None  # the start frame has no score, as offline
     for answer in answers[1:]:
+        round_trip_ms = answer.result.round_trip_ms
+        assert round_trip_ms is not None
         assert 0.0 <= answer.result.score <= 1.0
-        assert answer.result.round_trip_ms > 0 and answer.result.server_ms["inference_ms"] > 0
-        assert answer.result.server_ms["total_ms"] <= answer.result.round_trip_ms
+        assert round_trip_ms > 0 and answer.result.server_ms["inference_ms"] > 0
+        assert answer.result.server_ms["total_ms"] <= round_trip_ms
     assert answers[0].session_id not in [session.session_id for session in sessions]  # stopped on close
 
 
@@ -212,7 +218,8 @@ async def test_track_stream_gives_up_on_a_server_that_stops_answering(
         async with asyncio.timeout(5.0):
             await servicer.cancelled.wait()  # the client ended the call, not only its reading
     assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert late in gave_up.value.details()
+    details = gave_up.value.details()
+    assert details is not None and late in details
     assert answers == list(range(min(servicer.answered + 1, FRAMES)))
     assert waited < 3.0  # the timeout, and room for encoding on a loaded machine
 

@@ -77,7 +77,9 @@ async def test_client_track_writes_the_offline_layout_and_boxes(
     assert [record["frame"] for record in records] == list(range(FRAMES))
     assert records[0]["bbox"] == list(INIT_BOX) and records[0]["best_score"] is None
     for record, want in zip(records[1:], expected[1:], strict=True):
-        assert record["bbox"] == np.float32(want.bbox).tolist()  # PNG: the offline tracker's pixels
+        assert (
+            record["bbox"] == np.asarray(want.bbox, dtype=np.float32).tolist()
+        )  # PNG: the offline tracker's pixels
         assert record["best_score"] == pytest.approx(want.score, rel=1e-6)
         assert record["status"] == want.status.value
         assert record["round_trip_ms"] >= record["server_ms"]["total_ms"] > 0

@@ -17,7 +17,9 @@ def frames() -> list[np.ndarray]:
 
 def test_encode_frame_png_is_lossless_and_jpeg_quality_trades_size(frames: list[np.ndarray]) -> None:
     png = encode_frame(frames[0], ImageFormat.PNG)
-    assert np.array_equal(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), frames[0])
+    decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
+    assert np.array_equal(decoded, frames[0])
     low, high = encode_frame(frames[0], jpeg_quality=30), encode_frame(frames[0], jpeg_quality=95)
     assert low[:2] == b"\xff\xd8" and len(low) < len(high)
     with pytest.raises(ValueError, match="uint8"):

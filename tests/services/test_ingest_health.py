@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pytest
@@ -33,6 +34,10 @@ from siamstream_services.ingest.capture import CameraFrame, FrameReader, ReaderT
 from siamstream_services.ingest.metrics import IngestMetrics
 from siamstream_services.ingest.runner import CameraRunner, anchor_frame
 from siamstream_services.v1 import tracking_pb2 as pb
+
+if TYPE_CHECKING:
+    from siamstream_services.cameras.directory import CameraDirectory
+    from siamstream_services.core.sessions import SessionManager
 
 POLICY = BackoffPolicy(initial_s=0.5, multiplier=2.0, max_s=4.0, jitter=0.5)
 
@@ -82,12 +87,17 @@ def _target(anchor_unix: float, nearest: bool) -> TargetSpec:
     return TargetSpec(target_id="t", tracker="x", box=(1, 1, 1, 1), anchor_unix=anchor_unix, nearest=nearest)
 
 
+def _anchor_sequence(history: list[CameraFrame], target: TargetSpec) -> int | None:
+    frame = anchor_frame(history, target)
+    return None if frame is None else frame.sequence
+
+
 def test_anchor_is_first_frame_after_attach_or_nearest_to_box_time() -> None:
     history = [_frame(1, 100.00), _frame(2, 100.04), _frame(3, 100.08)]
-    assert anchor_frame(history, _target(100.03, nearest=False)).sequence == 2
+    assert _anchor_sequence(history, _target(100.03, nearest=False)) == 2
     assert anchor_frame(history, _target(100.09, nearest=False)) is None  # not received yet
-    assert anchor_frame(history, _target(100.07, nearest=True)).sequence == 3
-    assert anchor_frame(history, _target(50.0, nearest=True)).sequence == 1
+    assert _anchor_sequence(history, _target(100.07, nearest=True)) == 3
+    assert _anchor_sequence(history, _target(50.0, nearest=True)) == 1
     assert anchor_frame([], _target(50.0, nearest=True)) is None
 
 
@@ -208,7 +218,9 @@ async def test_runner_keeps_tracking_after_a_failed_frame_and_stop_releases_the_
         captures.append(capture)
         return capture
 
-    runner = CameraRunner(spec, {}, CountingManager(), directory, metrics, "w1", open_capture=paced_capture)
+    # The test doubles answer the calls the runner makes (duck-typed, not subclasses).
+    manager, camera_directory = cast("SessionManager", CountingManager()), cast("CameraDirectory", directory)
+    runner = CameraRunner(spec, {}, manager, camera_directory, metrics, "w1", open_capture=paced_capture)
     runner.start()
     try:
         async with asyncio.timeout(5.0):
@@ -247,8 +259,8 @@ async def test_a_start_refused_as_resource_exhausted_is_retried_after_a_backoff_
     runner = CameraRunner(
         spec,
         {},
-        manager,
-        directory,
+        cast("SessionManager", manager),  # test doubles answering the calls the runner makes
+        cast("CameraDirectory", directory),
         metrics,
         "w1",
         monotonic=lambda: now[0],

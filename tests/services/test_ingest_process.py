@@ -180,6 +180,7 @@ def test_serve_and_ingest_track_a_camera_and_stop_cleanly_on_sigterm(
     assert [r.result.frame_index for r in results] == [0, 1, 2, 3, 4]
     assert len({r.session_id for r in results}) == 1
     assert {r.camera_id for r in results} == {CAMERA_ID} and {r.target_id for r in results} == {target_id}
+    assert exposition is not None
     assert f'siamstream_camera_state{{camera="{CAMERA_KEY}",state="streaming"}} 1.0' in exposition
     assert 'siamstream_stage_seconds_count{stage="total",tracker="siamrpn_alex"}' in exposition
     assert [c.camera_id for c in listed] == [CAMERA_ID] and listed[0].worker_id.count("-") >= 1

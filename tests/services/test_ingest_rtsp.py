@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -55,8 +56,8 @@ def key(camera_id: str) -> str:
     return camera_key(ANONYMOUS_OWNER, camera_id)
 
 
-def ingest_settings(**overrides: object) -> IngestSettings:
-    values: dict[str, object] = {
+def ingest_settings(**overrides: Any) -> IngestSettings:
+    values: dict[str, Any] = {
         "open_timeout_ms": 1500,
         "read_timeout_ms": 1500,
         "stale_after_s": 0.6,
@@ -152,7 +153,9 @@ async def test_camera_tracking_matches_the_offline_tracker_on_the_frames_receive
                 if len(results) == RESULTS:
                     break
         watch.cancel()
-        history = {frame.sequence: frame.image for frame in worker.runner(key("cam-a")).reader.history()}
+        runner = worker.runner(key("cam-a"))
+        assert runner is not None
+        history = {frame.sequence: frame.image for frame in runner.reader.history()}
 
         listed = (await running.stub.ListCameras(pb.ListCamerasRequest())).cameras
         assert [c.camera_id for c in listed] == ["cam-a"] and listed[0].state == pb.CAMERA_STATE_STREAMING
@@ -170,7 +173,9 @@ async def test_camera_tracking_matches_the_offline_tracker_on_the_frames_receive
     )
     for got, want in zip(results, expected, strict=True):
         box = got.result.box
-        assert (box.x, box.y, box.width, box.height) == tuple(np.float32(want.bbox).tolist())
+        assert (box.x, box.y, box.width, box.height) == tuple(
+            np.asarray(want.bbox, dtype=np.float32).tolist()
+        )
 
 
 async def test_camera_killed_and_restarted_reconnects_and_tracking_resumes(
@@ -201,8 +206,11 @@ async def test_camera_killed_and_restarted_reconnects_and_tracking_resumes(
         recovery_s = time.monotonic() - returned
         watch.cancel()
 
-        assert running.sample("siamstream_camera_reconnects_total", camera=key("cam-b")) >= 1
-        assert worker.runner(key("cam-b")).reader.health.reconnects >= 1
+        reconnects = running.sample("siamstream_camera_reconnects_total", camera=key("cam-b"))
+        assert reconnects is not None and reconnects >= 1
+        runner = worker.runner(key("cam-b"))
+        assert runner is not None
+        assert runner.reader.health.reconnects >= 1
         assert first.result.frame_index > 3  # the same session went on
         # Goal: back within the backoff bound plus 2 s.
         print(f"recovery after the camera returned: {recovery_s:.2f} s")
@@ -293,7 +301,7 @@ async def test_takeover_after_the_session_expired_restarts_from_the_last_publish
     result = restarted[0].result
     assert result.frame_index == 0
     assert (result.box.x, result.box.y, result.box.width, result.box.height) == tuple(
-        np.float32(last_box).tolist()
+        np.asarray(last_box, dtype=np.float32).tolist()
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -49,7 +50,7 @@ pytestmark = [
 FRAME_COUNT = 6
 LOST_SIDE = 351
 # Options under which every tracked frame fails: LOST from frame 1 on, never found again.
-NEVER_CONFIDENT = {"tracking_threshold": 1.0, "lost_threshold": 1.0, "lost_after_frames": 1}
+NEVER_CONFIDENT: dict[str, Any] = {"tracking_threshold": 1.0, "lost_threshold": 1.0, "lost_after_frames": 1}
 # NEVER_CONFIDENT as a session record stores it.
 NEVER_CONFIDENT_RECORD = '{"tracking_threshold":1.0,"lost_threshold":1.0,"lost_after_frames":1}'
 TRITON_MISSING = triton_missing_reason()

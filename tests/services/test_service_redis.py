@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from siamstream_services.grpc_api.server import HEALTH_PROBE_SESSION
 from siamstream_services.settings import ServiceSettings
@@ -156,7 +157,9 @@ async def test_concurrent_pushes_through_two_replicas_lose_and_reorder_nothing(
     for number, error in refused.items():
         assert isinstance(error, grpc.aio.AioRpcError), error
         assert error.code() == CODE.FAILED_PRECONDITION, error.details()
-        stale = STALE.fullmatch(error.details())
+        details = error.details()
+        assert details is not None
+        stale = STALE.fullmatch(details)
         assert stale is not None and int(stale[1]) == number
         # It was refused because of a frame that was applied, at or after its own number.
         assert int(stale[2]) in applied and int(stale[2]) >= number
@@ -282,7 +285,10 @@ async def test_watch_track_misses_no_result_published_between_two_reads(
                     result = pb.CameraTrackResult(
                         camera_id="cam", target_id=target_id, result=pb.TrackResult(frame_index=frame_index)
                     )
-                    fields = {"target": target_id, "result": result.SerializeToString()}
+                    fields: dict[FieldT, EncodableT] = {
+                        "target": target_id,
+                        "result": result.SerializeToString(),
+                    }
                     burst.xadd(
                         CAMERA_RESULTS_KEY.format(owner=owner_key_id(API_KEY_A), camera_id="cam"), fields
                     )

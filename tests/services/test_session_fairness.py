@@ -36,7 +36,7 @@ DECODE_SHARE = 0.5
 def big_jpeg() -> bytes:
     """An 8K JPEG with texture everywhere (about 8 MB), so that decoding it takes real work."""
     ys, xs = np.mgrid[0:BIG_HEIGHT, 0:BIG_WIDTH]
-    image = np.dstack([(xs // 7) % 256, (ys // 5) % 256, ((xs + ys) // 9) % 256]).astype(np.uint8)
+    image: np.ndarray = np.dstack([(xs // 7) % 256, (ys // 5) % 256, ((xs + ys) // 9) % 256]).astype(np.uint8)
     image = cv2.add(image, np.random.default_rng(3).integers(0, 24, image.shape, dtype=np.uint8))
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok

@@ -6,6 +6,7 @@ import asyncio
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import grpc
 import pytest
@@ -41,6 +42,7 @@ from tests.services.session_fixtures import (
     encode,
     export_test_package,
     moving_target_frames,
+    stored_record,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -90,14 +92,15 @@ async def test_concurrent_numbered_pushes_apply_in_order_or_are_stale(rig: Rig) 
     )
 
     accepted = sorted(
-        (a for a in answers if not isinstance(a, Exception)), key=lambda a: a.result.frame_index
+        (a for a in answers if not isinstance(a, BaseException)), key=lambda a: a.result.frame_index
     )
-    assert all(isinstance(a, FailedPrecondition) for a in answers if isinstance(a, Exception))
-    accepted_numbers = [a.client_frame_number for a in accepted]
+    assert all(isinstance(a, FailedPrecondition) for a in answers if isinstance(a, BaseException))
+    accepted_numbers = [cast(int, a.client_frame_number) for a in accepted]  # every push carried a number
     # Applied one after another: frame indexes 1..n, client numbers strictly increasing, 6 always wins.
     assert [a.result.frame_index for a in accepted] == list(range(1, len(accepted) + 1))
     assert accepted_numbers == sorted(accepted_numbers) and accepted_numbers[-1] == 6
     record = await store.get(session_id)
+    assert record is not None
     assert record.version == 1 + len(accepted) and record.last_client_frame == 6
 
 
@@ -124,6 +127,7 @@ async def test_two_replicas_never_lose_an_update(rig: Rig) -> None:
 
     assert sorted(a.result.frame_index for a in answers) == list(range(1, pushes + 1))
     record = await store.get(session_id)
+    assert record is not None
     assert record.version == 1 + pushes
     assert (await replicas[1].get(OWNER, session_id)).frame_count == 1 + pushes
     assert store.lost > 0  # the replicas did race, and the losers redid their frame on the new state
@@ -143,6 +147,7 @@ async def test_writer_that_keeps_losing_gets_aborted_and_changes_nothing(rig: Ri
     with pytest.raises(Aborted, match="retry"):
         await manager.push(OWNER, session_id, frame(rig, 1, 1))
     record = await store.get(session_id)
+    assert record is not None
     assert record.version == 1 and record.last_client_frame == 0
 
 
@@ -236,7 +241,7 @@ async def test_unreachable_backend_is_unavailable_and_session_unchanged(
     with pytest.raises(Unavailable) as refused_push:
         await down.push(OWNER, session_id, frame(rig, 1, 1))
     assert [refused_start.value.message, refused_push.value.message] == [message, message]
-    assert (await store.get(session_id)).version == 1
+    assert (await stored_record(store, session_id)).version == 1
     if backend_class is DownBackend:
         assert MODEL_SERVER_HOST in caplog.text  # the operator still learns where it failed
 
@@ -267,7 +272,7 @@ async def test_model_error_is_internal_counted_and_session_unchanged(rig: Rig) -
         assert refused.value.code is grpc.StatusCode.INTERNAL
     counted = {"tracker": TRACKER, "code": "INTERNAL"}
     assert metrics.registry.get_sample_value("siamstream_frames_total", counted) == 2
-    assert (await store.get(session_id)).version == 1
+    assert (await stored_record(store, session_id)).version == 1
 
 
 class StaleCountStore(MemorySessionStore):
@@ -310,6 +315,7 @@ async def test_the_start_frames_number_is_stale_not_a_retry(rig: Rig) -> None:
     with pytest.raises(FailedPrecondition, match="stale frame 0, session is at 0"):
         await manager.push(OWNER, session_id, frame(rig, 0, 0))
     record = await store.get(session_id)
+    assert record is not None
     assert record.version == 1 and (await manager.get(OWNER, session_id)).frame_count == 1
 
 
@@ -321,12 +327,12 @@ async def test_the_last_pushed_number_replays_its_stored_result_whatever_the_ima
     manager = SessionManager(store, rig.backend, rig.catalog.trackers, SETTINGS, metrics=metrics)
     session_id = await start(manager, rig)
     first = await manager.push(OWNER, session_id, frame(rig, 1, 1))
-    version = (await store.get(session_id)).version
+    version = (await stored_record(store, session_id)).version
 
     replayed = await manager.push(OWNER, session_id, frame(rig, 3, 1))
 
     assert replayed.result == first.result and replayed.client_frame_number == 1
-    assert (await store.get(session_id)).version == version
+    assert (await stored_record(store, session_id)).version == version
     tracked = {"tracker": TRACKER, "code": "OK"}
     assert metrics.registry.get_sample_value("siamstream_frames_total", tracked) == 2  # start, frame 1
     assert metrics.registry.get_sample_value("siamstream_frames_replayed_total", {"tracker": TRACKER}) == 1

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from siamstream.config import RPNHyper
 from siamstream.registry import get_config
 from siamstream_services.core.errors import InvalidArgument
 from siamstream_services.core.options import TrackOptions, apply_options, effective_options
@@ -16,6 +17,7 @@ def test_overrides_reach_the_config_and_read_back() -> None:
         {"penalty_k": 0.3, "lr": 0.1, "tracking_threshold": 0.7, "template_update": True}
     )
     config = apply_options(get_config("siamrpn_alex"), options)
+    assert isinstance(config.hyper, RPNHyper)
     assert (config.hyper.penalty_k, config.hyper.lr, config.status.tracking_above) == (0.3, 0.1, 0.7)
     assert config.template_update.enabled
     effective = effective_options(config)

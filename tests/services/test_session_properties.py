@@ -119,10 +119,13 @@ def raw_images(draw: st.DrawFn) -> pb.RawImage:
     length = draw(st.sampled_from([expected, expected - 1, expected + 1, 0, 7]))
     length = length if 0 <= length <= MAX_FRAME_BYTES else 7
     data = draw(st.sampled_from([b"\x00", b"\xff", b"\x80"])) * length
-    return pb.RawImage(data=data, width=width, height=height, pixel_format=pixel_format)
+    # Any wire value, unknown formats (255) included: the service must validate it.
+    return pb.RawImage(data=data, width=width, height=height, pixel_format=pixel_format)  # type: ignore[arg-type]
 
 
-VALID_RAW = pb.RawImage(data=FRAMES[1].tobytes(), width=FRAME_WIDTH, height=FRAME_HEIGHT, pixel_format=1)
+VALID_RAW = pb.RawImage(
+    data=FRAMES[1].tobytes(), width=FRAME_WIDTH, height=FRAME_HEIGHT, pixel_format=pb.PIXEL_FORMAT_BGR8
+)
 FRAME_NUMBERS = st.none() | st.sampled_from([0, 1, 2**63, 2**64 - 1]) | st.integers(0, 2**64 - 1)
 
 

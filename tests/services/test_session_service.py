@@ -8,6 +8,7 @@ import math
 import re
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -38,6 +39,7 @@ from tests.services.session_fixtures import (
     png_frame,
     running_service,
     status_of,
+    stored_record,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -83,7 +85,12 @@ async def test_pushed_sequence_gives_the_offline_trackers_boxes(
         if number % 2:
             message = png_frame(frame, number)
         else:
-            raw = pb.RawImage(data=frame.tobytes(), width=FRAME_WIDTH, height=FRAME_HEIGHT, pixel_format=1)
+            raw = pb.RawImage(
+                data=frame.tobytes(),
+                width=FRAME_WIDTH,
+                height=FRAME_HEIGHT,
+                pixel_format=pb.PIXEL_FORMAT_BGR8,
+            )
             message = pb.Frame(raw=raw, client_frame_number=number)
         response = await service.stub.PushFrame(
             pb.PushFrameRequest(session_id=started.session_id, frame=message), metadata=A
@@ -94,7 +101,7 @@ async def test_pushed_sequence_gives_the_offline_trackers_boxes(
     for got, want in zip(results, expected, strict=True):
         box = (got.box.x, got.box.y, got.box.width, got.box.height)
         # The API carries float32: the service's boxes are the offline boxes rounded to float32.
-        assert box == tuple(np.float32(want.bbox).tolist())
+        assert box == tuple(np.asarray(want.bbox, dtype=np.float32).tolist())
         assert got.frame_index == want.frame_index
         if want.score is not None:
             assert got.score == np.float32(want.score)
@@ -157,9 +164,11 @@ async def test_bad_frames_leave_the_session_unchanged(service: Service, frames: 
         pb.PushFrameRequest(session_id=session_id, frame=png_frame(frames[1], 5)), metadata=A
     )
     before = await service.stub.GetTrack(pb.GetTrackRequest(session_id=session_id), metadata=A)
-    version = (await service.store.get(session_id)).version
+    version = (await stored_record(service.store, session_id)).version
     jpeg = encode(frames[2], ".jpg")
-    big_raw = pb.RawImage(data=b"\0" * (MAX_FRAME_BYTES + 3), width=1, height=1, pixel_format=1)
+    big_raw = pb.RawImage(
+        data=b"\0" * (MAX_FRAME_BYTES + 3), width=1, height=1, pixel_format=pb.PIXEL_FORMAT_BGR8
+    )
     bad = [
         (pb.Frame(encoded=b"\xff\xd8garbage\xff\xd9"), CODE.INVALID_ARGUMENT, "JPEG frame is malformed"),
         (pb.Frame(encoded=jpeg[: len(jpeg) // 2]), CODE.INVALID_ARGUMENT, "truncated"),
@@ -179,7 +188,7 @@ async def test_bad_frames_leave_the_session_unchanged(service: Service, frames: 
         assert (got_code, message in details) == (code, True), details
     after = await service.stub.GetTrack(pb.GetTrackRequest(session_id=session_id), metadata=A)
     assert after == before
-    assert (await service.store.get(session_id)).version == version
+    assert (await stored_record(service.store, session_id)).version == version
     # The session goes on from where it was.
     response = await service.stub.PushFrame(
         pb.PushFrameRequest(session_id=session_id, frame=png_frame(frames[2], 6)), metadata=A
@@ -193,7 +202,7 @@ async def test_a_retried_frame_gets_its_stored_result_and_is_applied_once(
     session_id = (await start(service, frames[0])).session_id
     push = pb.PushFrameRequest(session_id=session_id, frame=png_frame(frames[1], 7))
     first = await service.stub.PushFrame(push, metadata=A)
-    version = (await service.store.get(session_id)).version
+    version = (await stored_record(service.store, session_id)).version
     before = await service.stub.GetTrack(pb.GetTrackRequest(session_id=session_id), metadata=A)
 
     retries = [await service.stub.PushFrame(push, metadata=A) for _ in range(2)]
@@ -204,7 +213,7 @@ async def test_a_retried_frame_gets_its_stored_result_and_is_applied_once(
         assert retry.result == first.result
     after = await service.stub.GetTrack(pb.GetTrackRequest(session_id=session_id), metadata=A)
     assert after == before and after.frame_count == 2
-    assert (await service.store.get(session_id)).version == version
+    assert (await stored_record(service.store, session_id)).version == version
 
 
 async def test_sessions_are_private_to_their_api_key(service: Service, frames: list[np.ndarray]) -> None:
@@ -362,7 +371,10 @@ async def test_health_and_reflection_need_no_key(service: Service) -> None:
     for name in ("", "siamstream.v1.TrackingService"):
         response = await health.Check(health_pb2.HealthCheckRequest(service=name))
         assert response.status == health_pb2.HealthCheckResponse.SERVING
-    reflection = reflection_pb2_grpc.ServerReflectionStub(service.channel)
+    # types-grpcio-reflection types this stub for a sync channel only and its method as `binascii.Incomplete`
+    # (a stub bug); at runtime it takes the aio channel and makes aio calls.
+    reflection_stub: Any = reflection_pb2_grpc.ServerReflectionStub
+    reflection = reflection_stub(service.channel)
 
     async def ask():
         yield reflection_pb2.ServerReflectionRequest(list_services="")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -124,7 +125,7 @@ def test_missing_or_unsupported_config_file_is_an_error(tmp_path: Path) -> None:
         {"tls_client_ca_file": "ca.pem"},
     ],
 )
-def test_invalid_values_are_rejected(values: dict[str, object]) -> None:
+def test_invalid_values_are_rejected(values: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         ServiceSettings(**values)
 

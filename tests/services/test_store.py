@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -39,7 +39,7 @@ EMBEDDING_VALUES = (0.0, -0.0, 1.5, float("inf"), float("-inf"), 3.4028234663852
 EMBEDDING = struct.pack("<7f", *EMBEDDING_VALUES) + b"\x01\x00\xc0\x7f"
 
 
-def make_record(session_id: str = "s-1", owner: str = OWNER, **changes: object) -> SessionRecord:
+def make_record(session_id: str = "s-1", owner: str = OWNER, **changes: Any) -> SessionRecord:
     """A session as the service would create it: 8 float32 embedding values, state at frame 0."""
     record = SessionRecord(
         session_id=session_id,
@@ -95,7 +95,8 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         def make(idle_ttl_s: float) -> SessionStore:
             return RedisSessionStore.from_url(server.url, idle_ttl_s, key_prefix=prefix)
 
-        advance = asyncio.sleep
+        async def advance(seconds: float) -> None:
+            await asyncio.sleep(seconds)
 
     def make_tracked(idle_ttl_s: float) -> SessionStore:
         store = make(idle_ttl_s)
@@ -129,7 +130,8 @@ async def test_create_rejects_an_existing_id(store: SessionStore) -> None:
 
     with pytest.raises(SessionExistsError):
         await store.create(make_record(tracker="siamban_r50"), owner_limit=OWNER_LIMIT)
-    assert (await store.get("s-1")).tracker == "siamrpn_r50"
+    record = await store.get("s-1")
+    assert record is not None and record.tracker == "siamrpn_r50"
 
 
 async def test_get_of_an_unknown_session_is_none(store: SessionStore) -> None:
@@ -144,8 +146,10 @@ async def test_embedding_bytes_round_trip_exactly(store: SessionStore) -> None:
         owner_limit=OWNER_LIMIT,
     )
 
-    assert (await store.get("f32")).embedding == EMBEDDING
+    record = await store.get("f32")
+    assert record is not None and record.embedding == EMBEDDING
     stored = await store.get("u8")
+    assert stored is not None
     assert (stored.embedding, stored.embedding_dtype, stored.embedding_shape) == (
         every_byte,
         "uint8",
@@ -188,7 +192,8 @@ async def test_compare_and_set_by_another_owner_is_refused(store: SessionStore) 
 
     with pytest.raises(ValueError, match="another owner"):
         await store.compare_and_set(make_record(owner=OTHER_OWNER), expected_version=1)
-    assert (await store.get("s-1")).version == 1
+    record = await store.get("s-1")
+    assert record is not None and record.version == 1
 
 
 async def test_delete_removes_the_session(store: SessionStore) -> None:
@@ -274,6 +279,7 @@ async def test_concurrent_compare_and_set_loses_no_update(store: SessionStore) -
         nonlocal conflicts
         for _ in range(100):  # each round at least one writer wins, so 20 writers need at most 20 rounds
             current = await store.get("s-1")
+            assert current is not None
             state = json.loads(current.state_json)
             state["counter"] += 1
             await asyncio.sleep(0)  # let the other writers read the same version
@@ -285,6 +291,7 @@ async def test_concurrent_compare_and_set_loses_no_update(store: SessionStore) -
     await asyncio.gather(*(increment() for _ in range(20)))
 
     final = await store.get("s-1")
+    assert final is not None
     assert json.loads(final.state_json)["counter"] == 20
     assert final.version == 21
     assert conflicts > 0  # the writers really raced
@@ -401,7 +408,8 @@ async def test_redis_restart_without_persistence_loses_records_and_the_store_rec
         # The scripts are gone from the restarted server: EVALSHA falls back to loading them.
         created = await store.create(make_record(), owner_limit=OWNER_LIMIT)
         assert await store.compare_and_set(replace(created, state_json="{}"), expected_version=1)
-        assert (await store.get("s-1")).version == 2
+        record = await store.get("s-1")
+        assert record is not None and record.version == 2
     finally:
         await store.aclose()
 

@@ -301,7 +301,10 @@ async def test_a_write_grpc_refuses_is_counted_as_over_and_logged(caplog: pytest
     caplog.set_level(logging.INFO, logger="siamstream_services.grpc_api.rpc")
     try:
         async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            call = channel.unary_stream("/test.Stream/Oversized")(b"", timeout=CALL_TIMEOUT_S)
+            multicallable: aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
+                "/test.Stream/Oversized"
+            )
+            call = multicallable(b"", timeout=CALL_TIMEOUT_S)
             code, _ = await status_of(call.read())
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED  # what the client gets from grpc
 

@@ -249,7 +249,10 @@ async def test_triton_update_session_gives_the_offline_boxes(
     # The search model serves a request for the head outputs alone: the features stay on the server.
     package = read_package(package_dir / TRACKER)
     side = package.config.crop.instance_size
-    arrays = (np.zeros((1, package.meta.embedding_dim), np.float32), np.zeros((1, 3, side, side), np.uint8))
+    arrays: tuple[np.ndarray, ...] = (
+        np.zeros((1, package.meta.embedding_dim), np.float32),
+        np.zeros((1, 3, side, side), np.uint8),
+    )
     inputs = []
     for index, array in enumerate(arrays):
         inputs.append(

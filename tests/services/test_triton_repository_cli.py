@@ -23,7 +23,9 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> list[TrackerPackage]:
 def run(argv: list[str]) -> int:
     with pytest.raises(SystemExit) as exit_:
         main(argv)
-    return exit_.value.code
+    code = exit_.value.code
+    assert isinstance(code, int)
+    return code
 
 
 def read_config(model_dir: Path) -> mc.ModelConfig:

@@ -51,7 +51,9 @@ def siamfc_center_from_box(
     return np.float32(x - 1 + (w - 1) / 2), np.float32(y - 1 + (h - 1) / 2), np.float32(w), np.float32(h)
 
 
-def siamfc_box_from_center(cx: float, cy: float, w: float, h: float) -> BoxXYWH:
+def siamfc_box_from_center(
+    cx: float | np.float32, cy: float | np.float32, w: float | np.float32, h: float | np.float32
+) -> BoxXYWH:
     """siamfc-pytorch: (cx, cy, w, h) -> box xywh [cx + 1 - (w-1)/2, cy + 1 - (h-1)/2, w, h], computed in
     float32 like the reference (the inputs are float32 values)."""
     cx32, cy32, w32, h32 = np.float32(cx), np.float32(cy), np.float32(w), np.float32(h)

@@ -21,6 +21,7 @@ import asyncio
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Self
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -136,7 +137,7 @@ class RedisSessionStore:
         key_prefix: str = "siamstream:v1:",
         socket_timeout_s: float = 0.5,
         health_check_interval_s: int = 10,
-    ) -> RedisSessionStore:
+    ) -> Self:
         """A store with its own connection pool on `url` (`redis://HOST:PORT/DB` or `rediss://`).
 
         Redis answers in well under a millisecond, so half a second without an answer means it is gone.
