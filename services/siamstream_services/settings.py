@@ -86,6 +86,22 @@ class StrictEnvSource(EnvSettingsSource):
         return data
 
 
+class StrictEnvSettings(BaseSettings):
+    """Settings whose environment source rejects unknown variables under their prefix (`StrictEnvSource`);
+    the sources are otherwise pydantic-settings' defaults, in their order."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, StrictEnvSource(settings_cls), dotenv_settings, file_secret_settings
+
+
 def _config_file_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
     """The pydantic-settings source reading `path`, chosen by its suffix."""
     # pydantic-settings skips missing files silently; a named config file that is absent is an error.
@@ -445,7 +461,7 @@ class ServiceSettings(BaseSettings):
         return self
 
 
-class TritonBatchingSettings(BaseSettings):
+class TritonBatchingSettings(StrictEnvSettings):
     """Scheduling of every model that `siamstream triton-repository` writes (`config.pbtxt`: the batch
     bound, the dynamic batcher, the instances); its command-line flags override these."""
 
@@ -474,18 +490,6 @@ class TritonBatchingSettings(BaseSettings):
     instance_count: int = Field(
         default=1, ge=1, le=64, description="Instances of each model (GPU in the production form)."
     )
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """The default sources, with the environment checked for unknown names."""
-        return init_settings, StrictEnvSource(settings_cls), dotenv_settings, file_secret_settings
 
 
 Settings = TypeVar("Settings", bound=BaseSettings)

@@ -10,14 +10,14 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 from pydantic import Field, IPvAnyAddress, IPvAnyNetwork, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from siamstream_services.settings import INGEST_ENV_PREFIX, StrictEnvSource
+from siamstream_services.settings import INGEST_ENV_PREFIX, StrictEnvSettings
 
 from .urls import CameraNetworks
 
 
-class IngestSettings(BaseSettings):
+class IngestSettings(StrictEnvSettings):
     """Settings of one ingest worker and of the camera API.
 
     Unknown `SIAMSTREAM_INGEST_*` variables are rejected, as `ServiceSettings` rejects the other unknown
@@ -84,18 +84,6 @@ class IngestSettings(BaseSettings):
     @property
     def camera_networks(self) -> CameraNetworks:
         return CameraNetworks(tuple(self.allowed_camera_networks), tuple(self.denied_camera_networks))
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """The default sources, with the environment checked for unknown names."""
-        return init_settings, StrictEnvSource(settings_cls), dotenv_settings, file_secret_settings
 
     @model_validator(mode="after")
     def _renewal_fits_in_lease(self) -> IngestSettings:
