@@ -19,6 +19,7 @@ import pytest
 from siamstream_services.testing.ports import free_port
 from siamstream_services.testing.redis_server import RedisServer
 from siamstream_services.testing.rtsp_camera import RtspCamera
+from tests.services.pki import make_pki
 from tests.services.session_fixtures import export_test_package
 
 
@@ -91,3 +92,9 @@ def resolve_as(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], None]:
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return names.__setitem__
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (`tests.services.pki`)."""
+    return make_pki(tmp_path_factory.mktemp("pki"))

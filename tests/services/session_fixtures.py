@@ -22,7 +22,7 @@ import torch
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from siamstream.config import TrackerConfig
+from siamstream.config import TemplateUpdateConfig, TrackerConfig
 from siamstream.nn.network import build_network
 from siamstream.package import export_package
 from siamstream.registry import get_config
@@ -54,6 +54,18 @@ def export_test_package(package_dir: Path, config: TrackerConfig | None = None) 
     config = get_config(TRACKER) if config is None else config
     network = build_network(config).eval()
     return export_package(network, config, package_dir / config.name).root
+
+
+# The template update of `export_update_package`: gate 0 updates on every frame, so ten frames carry nine.
+UPDATE_RATE = 0.3
+UPDATE_GATE = 0.0
+
+
+def export_update_package(package_dir: Path) -> Path:
+    """Export siamrpn_alex (seeded random weights) with the template update as `package_dir/siamrpn_alex`."""
+    update = TemplateUpdateConfig(enabled=True, rate=UPDATE_RATE, gate=UPDATE_GATE)
+    config = get_config(TRACKER).model_copy(update={"template_update": update})
+    return export_test_package(package_dir, config)
 
 
 def moving_target_frames(

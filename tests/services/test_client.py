@@ -36,7 +36,6 @@ from tests.services.session_fixtures import (
     moving_target_frames,
     running_service,
 )
-from tests.services.test_session_tls import pki  # noqa: F401  (the CA and certificates fixture)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -318,7 +317,7 @@ async def test_calls_without_the_api_key_are_unauthenticated(service: Service) -
         await client.check_access()
 
 
-async def test_client_speaks_mutual_tls(pki: Path, package_dir: Path, frames: list[np.ndarray]) -> None:  # noqa: F811
+async def test_client_speaks_mutual_tls(pki: Path, package_dir: Path, frames: list[np.ndarray]) -> None:
     tls = {
         "tls_cert_file": pki / "server.pem",
         "tls_key_file": pki / "server.key",

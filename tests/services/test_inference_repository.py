@@ -17,7 +17,7 @@ from siamstream_services.inference.triton_repository import (
     write_model_repository,
 )
 from siamstream_services.settings import TritonBatchingSettings
-from tests.services.test_template_update_service import export_update_package
+from tests.services.session_fixtures import export_update_package
 from tests.services.triton_fixtures import EMBEDDING_DIM, EXEMPLAR_SIZE, INSTANCE_SIZE, write_test_package
 
 

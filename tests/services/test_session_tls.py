@@ -9,7 +9,6 @@ import logging
 import os
 import shutil
 import socket
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from siamstream_services.grpc_api.tls import TlsFilesError, server_credentials
 from siamstream_services.testing.ports import free_port
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
+from tests.services.pki import run_openssl
 from tests.services.session_fixtures import (
     API_KEY_A,
     Service,
@@ -37,53 +37,6 @@ from tests.services.session_fixtures import (
 pytestmark = pytest.mark.skipif(
     shutil.which("openssl") is None, reason="openssl is not installed (run scripts/install_deploy_tools.sh)"
 )
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA."""
-    d = tmp_path_factory.mktemp("pki")
-    key_and_request = ["-newkey", "rsa:2048", "-nodes", "-subj"]
-    _openssl(
-        "req",
-        "-x509",
-        *key_and_request,
-        "/CN=test-ca",
-        "-days",
-        "1",
-        "-keyout",
-        f"{d}/ca.key",
-        "-out",
-        f"{d}/ca.pem",
-    )
-    extensions = {"server": "subjectAltName=IP:127.0.0.1", "client": "extendedKeyUsage=clientAuth"}
-    for name, extension in extensions.items():
-        _openssl(
-            "req", *key_and_request, f"/CN={name}", "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr"
-        )
-        (d / f"{name}.ext").write_text(extension + "\n")
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{d}/{name}.csr",
-            "-CA",
-            f"{d}/ca.pem",
-            "-CAkey",
-            f"{d}/ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            f"{d}/{name}.ext",
-            "-out",
-            f"{d}/{name}.pem",
-        )
-    return d
 
 
 def tls_files(pki: Path) -> dict[str, Path]:
@@ -279,11 +232,11 @@ def expired_certificate(pki: Path, tmp_path: Path) -> dict[str, Path]:
         "commonName = supplied",
     ]
     (tmp_path / "ca.cnf").write_text("\n".join(config) + "\n")
-    _openssl(
+    run_openssl(
         "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=expired",
         "-keyout", f"{tmp_path}/expired.key", "-out", f"{tmp_path}/expired.csr",
     )  # fmt: skip
-    _openssl(
+    run_openssl(
         "ca", "-batch", "-notext", "-config", f"{tmp_path}/ca.cnf", "-cert", f"{pki}/ca.pem", "-keyfile",
         f"{pki}/ca.key", "-in", f"{tmp_path}/expired.csr", "-out", f"{tmp_path}/expired.pem",
         "-startdate", "20200101000000Z", "-enddate", "20200102000000Z",

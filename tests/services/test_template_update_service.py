@@ -19,7 +19,6 @@ import pytest_asyncio
 import tritonclient.grpc as tritonclient
 from tritonclient.utils import np_to_triton_dtype
 
-from siamstream.config import TemplateUpdateConfig
 from siamstream.package import read_package
 from siamstream.registry import get_config
 from siamstream.runner import TorchScriptRunner
@@ -34,8 +33,10 @@ from tests.services.replica_fixtures import KEY, assert_offline_results, serving
 from tests.services.session_fixtures import (
     INIT_BOX,
     TRACKER,
+    UPDATE_RATE,
     Service,
     export_test_package,
+    export_update_package,
     moving_target_frames,
     running_service,
     status_of,
@@ -49,19 +50,9 @@ pytestmark = [
 
 CODE = grpc.StatusCode
 FRAME_COUNT = 10
-UPDATE_RATE = 0.3
-# Gate 0: every frame updates, so ten frames carry nine updates.
-UPDATE_GATE = 0.0
 ACM_TRACKER = "siamfc_acm_alexnet"
 PLAIN_TRACKER = "siamfc_alexnet"
 TRITON_MISSING = triton_missing_reason()
-
-
-def export_update_package(package_dir: Path) -> Path:
-    """Export siamrpn_alex (seeded random weights) with the template update as `package_dir/siamrpn_alex`."""
-    update = TemplateUpdateConfig(enabled=True, rate=UPDATE_RATE, gate=UPDATE_GATE)
-    config = get_config(TRACKER).model_copy(update={"template_update": update})
-    return export_test_package(package_dir, config)
 
 
 @pytest.fixture(scope="module")
