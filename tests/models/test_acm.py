@@ -25,7 +25,7 @@ from siamstream.runner import TorchScriptRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.step import finish_search, init_track, prepare_search
 from siamstream.tracking.validation import expected_output_shapes
-from tests.models.test_networks import (
+from tests.models.reference_layouts import (
     acm_branch_layout,
     neck_layout,
     randomise_normalisation,

@@ -10,19 +10,7 @@ import torch
 from siamstream.checkpoint import CheckpointError, load_weights, read_checkpoint
 from siamstream.nn.network import build_network
 from siamstream.registry import get_config, list_trackers
-
-
-def reference_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A state dict in the tracker's reference layout, with random values and no BN counters."""
-    generator = torch.Generator().manual_seed(seed)
-    network = build_network(get_config(name))
-    return {
-        key: torch.rand(value.shape, generator=generator, dtype=value.dtype)
-        if value.is_floating_point()
-        else value
-        for key, value in network.state_dict().items()
-        if not key.endswith("num_batches_tracked")
-    }
+from tests.models.reference_layouts import reference_state_dict
 
 
 @pytest.fixture(scope="module", params=list_trackers())

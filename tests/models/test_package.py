@@ -16,7 +16,7 @@ from siamstream.package import PackageError, read_package
 from siamstream.registry import get_config, list_trackers
 from siamstream.runner import TorchScriptRunner
 from tests.models.package_round_trip import FRAMES, track_through_package
-from tests.models.test_checkpoint import reference_state_dict
+from tests.models.reference_layouts import reference_state_dict
 
 SIAMSTREAM = [sys.executable, "-m", "siamstream.cli"]
 
