@@ -1,4 +1,5 @@
-"""Pure logic of camera ingestion on an injected clock: backoff, states, staleness, leases, anchors."""
+"""Pure logic of camera ingestion on an injected clock: backoff, states, staleness, leases, anchors; the
+reader, runner and worker on test doubles."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from siamstream_services.core.timings import StageTimings
 from siamstream_services.ingest.capture import CameraFrame, FrameReader, ReaderTimeouts
 from siamstream_services.ingest.metrics import IngestMetrics
 from siamstream_services.ingest.runner import CameraRunner, anchor_frame
+from siamstream_services.ingest.worker import IngestWorker
 from siamstream_services.v1 import tracking_pb2 as pb
 
 if TYPE_CHECKING:
@@ -289,3 +291,68 @@ async def test_a_start_refused_as_resource_exhausted_is_retried_after_a_backoff_
         await until(lambda: manager.starts == 3)
     finally:
         await runner.stop()
+
+
+class ScriptlessClient:
+    """The client the worker's leases register their scripts on; never called here."""
+
+    def register_script(self, script: str) -> None:
+        return None
+
+
+class CancelSwallowingDirectory(FlakyDirectory):
+    """A directory whose Redis calls answer a cancellation with a RedisError, as redis-py's cancelled
+    command can once it disconnects; its calls are slow enough to be cancelled in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.client = ScriptlessClient()
+        self.reports = 0
+
+    async def _slow_call(self, seconds: float) -> None:
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            raise RedisError("Connection closed by server.") from None
+
+    async def report_status(self, camera_id: str, status: object) -> None:
+        self.reports += 1
+        await self._slow_call(0.05)
+
+    async def camera_keys(self) -> list[str]:
+        await self._slow_call(10.0)
+        return []
+
+    async def scope_unscoped(self, keys: list[str]) -> list[str]:
+        return keys
+
+
+async def test_runner_and_worker_stop_when_a_library_turns_their_cancellation_into_its_own_error() -> None:
+    directory, metrics = CancelSwallowingDirectory(), IngestMetrics(CollectorRegistry())
+    spec = CameraSpec("cam", "rtsp://camera", "owner", {"t": _target(0.0, nearest=False)})
+    runner = CameraRunner(
+        spec,
+        {},
+        cast("SessionManager", CountingManager()),  # test doubles answering the calls the runner makes
+        cast("CameraDirectory", directory),
+        metrics,
+        "w1",
+        open_capture=lambda url, open_ms, read_ms: PacedCapture(200),
+    )
+    runner.start()
+    async with asyncio.timeout(5.0):
+        while directory.reports < 3:  # the watchdog reports every 0.25 s (stale_after_s / 4)
+            await asyncio.sleep(0.01)
+    async with asyncio.timeout(3.0):  # the watchdog, cancelled inside its report, would loop forever
+        await runner.stop()
+    assert runner.reader.health.state is CameraState.STOPPED
+
+    worker = IngestWorker(
+        cast("CameraDirectory", directory), cast("SessionManager", CountingManager()), metrics, worker_id="w"
+    )
+    task = asyncio.get_running_loop().create_task(worker.run())
+    await asyncio.sleep(0.1)  # inside its first listing of the cameras
+    task.cancel()
+    async with asyncio.timeout(3.0):  # the worker tolerates Redis errors: without the check it carries on
+        await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pytest
 from grpc import aio
-from redis.asyncio import Redis
 
 from siamstream.package import read_package
 from siamstream.runner import TorchScriptRunner
@@ -106,7 +105,7 @@ async def deployment(
     metrics = ServiceMetrics()
     backend = EmbeddedBackend(catalog.packages, max_wait_ms=config.batch_max_wait_ms)
     store = MemorySessionStore(config.session_idle_ttl_s)
-    directory = CameraDirectory(Redis.from_url(redis_url, decode_responses=False), settings)
+    directory = CameraDirectory.from_url(redis_url, settings)  # the service's client, with its timeouts
     runtime = Runtime(catalog.trackers, metrics, backend, store, cameras=directory)
     server = TrackingServer(config, runtime)
     port = await server.start("127.0.0.1:0")

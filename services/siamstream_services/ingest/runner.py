@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from siamstream_services.cameras.config import IngestSettings
 from siamstream_services.cameras.directory import Box, CameraDirectory, CameraSpec, CameraStatus, TargetSpec
 from siamstream_services.cameras.health import BackoffPolicy, CameraState, backoff_delay, observed_state
+from siamstream_services.cancellation import stop_if_cancelled
 from siamstream_services.convert import result_message
 from siamstream_services.core.errors import InvalidArgument, NotFound, ResourceExhausted, ServiceError
 from siamstream_services.core.frames import PixelFormat, RawImage
@@ -148,6 +149,7 @@ class CameraRunner:
 
     async def _track_loop(self) -> None:
         while True:
+            stop_if_cancelled()
             await self._frame_ready.wait()
             self._frame_ready.clear()
             frame = self._reader.take_latest()
@@ -243,6 +245,7 @@ class CameraRunner:
         interval = min(1.0, max(0.05, self._settings.stale_after_s / 4))
         while True:
             await self.report()
+            stop_if_cancelled()  # the report suppresses errors, one of which may stand for a cancellation
             await asyncio.sleep(interval)
 
     async def report(self) -> None:

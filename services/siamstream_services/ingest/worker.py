@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from siamstream_services.cameras.directory import CameraDirectory
 from siamstream_services.cameras.health import lease_expired
+from siamstream_services.cancellation import stop_if_cancelled
 from siamstream_services.core.sessions import SessionManager
 
 from .leases import CameraLeases
@@ -71,6 +72,7 @@ class IngestWorker:
                     await self.tick()
                 except (RedisError, OSError, TimeoutError) as error:
                     log.warning("worker %s: Redis unavailable: %s", self.worker_id, error)
+                stop_if_cancelled()
                 await self._stop_expired()
                 await asyncio.sleep(self.settings.claim_interval_s)
         finally:

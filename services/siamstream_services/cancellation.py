@@ -1,0 +1,19 @@
+"""Cancellation that a library swallowed: stop the loop anyway.
+
+A task asked to stop gets `CancelledError` at its next await, but a library may turn it into an error of
+its own on the way out (seen with redis-py: a command cancelled mid-read disconnects, and a loop that
+tolerates Redis errors, or suppresses a best-effort report's, then carries on as if nothing had been
+asked). The request is still on the task (`Task.cancelling()`), so a long-lived loop checks it at each
+turn and ends there, instead of running, and holding whoever awaits it, forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError when the current task has a cancellation request pending."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
