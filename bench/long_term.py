@@ -5,7 +5,7 @@
 Each seed gives one `leave_and_return` sequence (640x480, target about 48 px): the target is out of view
 from 30% to 50% of the sequence, marked absent, and comes back at least half the frame's height from where
 it left. Both arms are the package's config with the same status thresholds and differ only in
-`long_term.enabled`; each is an `OfflineTracker` on its own `TorchScriptRunner`, stepping frame by frame
+`long_term.enabled`; each is an `OfflineTracker` on its own `PackageRunner`, stepping frame by frame
 in turn so that both see the same machine load.
 
 The status thresholds are set for the demo package's scores (sigmoid of SiamFC's response): about 0.999
@@ -33,7 +33,7 @@ from siamstream.config import LongTermConfig, StatusConfig, TrackerConfig
 from siamstream.data.synthetic import SequenceSpec, SyntheticSequence, leave_and_return
 from siamstream.evaluation.metrics import evaluate_sequence, overlap
 from siamstream.package import read_package
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackResult, TrackStatus
 
@@ -72,7 +72,7 @@ def arm_configs(base: TrackerConfig) -> dict[str, TrackerConfig]:
 def run_seed(package_root: str, sequence: SyntheticSequence) -> dict[str, ArmRun]:
     package = read_package(package_root)
     trackers = {
-        arm: OfflineTracker(config, TorchScriptRunner(package))
+        arm: OfflineTracker(config, PackageRunner(package))
         for arm, config in arm_configs(package.config).items()
     }
     runs = {arm: ArmRun() for arm in ARMS}

@@ -3,7 +3,7 @@
     .venv/bin/python bench/search_options_cost.py [--tracker siammargin_small] [--frames 30] [--threads 1]
 
 One package of the tracker (seeded random weights) tracks one synthetic 640x480 sequence under several
-configs, each an `OfflineTracker` with its own `TorchScriptRunner` (so each TorchScript module settles on
+configs, each an `OfflineTracker` with its own `PackageRunner` (so each TorchScript module settles on
 its own crop sides), stepping frame by frame in turn, the order rotated every frame, so that all see the
 same machine load. The options are pinned to their worst case, the cost a frame pays when they act:
 - `one_more_search`: `second_search_below` 1.0, every frame is searched twice;
@@ -35,7 +35,7 @@ from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.nn.network import build_network
 from siamstream.package import export_package
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 
 # Frames left out at the start: the largest growth (3 frames) and two optimising runs of each side.
@@ -78,7 +78,7 @@ def measure(name: str, frames: int) -> None:
         package = export_package(build_network(base).eval(), base, Path(directory) / name)
         arms = {}
         for label, config in configs(base).items():
-            tracker = OfflineTracker(config, TorchScriptRunner(package))
+            tracker = OfflineTracker(config, PackageRunner(package))
             tracker.init(images[0], sequence.init_box.tolist())
             arms[label] = stepping(tracker, images[1:])
         comparison = compare(arms, repeats=frames - 1 - WARM_UP_FRAMES, warmup=WARM_UP_FRAMES)

@@ -30,14 +30,14 @@ from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.nn.network import build_network
 from siamstream.package import export_package
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 
 
-def timed_tracker(config: TrackerConfig, root: Path) -> tuple[OfflineTracker, TorchScriptRunner]:
+def timed_tracker(config: TrackerConfig, root: Path) -> tuple[OfflineTracker, PackageRunner]:
     torch.manual_seed(0)
     package = export_package(build_network(config), config, root / config.template_update.model_dump_json())
-    runner = TorchScriptRunner(package)
+    runner = PackageRunner(package)
     return OfflineTracker(config, runner), runner
 
 

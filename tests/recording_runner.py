@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 
 
 class RecordingRunner:
     """`runner`'s template, search and update stages, recording per stage in call order: the rows of each
     template and update call, and `(rows, crop side)` of each search call (side in crop pixels)."""
 
-    def __init__(self, runner: TorchScriptRunner) -> None:
+    def __init__(self, runner: PackageRunner) -> None:
         self.runner = runner
         self.calls: dict[str, list] = {"template": [], "search": [], "update": []}
 

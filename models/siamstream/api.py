@@ -19,7 +19,7 @@ import numpy as np
 
 from siamstream.config import TrackerConfig
 from siamstream.package import read_package
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.multi_target import MultiTargetTracker
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.stage_runner import StageRunner
@@ -46,9 +46,9 @@ def _frame_result(result: TrackResult) -> FrameResult:
     )
 
 
-def _package_stages(package: str | Path, device: str) -> tuple[TrackerConfig, TorchScriptRunner]:
+def _package_stages(package: str | Path, device: str) -> tuple[TrackerConfig, PackageRunner]:
     opened = read_package(package)
-    return opened.config, TorchScriptRunner(opened, device)
+    return opened.config, PackageRunner(opened, device)
 
 
 class Tracker:

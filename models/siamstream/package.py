@@ -2,18 +2,22 @@
 
 A package is a directory holding `template.pt`, `search.pt` and `package.json` (docs/architecture.md,
 contract 2), plus `update.pt` when its config enables the online template update (then `search.pt` also
-returns the search features that `update.pt` reads). The same files run in-process and in Triton.
+returns the search features that `update.pt` reads). The same files run in-process and in Triton. A
+package may also hold `compiled/`, its stages compiled ahead of time for one CPU and torch version
+(`siamstream.compiled`), which in-process runners prefer where they fit.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from siamstream.compiled import compile_stages
 from siamstream.config import Precision, TrackerConfig
 from siamstream.nn.network import SiameseNetwork
 from siamstream.nn.stages import script_stages
@@ -88,11 +92,14 @@ def export_package(
     out_dir: Path,
     precision: Precision = Precision.FP32,
     source: WeightsOrigin | None = None,
+    *,
+    compile_buckets: Sequence[int] = (),
 ) -> TrackerPackage:
     """Script the stages of `network` and write them with their metadata into `out_dir`.
 
     With `config.template_update.enabled` the search stage also returns the search features and the
-    template update stage is written as `update.pt`.
+    template update stage is written as `update.pt`. With `compile_buckets` the template and search
+    stages are also compiled ahead of time for those batch sizes (`siamstream.compiled`).
     """
     template_stage, search_stage = script_stages(network, precision)
     search_outputs = tuple(network.search_output_names)
@@ -116,6 +123,8 @@ def export_package(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         template_update=update_stage is not None,
     )
+    if compile_buckets:
+        compile_stages(network, config, out_dir, precision, compile_buckets)
     (out_dir / META_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
     return TrackerPackage(root=out_dir, meta=meta)
 

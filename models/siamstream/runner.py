@@ -1,22 +1,26 @@
-"""In-process execution of a tracker package's two TorchScript stages on numpy inputs."""
+"""In-process execution of a tracker package's stages on numpy inputs: its TorchScript files, or its
+AOTInductor-compiled stages where the package has them and they fit this machine (`siamstream.compiled`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from siamstream.compiled import CompiledStages, load_compiled_stages
 from siamstream.package import TrackerPackage
 
 
-class TorchScriptRunner:
-    """Runs `template.pt`, `search.pt` and, in update-capable packages, `update.pt` of one package;
+class PackageRunner:
+    """Runs the template and search stages of one package, and `update.pt` in update-capable packages;
     implements the offline `StageRunner` (and `TemplateUpdater` when the package has `update.pt`).
 
-    Inputs and outputs are numpy arrays in the shapes of contract 1 (docs/architecture.md); the crops
-    stay uint8 until the model converts them.
+    The template and search stages run compiled where the package holds compiled stages that fit this
+    machine, unless `compiled` is False; otherwise, and always for `update.pt`, the TorchScript files run.
+    `stage_form` says which. Inputs and outputs are numpy arrays in the shapes of contract 1
+    (docs/architecture.md); the crops stay uint8 until the model converts them.
     """
 
-    def __init__(self, package: TrackerPackage, device: str = "cpu") -> None:
+    def __init__(self, package: TrackerPackage, device: str = "cpu", *, compiled: bool = True) -> None:
         self.package = package
         self.device = torch.device(device)
         self._template = torch.jit.load(str(package.template_path), map_location=self.device).eval()
@@ -24,17 +28,29 @@ class TorchScriptRunner:
         self._update = None
         if package.meta.template_update:
             self._update = torch.jit.load(str(package.update_path), map_location=self.device).eval()
+        self._compiled: CompiledStages | None = None
+        self.stage_form = "TorchScript (compiled stages not asked for)"
+        if compiled:
+            self._compiled, self.stage_form = load_compiled_stages(package.root, self.device)
 
     def template(self, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
         """Template embedding float32[B,D] of uint8 crops [B,3,Z,Z] and target sizes [B,2] (crop px)."""
+        inputs = self._tensor(crop_z), self._tensor(box_prior)
         with torch.inference_mode():
-            embedding = self._template(self._tensor(crop_z), self._tensor(box_prior))
+            if self._compiled is not None:
+                embedding = self._compiled.template(*inputs)
+            else:
+                embedding = self._template(*inputs)
         return embedding.cpu().numpy()
 
     def search(self, template_embedding: np.ndarray, crop_x: np.ndarray) -> tuple[np.ndarray, ...]:
         """Head outputs for uint8 search crops [B,3,X,X], row b against template row b."""
+        inputs = self._tensor(template_embedding), self._tensor(crop_x)
         with torch.inference_mode():
-            outputs = self._search(self._tensor(template_embedding), self._tensor(crop_x))
+            if self._compiled is not None and self._compiled.serves_side(crop_x.shape[-1]):
+                outputs = self._compiled.search(*inputs)
+            else:
+                outputs = self._search(*inputs)
         return tuple(output.cpu().numpy() for output in outputs)
 
     def update(

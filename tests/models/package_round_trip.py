@@ -21,7 +21,7 @@ from siamstream.nn.network import SiameseNetwork, build_network
 from siamstream.nn.stages import SearchStage, TemplateStage
 from siamstream.package import TrackerPackage, WeightsOrigin, export_package, read_package
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackResult
 
@@ -88,6 +88,6 @@ def track_through_package(name: str, tmp_path: Path) -> RoundTrip:
     sequence = generate_sequence(SequenceSpec(width=320, height=240, length=FRAMES, seed=3))
     frames = list(sequence.frames())
     init_box = [float(v) for v in sequence.init_box]
-    packaged = OfflineTracker(package.config, TorchScriptRunner(package)).track_sequence(frames, init_box)
+    packaged = OfflineTracker(package.config, PackageRunner(package)).track_sequence(frames, init_box)
     eager = OfflineTracker(config, EagerRunner(network)).track_sequence(frames, init_box)
     return RoundTrip(config, package, packaged, eager)

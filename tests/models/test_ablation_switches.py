@@ -35,7 +35,7 @@ from siamstream.nn.siamcan import CANLevel, SiamCANNetwork
 from siamstream.nn.stages import script_stages
 from siamstream.package import TrackerPackage, export_package, read_package
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.study.plan import StudyPlan, read_plan
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.training import build_objective, open_training_data, train
@@ -451,7 +451,7 @@ def test_every_ablation_arm_trains_two_steps_exports_and_tracks(
             torch.testing.assert_close(scripted, reference, rtol=1e-4, atol=1e-3)
     assert arm.package.meta.config == arm.config
     sequence = generate_sequence(SequenceSpec(width=320, height=240, length=3, seed=4))
-    tracker = OfflineTracker(arm.config, TorchScriptRunner(arm.package))
+    tracker = OfflineTracker(arm.config, PackageRunner(arm.package))
     results = tracker.track_sequence(
         (sequence.frame(i) for i in range(3)), cast("Sequence[float]", sequence.init_box)
     )
@@ -485,7 +485,7 @@ def test_siammargin_update_switch_decides_the_tracking(trained_arm: Callable[[st
                 "template_update": TemplateUpdateConfig(enabled=arm.config.template_update.enabled, gate=0.0)
             }
         )
-        tracker = OfflineTracker(config, TorchScriptRunner(arm.package))
+        tracker = OfflineTracker(config, PackageRunner(arm.package))
         tracker.init(sequence.frame(0), cast("Sequence[float]", sequence.init_box))
         assert tracker._embedding is not None
         initial = tracker._embedding.copy()

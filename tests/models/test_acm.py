@@ -21,7 +21,7 @@ from siamstream.nn.acm import AsymmetricCorrelation
 from siamstream.nn.network import build_network
 from siamstream.package import export_package, read_package
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.step import finish_search, init_track, prepare_search
 from siamstream.tracking.validation import expected_output_shapes
@@ -148,7 +148,7 @@ def track_round_trip(config: TrackerConfig, weights: dict[str, Tensor], root: Pa
     network = build_network(config)
     load_weights(network, read_checkpoint(path).state_dict, config.name)
     package = export_package(network, config, root / "package")
-    runner = TorchScriptRunner(read_package(package.root))
+    runner = PackageRunner(read_package(package.root))
     sequence = generate_sequence(SequenceSpec(width=320, height=240, length=3, seed=4))
     results = OfflineTracker(config, runner).track_sequence(
         (sequence.frame(index) for index in range(3)), cast("Sequence[float]", sequence.init_box)

@@ -22,7 +22,7 @@ from siamstream.config import TrackerConfig
 from siamstream.data import Challenge, SequenceSpec, generate_sequence
 from siamstream.package import export_package, read_package
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.state import TrackStatus
 from tests.recording_runner import RecordingRunner
 
@@ -110,7 +110,7 @@ def test_several_targets_share_one_search_call_and_get_their_own_boxes() -> None
     )
     boxes = [video.init_box, *(track[0] for track in video.distractor_boxes)]
     package = read_package(DEMO_PACKAGE)
-    runner = RecordingRunner(TorchScriptRunner(package))
+    runner = RecordingRunner(PackageRunner(package))
     alone, together, calls = track_alone_and_together(package.config, runner, list(video.frames()), boxes)
     assert_same_results(alone, together)
     assert calls == {"template": [3], "search": [(9, 255)] * 3, "update": []}
@@ -138,7 +138,7 @@ def test_several_targets_with_second_search_grown_region_and_template_update(tmp
         }
     )
     package = export_package(random_network(config), config, tmp_path / "siammargin")
-    runner = RecordingRunner(TorchScriptRunner(package))
+    runner = RecordingRunner(PackageRunner(package))
     video = generate_sequence(
         SequenceSpec(length=4, seed=2, width=320, height=240, challenges=frozenset({Challenge.DISTRACTORS}))
     )

@@ -14,12 +14,13 @@ import torch
 
 from siamstream.benchmark import harness, tracker
 from siamstream.benchmark.harness import Comparison, compare, comparison_lines, rotating_rounds, summarize
-from siamstream.benchmark.machine import cpu_model, describe_machine
+from siamstream.benchmark.machine import describe_machine
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
+from siamstream.machine import cpu_model
 from siamstream.nn.stages import SearchStage
 from siamstream.package import export_package
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 
 
 class FakeClock:
@@ -160,7 +161,7 @@ TRACKER = "siamban_small"  # the fastest network of the registry: the tracker te
 def test_the_eager_arm_runs_the_same_network_on_the_same_crops(tmp_path: Path) -> None:
     config = get_config(TRACKER)
     network = tracker.random_network(config)
-    runner = TorchScriptRunner(export_package(network, config, tmp_path / TRACKER))
+    runner = PackageRunner(export_package(network, config, tmp_path / TRACKER))
     sequence = generate_sequence(SequenceSpec(length=2, seed=0))
     frames = [sequence.frame(0), sequence.frame(1)]
     inputs = tracker.search_inputs(config, runner, frames, tuple(float(v) for v in sequence.init_box))

@@ -15,7 +15,7 @@ from siamstream.benchmark.tracker import random_network
 from siamstream.data import SequenceSpec, generate_sequence, iter_frames, write_mp4
 from siamstream.package import TrackerPackage, read_package
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from tests.models.cli_fixtures import TRACKER, siamstream
 
@@ -48,7 +48,7 @@ def test_track_writes_the_offline_trackers_boxes(package: TrackerPackage, tmp_pa
     assert all(0.0 <= f["best_score"] <= 1.0 for f in frames[1:])
     assert result["meta"]["tracker"] == TRACKER and result["meta"]["frames"] == 12
 
-    tracker = OfflineTracker(package.config, TorchScriptRunner(read_package(package.root)))
+    tracker = OfflineTracker(package.config, PackageRunner(read_package(package.root)))
     expected = tracker.track_sequence(iter_frames(video), tuple(float(v) for v in sequence.init_box))
     np.testing.assert_allclose([f["bbox"] for f in frames], [r.bbox for r in expected], atol=1e-9)
     assert [f["status"] for f in frames] == [r.status.value for r in expected]

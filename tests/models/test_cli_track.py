@@ -22,7 +22,7 @@ from siamstream.data.frames import iter_frames
 from siamstream.package import TrackerPackage, export_package, read_package
 from siamstream.presets import with_hyper
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream_services.testing.ports import free_port
 from siamstream_services.testing.rtsp_camera import RTSP_MISSING, RtspCamera, rtsp_available
@@ -133,7 +133,7 @@ def label_shown(annotated: np.ndarray, source: np.ndarray, labels: tuple[str, ..
 def alone(package: Path, frames: list[np.ndarray], box: tuple[float, ...]) -> list:
     """The boxes the offline single-target tracker gives for one target."""
     read = read_package(package)
-    return OfflineTracker(read.config, TorchScriptRunner(read)).track_sequence(frames, box)
+    return OfflineTracker(read.config, PackageRunner(read)).track_sequence(frames, box)
 
 
 def test_two_targets_are_each_tracked_as_alone_with_status_and_the_source_frame_rate(
@@ -256,7 +256,7 @@ def test_hyperparameters_from_the_command_line(scene_folder: Path, tmp_path: Pat
     assert (hyper["window_influence"], hyper["scale_lr"], hyper["scale_step"]) == (0.6, 0.1, 1.0375)
     demo = read_package(DEMO)
     frames = list(iter_frames(scene_folder))[:5]
-    runner = TorchScriptRunner(demo)
+    runner = PackageRunner(demo)
     expected = OfflineTracker(with_hyper(demo.config, changes), runner).track_sequence(frames, truth(0, 0))
     np.testing.assert_allclose([r["bbox"] for r in result["frames"]], [e.bbox for e in expected], atol=1e-6)
     default = OfflineTracker(demo.config, runner).track_sequence(frames, truth(0, 0))

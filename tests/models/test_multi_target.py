@@ -12,7 +12,7 @@ from siamstream.config import SearchConfig, StatusConfig, TemplateUpdateConfig, 
 from siamstream.data import SequenceSpec, generate_sequence
 from siamstream.package import export_package
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.multi_target import MultiTargetTracker, same_shape_groups
 from siamstream.tracking.offline import OfflineTracker
 from tests.models.template_matching import TemplateMatchingRunner, _smooth_noise, textured_frames
@@ -26,8 +26,8 @@ def frames(count: int) -> list[np.ndarray]:
     return list(sequence.frames())
 
 
-def runner_for(config: TrackerConfig, root: Path) -> TorchScriptRunner:
-    return TorchScriptRunner(export_package(random_network(config), config, root))
+def runner_for(config: TrackerConfig, root: Path) -> PackageRunner:
+    return PackageRunner(export_package(random_network(config), config, root))
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import torch
 from siamstream.nn.network import build_network
 from siamstream.package import PackageError, read_package
 from siamstream.registry import get_config, list_trackers
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from tests.models.package_round_trip import FRAMES, track_through_package
 from tests.models.reference_layouts import reference_state_dict
 
@@ -47,7 +47,7 @@ def test_imported_package_runs_like_the_eager_network(tmp_path: Path) -> None:
     crop_z = rng.integers(0, 256, (2, 3, 127, 127), dtype=np.uint8)
     crop_x = rng.integers(0, 256, (2, 3, 287, 287), dtype=np.uint8)
     box_prior = np.array([[40.0, 60.0], [30.0, 30.0]], dtype=np.float32)
-    runner = TorchScriptRunner(package)
+    runner = PackageRunner(package)
     embedding = runner.template(crop_z, box_prior)
     cls, loc = runner.search(embedding, crop_x)
     with torch.inference_mode():

@@ -13,7 +13,7 @@ import pytest
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.evaluation.metrics import overlap
 from siamstream.package import read_package
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 
 STUDY_PACKAGES = sorted((Path(__file__).resolve().parents[2] / "models" / "packages" / "study").iterdir())
@@ -33,7 +33,7 @@ def test_study_package_tracks_a_held_out_sequence(root: Path) -> None:
     assert f"`{package.meta.tracker}` trained by the papers' study" in (root / "MODEL_CARD.md").read_text()
     assert len(package.meta.source.sha256) == 64
     sequence = generate_sequence(SEQUENCE)
-    tracker = OfflineTracker(package.config, TorchScriptRunner(package))
+    tracker = OfflineTracker(package.config, PackageRunner(package))
     results = tracker.track_sequence(sequence.frames(), cast("Sequence[float]", sequence.init_box))
     boxes = np.array([result.bbox for result in results])
     ious = overlap(boxes[1:], sequence.ground_truth[1:])

@@ -19,7 +19,7 @@ from siamstream.nn.roi_align import roi_align
 from siamstream.nn.template_update import FeatureSearchStage, TemplateUpdateStage
 from siamstream.package import UPDATE_FILE, export_package, read_package
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackerState
 from siamstream.tracking.step import finish_search, init_track, prepare_search
@@ -287,9 +287,9 @@ def test_state_with_update_counters_round_trips_through_json() -> None:
 # --- packages and the offline tracker -------------------------------------------------------------------
 
 
-def export(config: TrackerConfig, root: Path) -> TorchScriptRunner:
+def export(config: TrackerConfig, root: Path) -> PackageRunner:
     torch.manual_seed(0)
-    return TorchScriptRunner(export_package(build_network(config), config, root))
+    return PackageRunner(export_package(build_network(config), config, root))
 
 
 def test_update_capable_package_files_meta_and_update_stage(tmp_path: Path) -> None:
@@ -366,7 +366,7 @@ def test_siammargin_checkpoint_to_package_to_offline_tracker(tmp_path: Path) -> 
     for key, value in network.state_dict().items():
         assert torch.equal(value, trained[key]), key
     package = export_package(network, config, tmp_path / "package")
-    runner = TorchScriptRunner(read_package(package.root))
+    runner = PackageRunner(read_package(package.root))
     sequence = generate_sequence(SequenceSpec(width=320, height=240, length=3, seed=2))
     gated = with_update(config, rate=config.template_update.rate, gate=0.0)
     tracker = OfflineTracker(gated, runner)

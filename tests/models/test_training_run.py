@@ -18,7 +18,7 @@ from siamstream.data import SequenceSpec, generate_sequence
 from siamstream.nn.network import build_network
 from siamstream.package import read_package
 from siamstream.registry import get_config, list_trackers
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.training import (
     TrainingConfig,
@@ -135,7 +135,7 @@ def test_cli_train_export_and_track_round_trip(tmp_path: Path) -> None:
     network.load_state_dict(torch.load(checkpoint, weights_only=True)["state_dict"])
     crop = np.random.default_rng(0).integers(0, 256, (1, 3, 127, 127), dtype=np.uint8)
     prior = np.array([[40.0, 30.0]], np.float32)
-    runner = TorchScriptRunner(package)
+    runner = PackageRunner(package)
     with torch.no_grad():
         expected = network.template_embedding(torch.from_numpy(crop).float(), torch.from_numpy(prior)).numpy()
     np.testing.assert_allclose(runner.template(crop, prior), expected, rtol=1e-4, atol=1e-4)

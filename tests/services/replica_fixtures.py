@@ -19,7 +19,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from siamstream.package import read_package
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackResult
 from siamstream_services.grpc_api.server import TrackingServer, open_server
@@ -128,7 +128,7 @@ async def track(
 def offline_results(package_dir: Path, frames: Sequence[np.ndarray]) -> list[TrackResult]:
     """The offline tracker's results on `frames`, started at INIT_BOX on the first."""
     package = read_package(package_dir / TRACKER)
-    return OfflineTracker(package.config, TorchScriptRunner(package)).track_sequence(frames, INIT_BOX)
+    return OfflineTracker(package.config, PackageRunner(package)).track_sequence(frames, INIT_BOX)
 
 
 def assert_offline_results(got: Sequence[pb.TrackResult], expected: Sequence[TrackResult]) -> None:

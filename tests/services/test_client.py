@@ -18,7 +18,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from grpc import aio
 
 from siamstream.package import read_package
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackStatus
 from siamstream_services.client.client import TrackingClient
@@ -61,7 +61,7 @@ def client_of(service: Service, key: str | None = API_KEY_A, **options: Any) -> 
 def offline_boxes(package_dir: Path, frames: list[np.ndarray]) -> list[tuple[float, ...]]:
     """The offline tracker's boxes on `frames`, rounded to float32 as the API carries them."""
     package = read_package(package_dir / TRACKER)
-    results = OfflineTracker(package.config, TorchScriptRunner(package)).track_sequence(frames, INIT_BOX)
+    results = OfflineTracker(package.config, PackageRunner(package)).track_sequence(frames, INIT_BOX)
     return [tuple(np.asarray(result.bbox, dtype=np.float32).tolist()) for result in results]
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from siamstream.cli.main import build_parser
 from siamstream.package import read_package
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream_services.v1 import tracking_pb2 as pb
 from siamstream_services.v1 import tracking_pb2_grpc as pb_grpc
@@ -49,7 +49,7 @@ async def test_client_track_writes_the_offline_layout_and_boxes(
     frames = moving_target_frames(FRAMES)
     video = write_frame_folder(tmp_path / "frames", frames)
     package = read_package(tmp_path / "packages" / TRACKER)
-    expected = OfflineTracker(package.config, TorchScriptRunner(package)).track_sequence(frames, INIT_BOX)
+    expected = OfflineTracker(package.config, PackageRunner(package)).track_sequence(frames, INIT_BOX)
     out, annotated = tmp_path / "out" / "result.json", tmp_path / "out" / "annotated.mp4"
     box = ",".join(str(value) for value in INIT_BOX)
 

@@ -19,7 +19,7 @@ import pytest
 from grpc import aio
 
 from siamstream.package import read_package
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream_services.cameras.config import IngestSettings
 from siamstream_services.cameras.directory import CameraDirectory, camera_key
@@ -167,7 +167,7 @@ async def test_camera_tracking_matches_the_offline_tracker_on_the_frames_receive
     indices = [decode_index(history[s]) for s in sequences]
     assert indices == sorted(set(indices))
     package = read_package(package_dir / TRACKER)
-    expected = OfflineTracker(package.config, TorchScriptRunner(package)).track_sequence(
+    expected = OfflineTracker(package.config, PackageRunner(package)).track_sequence(
         [history[s] for s in sequences], (BOX.x, BOX.y, BOX.width, BOX.height)
     )
     for got, want in zip(results, expected, strict=True):

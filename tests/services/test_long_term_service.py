@@ -22,7 +22,7 @@ import pytest_asyncio
 from siamstream.config import LongTermConfig, StatusConfig, TrackerConfig
 from siamstream.package import read_package
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackResult
 from siamstream_services.core.state import SessionState
@@ -68,7 +68,7 @@ def offline(package_dir: Path, frames: list[np.ndarray]) -> tuple[OfflineTracker
     config = package.config.model_copy(
         update={"status": StatusConfig(tracking_above=1.0, lost_below=1.0, lost_after=1)}
     )
-    runner = RecordingRunner(TorchScriptRunner(package))
+    runner = RecordingRunner(PackageRunner(package))
     tracker = OfflineTracker(config, runner)
     return tracker, runner, tracker.track_sequence(frames, INIT_BOX)
 

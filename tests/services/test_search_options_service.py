@@ -22,7 +22,7 @@ import pytest_asyncio
 from siamstream.config import SearchConfig, TemplateUpdateConfig, TrackerConfig
 from siamstream.package import read_package
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackResult
 from siamstream_services.core.state import SessionState
@@ -94,7 +94,7 @@ def offline(
 ) -> tuple[OfflineTracker, RecordingRunner, list[TrackResult]]:
     """The offline tracker of the package's config with one more search too, over `frames`."""
     package = read_package(package_dir / TRACKER)
-    runner = RecordingRunner(TorchScriptRunner(package))
+    runner = RecordingRunner(PackageRunner(package))
     tracker = OfflineTracker(with_search(package.config, one_more_search=True), runner)
     return tracker, runner, tracker.track_sequence(frames, INIT_BOX)
 
@@ -128,7 +128,7 @@ async def test_options_off_track_on_the_normal_crop_with_one_search(
     service: Service, package_dir: Path, frames: list[np.ndarray]
 ) -> None:
     package = read_package(package_dir / TRACKER)
-    runner = RecordingRunner(TorchScriptRunner(package))
+    runner = RecordingRunner(PackageRunner(package))
     expected = OfflineTracker(with_search(package.config, adaptive_region=False), runner).track_sequence(
         frames, INIT_BOX
     )
@@ -166,7 +166,7 @@ async def test_options_refused_where_the_package_cannot_serve_them(
 
 async def test_embedded_backend_serves_each_side_and_batches_sides_apart(package_dir: Path) -> None:
     package = read_package(package_dir / TRACKER)
-    runner = TorchScriptRunner(package)
+    runner = PackageRunner(package)
     batches: list[tuple[str, int, int]] = []
     backend = EmbeddedBackend(
         [package],
@@ -216,7 +216,7 @@ async def test_triton_options_give_the_offline_boxes(
     triton_package_dir: Path, triton: TritonServer, frames: list[np.ndarray]
 ) -> None:
     package = read_package(triton_package_dir / TRACKER)
-    runner = RecordingRunner(TorchScriptRunner(package))
+    runner = RecordingRunner(PackageRunner(package))
     tracker = OfflineTracker(with_search(package.config, one_more_search=True), runner)
     expected = tracker.track_sequence(frames, INIT_BOX)
     assert runner.crop_sides == [287, 287] + [351] * 2 * (FRAME_COUNT - 2)

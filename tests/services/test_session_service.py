@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from siamstream.package import read_package
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream_services.testing.ports import free_port
 from siamstream_services.v1 import tracking_pb2 as pb
@@ -76,7 +76,7 @@ async def test_pushed_sequence_gives_the_offline_trackers_boxes(
     service: Service, package_dir: Path, frames: list[np.ndarray]
 ) -> None:
     package = read_package(package_dir / TRACKER)
-    expected = OfflineTracker(package.config, TorchScriptRunner(package)).track_sequence(frames, INIT_BOX)
+    expected = OfflineTracker(package.config, PackageRunner(package)).track_sequence(frames, INIT_BOX)
 
     started = await start(service, frames[0])
     results = [started.result]

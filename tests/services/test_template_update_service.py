@@ -21,7 +21,7 @@ from tritonclient.utils import np_to_triton_dtype
 
 from siamstream.package import read_package
 from siamstream.registry import get_config
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackResult
 from siamstream_services.core.state import SessionState
@@ -82,7 +82,7 @@ def offline_tracker(
 ) -> tuple[OfflineTracker, list[TrackResult]]:
     """The offline tracker of `package_dir`'s siamrpn_alex, with its package's config, run over `frames`."""
     package = read_package(package_dir / TRACKER)
-    tracker = OfflineTracker(package.config, TorchScriptRunner(package))
+    tracker = OfflineTracker(package.config, PackageRunner(package))
     return tracker, tracker.track_sequence(frames, INIT_BOX)
 
 
@@ -151,7 +151,7 @@ async def test_embedded_search_hands_the_features_only_to_callers_that_ask(
     package_dir: Path, frames: list[np.ndarray]
 ) -> None:
     package = read_package(package_dir / TRACKER)
-    runner = TorchScriptRunner(package)
+    runner = PackageRunner(package)
     backend = EmbeddedBackend([package, read_package(package_dir / PLAIN_TRACKER)], max_wait_ms=0.0)
     try:
         rng = np.random.default_rng(0)

@@ -6,31 +6,13 @@ from pathlib import Path
 
 import torch
 
-# CPU flags that give bf16 arithmetic in hardware; without them oneDNN emulates it.
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+from siamstream.machine import CPUINFO, NATIVE_BF16_FLAGS, cpu_flags, cpu_model, read_cpuinfo
 
 
-def cpu_model(cpuinfo: str) -> str:
-    """The first `model name` of a /proc/cpuinfo text ("unknown" where there is none, e.g. on ARM)."""
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-            return value.strip()
-    return "unknown"
-
-
-def cpu_flags(cpuinfo: str) -> set[str]:
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return set(value.split())
-    return set()
-
-
-def describe_machine(cpuinfo_path: Path = Path("/proc/cpuinfo")) -> dict:
+def describe_machine(cpuinfo_path: Path = CPUINFO) -> dict:
     """CPU model, PyTorch's CPU capability (the widest vector ISA its kernels use), its intra-op threads
     and the CPU's native bf16 flags."""
-    cpuinfo = cpuinfo_path.read_text() if cpuinfo_path.exists() else ""
+    cpuinfo = read_cpuinfo(cpuinfo_path)
     flags = cpu_flags(cpuinfo)
     return {
         "cpu": cpu_model(cpuinfo),

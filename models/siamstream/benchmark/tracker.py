@@ -36,7 +36,7 @@ from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.nn.network import SiameseNetwork, build_network
 from siamstream.nn.stages import SearchStage
 from siamstream.package import export_package, read_package
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.state import TrackResult
 from siamstream.tracking.step import finish_search, init_track, prepare_search
 
@@ -81,7 +81,7 @@ def random_network(config: TrackerConfig, seed: int = 0) -> SiameseNetwork:
 
 def time_steps(
     config: TrackerConfig,
-    runner: TorchScriptRunner,
+    runner: PackageRunner,
     frames: list[np.ndarray],
     box,
     warmup: int,
@@ -110,7 +110,7 @@ def time_steps(
 
 
 def search_inputs(
-    config: TrackerConfig, runner: TorchScriptRunner, frames: list[np.ndarray], box
+    config: TrackerConfig, runner: PackageRunner, frames: list[np.ndarray], box
 ) -> SearchInputs:
     """The inputs of the search call of frame 1 of a track started on frame 0 at `box`."""
     state, request = init_track(config, frames[0], box)
@@ -120,14 +120,14 @@ def search_inputs(
 
 
 def _single_searches(
-    runner: TorchScriptRunner, embeddings: np.ndarray, crops: np.ndarray
+    runner: PackageRunner, embeddings: np.ndarray, crops: np.ndarray
 ) -> list[tuple[np.ndarray, ...]]:
     """One search call per template row and its crop."""
     return [runner.search(embeddings[i : i + 1], crops[i : i + 1]) for i in range(len(embeddings))]
 
 
 def eager_search(stage: SearchStage) -> SearchCall:
-    """`stage` called like `TorchScriptRunner.search` (numpy in, numpy out, inference mode)."""
+    """`stage` called like `PackageRunner.search` (numpy in, numpy out, inference mode)."""
 
     def search(template_embedding: np.ndarray, crop_x: np.ndarray) -> tuple[np.ndarray, ...]:
         with torch.inference_mode():
@@ -139,7 +139,7 @@ def eager_search(stage: SearchStage) -> SearchCall:
 
 def batch_comparisons(
     config: TrackerConfig,
-    runner: TorchScriptRunner,
+    runner: PackageRunner,
     frames: list[np.ndarray],
     box,
     sizes: tuple[int, ...],
@@ -217,7 +217,7 @@ def run(
             package = read_package(package_dir)
         else:
             package = export_package(network, config, Path(scratch) / "fp32")
-        runner = TorchScriptRunner(package)
+        runner = PackageRunner(package)
         _, request = init_track(config, frames[0], box)
         template = compare(
             {"template": lambda: runner.template(request.crop, request.box_prior)}, repeats, warmup
@@ -253,7 +253,7 @@ def run(
         reason = "--no-bf16" if not bf16 else bf16_skip_reason(package_dir)
         if reason is None:
             bf16_package = export_package(network, config, Path(scratch) / "bf16", Precision.BF16)
-            bf16_runner = TorchScriptRunner(bf16_package)
+            bf16_runner = PackageRunner(bf16_package)
             bf16_inputs = search_inputs(config, bf16_runner, frames, box)
             comparison = compare(
                 {

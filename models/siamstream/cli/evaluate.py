@@ -281,13 +281,13 @@ def run_eval(args: argparse.Namespace) -> int:
 def trackers(args: argparse.Namespace) -> list[tuple[str, OfflineTracker]]:
     """One offline tracker per package, with its report name; configs are checked before any is built."""
     from siamstream.package import read_package
-    from siamstream.runner import TorchScriptRunner
+    from siamstream.runner import PackageRunner
     from siamstream.tracking.offline import OfflineTracker
 
     packages = [read_package(package_dir) for package_dir in args.package]
     configs = [tracker_config(package, args.template_update) for package in packages]
     return [
-        (name, OfflineTracker(config, TorchScriptRunner(package, args.device)))
+        (name, OfflineTracker(config, PackageRunner(package, args.device)))
         for package, config, name in zip(packages, configs, report_names(packages), strict=True)
     ]
 

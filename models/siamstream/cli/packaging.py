@@ -31,6 +31,7 @@ def add_parsers(root: argparse._SubParsersAction) -> None:
     imported.add_argument("--out", required=True, type=Path, help="package directory to write")
     add_precision_argument(imported)
     add_search_argument(imported)
+    add_compile_argument(imported)
     imported.set_defaults(run=import_checkpoint)
 
     exported = root.add_parser("export", help="write a tracker package from a SiamStream training checkpoint")
@@ -45,6 +46,7 @@ def add_parsers(root: argparse._SubParsersAction) -> None:
     )
     add_precision_argument(exported)
     add_search_argument(exported)
+    add_compile_argument(exported)
     exported.set_defaults(run=export_checkpoint)
 
 
@@ -62,6 +64,29 @@ def add_search_argument(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="switch on long-term mode (re-detection over a larger region while LOST) in the package's "
         "config; a service serves its lost-search crops only for packages exported with it",
+    )
+
+
+def parse_buckets(text: str) -> tuple[int, ...]:
+    """`1,4,16` -> (1, 4, 16): distinct positive row counts."""
+    from siamstream.compiled import check_buckets
+
+    try:
+        return check_buckets([int(part) for part in text.split(",")])
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+
+
+def add_compile_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compile-buckets",
+        type=parse_buckets,
+        default=(),
+        metavar="ROWS[,ROWS...]",
+        help="also compile the template and search stages ahead of time (AOTInductor, for this CPU and "
+        "torch) for these batch sizes, e.g. 1,4,16; runners take them where they fit the machine and "
+        "pad a batch to the next size (about 30 s per size and search side for AlexNet, minutes for "
+        "ResNet-50)",
     )
 
 
@@ -89,7 +114,7 @@ def import_checkpoint(args: argparse.Namespace) -> int:
     checkpoint = read_checkpoint(args.weights)
     config = with_long_term(with_search_options(tracker_config(args.tracker), args.search), args.long_term)
     try:
-        write_package(config, checkpoint, args.weights, args.out, args.precision)
+        write_package(config, checkpoint, args.weights, args.out, args.precision, args.compile_buckets)
     except CheckpointError as error:
         fitting = trackers_fitting(checkpoint.state_dict)
         hint = f"it fits {', '.join(fitting)}" if fitting else "it fits no registered tracker"
@@ -109,12 +134,17 @@ def export_checkpoint(args: argparse.Namespace) -> int:
     if args.template_update is not None:
         config = with_template_update(config, args.template_update)
     config = with_long_term(with_search_options(config, args.search), args.long_term)
-    write_package(config, checkpoint, args.checkpoint, args.out, args.precision)
+    write_package(config, checkpoint, args.checkpoint, args.out, args.precision, args.compile_buckets)
     return 0
 
 
 def write_package(
-    config: TrackerConfig, checkpoint: Checkpoint, weights: Path, out: Path, precision: Precision
+    config: TrackerConfig,
+    checkpoint: Checkpoint,
+    weights: Path,
+    out: Path,
+    precision: Precision,
+    compile_buckets: tuple[int, ...] = (),
 ) -> None:
     from siamstream.checkpoint import load_weights
     from siamstream.nn.network import build_network
@@ -123,9 +153,15 @@ def write_package(
     network = build_network(config)
     load_weights(network, checkpoint.state_dict, config.name)
     package = export_package(
-        network, config, out, precision, WeightsOrigin(path=str(weights), sha256=checkpoint.sha256)
+        network,
+        config,
+        out,
+        precision,
+        WeightsOrigin(path=str(weights), sha256=checkpoint.sha256),
+        compile_buckets=compile_buckets,
     )
+    compiled = f", compiled for batches of {', '.join(map(str, compile_buckets))}" if compile_buckets else ""
     print(
         f"wrote {package.root}: {config.name} ({precision.value}), embedding {package.meta.embedding_dim} "
-        f"floats, outputs {', '.join(package.meta.search_outputs)}"
+        f"floats, outputs {', '.join(package.meta.search_outputs)}{compiled}"
     )

@@ -121,7 +121,7 @@ def run_track(args: argparse.Namespace) -> int:
     from siamstream.data.frames import open_source
     from siamstream.package import read_package
     from siamstream.presets import resolve_tracker, with_hyper, with_preset
-    from siamstream.runner import TorchScriptRunner
+    from siamstream.runner import PackageRunner
     from siamstream.tracking.multi_target import MultiTargetTracker
 
     package = read_package(args.package)
@@ -140,7 +140,7 @@ def run_track(args: argparse.Namespace) -> int:
     settings = dict(args.settings)
     if settings:
         config = with_hyper(config, settings)
-    tracker = MultiTargetTracker(config, TorchScriptRunner(package, args.device))
+    tracker = MultiTargetTracker(config, PackageRunner(package, args.device))
     records: list[dict] = []
     frame_count = 0
     with contextlib.ExitStack() as stack:

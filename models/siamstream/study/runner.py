@@ -74,7 +74,7 @@ def run_task(plan: StudyPlan, task: Task, out: Path, device: str = "cpu", thread
     from siamstream.checkpoint import load_weights, read_checkpoint
     from siamstream.nn.network import build_network
     from siamstream.package import WeightsOrigin, export_package
-    from siamstream.runner import TorchScriptRunner
+    from siamstream.runner import PackageRunner
     from siamstream.tracking.offline import OfflineTracker
     from siamstream.training import open_training_data, train
     from siamstream.training.trainer import checkpoint_path
@@ -98,7 +98,7 @@ def run_task(plan: StudyPlan, task: Task, out: Path, device: str = "cpu", thread
     package = export_package(
         network, config, folder / "package", source=WeightsOrigin(path=str(last), sha256=checkpoint.sha256)
     )
-    runner = TorchScriptRunner(package, device)
+    runner = PackageRunner(package, device)
     started = time.perf_counter()
     scores = [evaluate_one(OfflineTracker(config, runner), sequence) for sequence in held_out_suite(plan)]
     summary = {

@@ -21,7 +21,7 @@ import torch
 from siamstream.benchmark.timing import milliseconds_since
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.package import TrackerPackage, read_package
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.step import init_track, prepare_search
 from siamstream_services.client.client import TrackingClient
 from siamstream_services.client.frames import encode_frame
@@ -40,7 +40,7 @@ Box = tuple[float, float, float, float]
 
 def raw_search(package: TrackerPackage, frames: Sequence[np.ndarray], box: Box) -> Callable[[], object]:
     """One call of the search stage alone (batch of one, in this process) on a real crop."""
-    runner = TorchScriptRunner(package)
+    runner = PackageRunner(package)
     state, request = init_track(package.config, frames[0], box)
     embedding = runner.template(request.crop, request.box_prior)
     crops = prepare_search(package.config, state, frames[1]).crops

@@ -1,7 +1,8 @@
 """In-process TorchScript backend: the embedded default (CPU or CUDA), with micro-batching.
 
-Every tracker package is loaded by the offline `TorchScriptRunner` (its stages `torch.jit.load`ed once),
-so the service runs the very code the offline tracker runs. All model runs go through ONE worker thread,
+Every tracker package is loaded by the offline `PackageRunner` (its TorchScript stages loaded once, or
+its compiled stages where the package has them and they fit this machine; the log says which), so the
+service runs the very code the offline tracker runs. All model runs go through ONE worker thread,
 so the event loop never blocks and torch's own intra-op threads are not oversubscribed by concurrent
 calls; concurrent calls of the same tracker and stage are gathered into one batched run (see
 `batching.MicroBatcher`), template updates included. A search stage takes every crop side its package's
@@ -14,6 +15,7 @@ them.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,12 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from siamstream.package import TrackerPackage
-from siamstream.runner import TorchScriptRunner
+from siamstream.runner import PackageRunner
 from siamstream.tracking.search_options import search_sides
 from siamstream_services.settings import ServiceSettings
 
 from .backend import BackendUnavailable, InferenceBackend, InferenceError, Stage, UnknownTracker
 from .batching import BatchObserver, MicroBatcher, Tensors
+
+log = logging.getLogger(__name__)
 
 StageRun = Callable[..., Tensors]
 """One stage of a loaded package on numpy inputs, run in the worker thread."""
@@ -115,7 +119,9 @@ class EmbeddedBackend(InferenceBackend):
                 Stage.SEARCH: len(package.meta.search_outputs),
                 Stage.UPDATE: 1,
             }
-            for stage, run in _stage_runs(TorchScriptRunner(package, device)).items():
+            runner = PackageRunner(package, device)
+            log.info("tracker %s: template and search stages run as %s", tracker, runner.stage_form)
+            for stage, run in _stage_runs(runner).items():
                 self._stages[tracker, stage] = _Stage(
                     inputs=specs[stage],
                     output_count=output_counts[stage],
@@ -180,7 +186,7 @@ class EmbeddedBackend(InferenceBackend):
         return MicroBatcher(run, max_rows=max_rows, max_wait_s=max_wait_ms / 1000.0, on_run=observe)
 
 
-def _stage_runs(runner: TorchScriptRunner) -> dict[Stage, StageRun]:
+def _stage_runs(runner: PackageRunner) -> dict[Stage, StageRun]:
     """The package's stages as functions of numpy inputs returning a tuple of outputs (the template and
     update stages return their one embedding)."""
 

@@ -1,0 +1,173 @@
+"""Ahead-of-time compiled stages (AOTInductor): written by `import-checkpoint --compile-buckets`, run by
+the package runner where they fit the machine, with the TorchScript stages' boxes; TorchScript where not."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from siamstream.compiled import (
+    CODEGEN_FLAGS,
+    COMPILED_DIR,
+    COMPILED_META,
+    CompiledMeta,
+    bucket_plan,
+    check_buckets,
+    compiled_misfit,
+)
+from siamstream.config import Precision
+from siamstream.data.synthetic import SequenceSpec, generate_sequence
+from siamstream.machine import cpu_flags, read_cpuinfo
+from siamstream.package import TrackerPackage, read_package
+from siamstream.registry import get_config
+from siamstream.runner import PackageRunner
+from siamstream.tracking.offline import OfflineTracker
+from tests.models.package_round_trip import trained_like_network
+
+pytestmark = pytest.mark.slow
+
+SIAMSTREAM = [sys.executable, "-m", "siamstream.cli"]
+TRACKER = "siamfc_alexnet"  # three scales: 3 search rows a frame, past the one bucket of 2 rows
+BUCKETS = "2"
+
+
+@pytest.fixture(scope="module")
+def compiled_package(tmp_path_factory: pytest.TempPathFactory) -> TrackerPackage:
+    scratch = tmp_path_factory.mktemp("compiled")
+    network = trained_like_network(get_config(TRACKER), seed=5)
+    weights = scratch / "checkpoint_e1.pth"
+    torch.save({"epoch": 1, "state_dict": network.state_dict(), "optimizer": {}}, weights)
+    command = [*SIAMSTREAM, "import-checkpoint", "--tracker", TRACKER, "--weights", str(weights)]
+    completed = subprocess.run(
+        [*command, "--out", str(scratch / "package"), "--compile-buckets", BUCKETS],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "compiled for batches of 2" in completed.stdout
+    return read_package(scratch / "package")
+
+
+def track(package: TrackerPackage, runner: PackageRunner) -> np.ndarray:
+    sequence = generate_sequence(SequenceSpec(width=320, height=240, length=8, seed=11))
+    init_box = [float(v) for v in sequence.init_box]
+    results = OfflineTracker(package.config, runner).track_sequence(list(sequence.frames()), init_box)
+    return np.array([result.bbox for result in results])
+
+
+def test_compiled_stages_track_with_the_torchscript_boxes(compiled_package: TrackerPackage) -> None:
+    meta = CompiledMeta.model_validate_json(
+        (compiled_package.root / COMPILED_DIR / COMPILED_META).read_text()
+    )
+    assert (meta.buckets, meta.search_sides, meta.precision) == ((2,), (255,), Precision.FP32)
+    assert meta.torch_version == torch.__version__
+    assert set(meta.cpu_flags) == cpu_flags(read_cpuinfo()) & CODEGEN_FLAGS
+
+    compiled = PackageRunner(compiled_package)
+    scripted = PackageRunner(compiled_package, compiled=False)
+    assert compiled.stage_form == "AOTInductor (buckets 2)"
+    assert scripted.stage_form.startswith("TorchScript")
+
+    compiled_boxes, scripted_boxes = track(compiled_package, compiled), track(compiled_package, scripted)
+    assert np.abs(compiled_boxes - scripted_boxes).max() <= 0.01
+    assert np.abs(scripted_boxes[-1] - scripted_boxes[0]).max() > 1.0  # the target moved: not a no-op
+
+
+def test_calls_below_and_above_the_bucket_are_padded_and_chunked(compiled_package: TrackerPackage) -> None:
+    compiled = PackageRunner(compiled_package)
+    scripted = PackageRunner(compiled_package, compiled=False)
+    rng = np.random.default_rng(4)
+    for rows in (1, 2, 5):
+        crop_z = rng.integers(0, 256, (rows, 3, 127, 127), dtype=np.uint8)
+        box_prior = rng.uniform(20, 80, (rows, 2)).astype(np.float32)
+        crop_x = rng.integers(0, 256, (rows, 3, 255, 255), dtype=np.uint8)
+        embedding = scripted.template(crop_z, box_prior)
+        np.testing.assert_allclose(compiled.template(crop_z, box_prior), embedding, rtol=1e-4, atol=1e-4)
+        (compiled_map,), (scripted_map,) = (
+            compiled.search(embedding, crop_x),
+            scripted.search(embedding, crop_x),
+        )
+        assert compiled_map.shape == scripted_map.shape == (rows, 1, 17, 17)
+        scale = np.abs(scripted_map).max()
+        np.testing.assert_allclose(compiled_map, scripted_map, rtol=0, atol=1e-4 * scale)
+
+
+def test_compiled_stages_that_do_not_fit_the_machine_leave_the_torchscript_stages_running(
+    compiled_package: TrackerPackage, tmp_path: Path
+) -> None:
+    meta_path = compiled_package.root / COMPILED_DIR / COMPILED_META
+    meta = json.loads(meta_path.read_text())
+    lacking = sorted(CODEGEN_FLAGS - cpu_flags(read_cpuinfo()))
+    cases = {"0.0.1": "built with torch 0.0.1"}
+    if lacking:  # a CPU with every flag of the list has nothing to lack
+        cases[lacking[0]] = f"built on a CPU with {lacking[0]}, which this CPU lacks"
+    for change, reason in cases.items():
+        copy = shutil.copytree(compiled_package.root, tmp_path / change)
+        edited = dict(meta)
+        if change == "0.0.1":
+            edited["torch_version"] = change
+        else:
+            edited["cpu_flags"] = sorted([*meta["cpu_flags"], change])
+        (copy / COMPILED_DIR / COMPILED_META).write_text(json.dumps(edited))
+        runner = PackageRunner(read_package(copy))
+        assert (
+            runner.stage_form.startswith("TorchScript (compiled stages skipped")
+            and reason in runner.stage_form
+        )
+        scripted = PackageRunner(read_package(copy), compiled=False)
+        assert np.array_equal(track(compiled_package, runner), track(compiled_package, scripted))
+
+
+def test_bucket_plan_pads_to_the_smallest_bucket_and_chunks_by_the_largest() -> None:
+    assert bucket_plan(1, (1, 4, 16)) == [(0, 1, 1)]
+    assert bucket_plan(3, (1, 4, 16)) == [(0, 3, 4)]
+    assert bucket_plan(16, (1, 4, 16)) == [(0, 16, 16)]
+    assert bucket_plan(21, (1, 4, 16)) == [(0, 16, 16), (16, 21, 16)]
+    assert bucket_plan(5, (2,)) == [(0, 2, 2), (2, 4, 2), (4, 5, 2)]
+    assert bucket_plan(0, (2,)) == []
+
+
+def test_buckets_must_be_distinct_positive_row_counts() -> None:
+    assert check_buckets([16, 1, 4]) == (1, 4, 16)
+    for bad in ([], [0, 4], [4, 4], [-1]):
+        with pytest.raises(ValueError, match="distinct positive"):
+            check_buckets(bad)
+    arguments = ["--tracker", TRACKER, "--weights", __file__, "--out", "x", "--compile-buckets", "4,4"]
+    completed = subprocess.run(
+        [*SIAMSTREAM, "import-checkpoint", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 2 and "--compile-buckets: '4,4'" in completed.stderr
+
+
+def test_misfit_names_the_device_the_torch_and_the_missing_flags() -> None:
+    meta = CompiledMeta(
+        torch_version="2.13.0+cpu",
+        cpu_capability="AVX512",
+        cpu_flags=("avx2", "avx512_bf16", "avx512f", "amx_tile"),
+        precision=Precision.BF16,
+        buckets=(1,),
+        search_sides=(255,),
+    )
+    cpu = torch.device("cpu")
+    here = {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}
+    assert compiled_misfit(meta, torch_version="2.13.0+cpu", flags=here, device=cpu) is None
+    assert compiled_misfit(meta, torch_version="2.13.0+cpu", flags={"avx2", "avx512f"}, device=cpu) == (
+        "they were built on a CPU with amx_tile, avx512_bf16, which this CPU lacks"
+    )
+    assert compiled_misfit(meta, torch_version="2.14.1", flags=here, device=cpu) == (
+        "they were built with torch 2.13.0+cpu, this is torch 2.14.1"
+    )
+    assert compiled_misfit(meta, torch_version="2.13.0+cpu", flags=here, device=torch.device("cuda")) == (
+        "they are compiled for the CPU, not cuda"
+    )
