@@ -31,8 +31,6 @@ from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from tests.models.package_round_trip import trained_like_network
 
-pytestmark = pytest.mark.slow
-
 SIAMSTREAM = [sys.executable, "-m", "siamstream.cli"]
 TRACKER = "siamfc_alexnet"  # three scales: 3 search rows a frame, past the one bucket of 2 rows
 BUCKETS = "2"
@@ -63,6 +61,7 @@ def track(package: TrackerPackage, runner: PackageRunner) -> np.ndarray:
     return np.array([result.bbox for result in results])
 
 
+@pytest.mark.slow  # compiles two stages (about a minute)
 def test_compiled_stages_track_with_the_torchscript_boxes(compiled_package: TrackerPackage) -> None:
     meta = CompiledMeta.model_validate_json(
         (compiled_package.root / COMPILED_DIR / COMPILED_META).read_text()
@@ -81,6 +80,7 @@ def test_compiled_stages_track_with_the_torchscript_boxes(compiled_package: Trac
     assert np.abs(scripted_boxes[-1] - scripted_boxes[0]).max() > 1.0  # the target moved: not a no-op
 
 
+@pytest.mark.slow  # compiles two stages (about a minute)
 def test_calls_below_and_above_the_bucket_are_padded_and_chunked(compiled_package: TrackerPackage) -> None:
     compiled = PackageRunner(compiled_package)
     scripted = PackageRunner(compiled_package, compiled=False)
@@ -100,6 +100,7 @@ def test_calls_below_and_above_the_bucket_are_padded_and_chunked(compiled_packag
         np.testing.assert_allclose(compiled_map, scripted_map, rtol=0, atol=1e-4 * scale)
 
 
+@pytest.mark.slow  # compiles two stages (about a minute)
 def test_compiled_stages_that_do_not_fit_the_machine_leave_the_torchscript_stages_running(
     compiled_package: TrackerPackage, tmp_path: Path
 ) -> None:
