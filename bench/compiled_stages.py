@@ -38,7 +38,7 @@ from siamstream.benchmark.tracker import (
     search_inputs,
 )
 from siamstream.checkpoint import load_weights, read_checkpoint
-from siamstream.compiled import check_buckets
+from siamstream.compiled import check_buckets, compile_stages
 from siamstream.config import Precision, TrackerConfig
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.nn.network import SiameseNetwork, build_network
@@ -90,9 +90,8 @@ def main() -> None:
         runners: dict[str, PackageRunner] = {}
         for precision in precisions:
             started = time.perf_counter()
-            package = export_package(
-                network, config, Path(scratch) / precision.value, precision, compile_buckets=buckets
-            )
+            package = export_package(network, config, Path(scratch) / precision.value, precision)
+            compile_stages(network, package, buckets)
             print(f"exported and compiled {precision.value} in {time.perf_counter() - started:.0f} s")
             runners[f"torchscript {precision.value}"] = PackageRunner(package, compiled=False)
             runners[f"compiled {precision.value}"] = PackageRunner(package)

@@ -4,32 +4,39 @@ A package exported with batch-size buckets also holds `compiled/`: per bucket B 
 the search stage once per search crop side its tracker may use (`search_sides`), each exported by
 `torch.export` for exactly B rows and compiled by AOTInductor into a `.pt2` archive holding a shared
 library with the weights frozen in. `compiled.json` names the buckets and sides, the torch version that
-built them, and the instruction-set flags of the CPU that built them: inductor emits the widest vector
-code (AVX-512, AMX tiles) of the machine it runs on, which faults on a CPU without it.
+built them, the checksums of the TorchScript stages they were compiled beside, and the instruction-set
+flags of the CPU that built them: inductor compiles for that CPU (`-march=native`), so its code may use
+any instruction the builder has and fault on a CPU without it.
 
 At run time a runner takes the compiled stages only where they fit (`compiled_misfit`): the same torch
-version, a CPU with every one of those flags, a CPU device. Otherwise it runs the TorchScript files, which
-stay the portable form and the one Triton serves. A call of B rows runs in the smallest bucket of at least
-B rows, padded with copies of its last row whose outputs are dropped; more rows than the largest bucket
-run in chunks of it (`bucket_plan`). The template update stage (`update.pt`) is not compiled.
+version, a CPU with every flag of the builder's, a CPU device, and the very TorchScript stages they were
+compiled with (a package exported again over an old one never runs stale compiled code). Otherwise, and
+when `compiled/` cannot be read, it runs the TorchScript files, which stay the portable form and the one
+Triton serves. A call of B rows runs in the smallest bucket of at least B rows, padded with copies of its
+last row whose outputs are dropped; more rows than the largest bucket run in chunks of it
+(`bucket_plan`); a call in other dtypes than the stages were compiled for (float crops) runs TorchScript.
+The template update stage (`update.pt`) is not compiled.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from torch import Tensor, nn
 
-from siamstream.config import Precision, TrackerConfig
+from siamstream.config import Precision
 from siamstream.machine import cpu_flags, read_cpuinfo
 from siamstream.nn.network import SiameseNetwork
 from siamstream.nn.stages import SearchStage, TemplateStage
 from siamstream.nn.template_update import FeatureSearchStage
+from siamstream.package import TrackerPackage
 from siamstream.tracking.search_options import search_sides
 
 log = logging.getLogger(__name__)
@@ -37,29 +44,6 @@ log = logging.getLogger(__name__)
 COMPILED_DIR = "compiled"
 COMPILED_META = "compiled.json"
 COMPILED_FORMAT = 1
-# The flags inductor's generated code may rely on: its x86 vector instruction sets and AMX tiles, and
-# ARM's SIMD. Flags outside this set (crypto, virtualisation, ...) never decide whether the code runs.
-CODEGEN_FLAGS = frozenset(
-    {
-        "avx2",
-        "fma",
-        "f16c",
-        "avx512f",
-        "avx512dq",
-        "avx512vl",
-        "avx512bw",
-        "avx512_vnni",
-        "avx512_bf16",
-        "avx512_fp16",
-        "avx_vnni",
-        "amx_tile",
-        "amx_bf16",
-        "amx_int8",
-        "asimd",
-        "sve",
-    }
-)
-
 CompiledModel = Callable[..., Tensor | Sequence[Tensor]]
 
 
@@ -70,11 +54,17 @@ class CompiledMeta(BaseModel):
 
     format: int = COMPILED_FORMAT
     torch_version: str
-    cpu_capability: str
+    cpu_capability: str  # for people: torch.backends.cpu.get_cpu_capability() of the builder
     cpu_flags: tuple[str, ...]
     precision: Precision
     buckets: tuple[int, ...]
     search_sides: tuple[int, ...]
+    stages_sha256: str  # of the package's template.pt and search.pt, as compiled beside them
+
+    @field_validator("buckets")
+    @classmethod
+    def _sorted_buckets(cls, buckets: tuple[int, ...]) -> tuple[int, ...]:
+        return check_buckets(buckets)
 
 
 def template_file(bucket: int) -> str:
@@ -93,28 +83,30 @@ def check_buckets(buckets: Sequence[int]) -> tuple[int, ...]:
     return ordered
 
 
-def codegen_flags() -> tuple[str, ...]:
-    """This CPU's flags that compiled code may rely on, sorted."""
-    return tuple(sorted(cpu_flags(read_cpuinfo()) & CODEGEN_FLAGS))
+def stages_sha256(package: TrackerPackage) -> str:
+    """One checksum of a package's TorchScript template and search stages."""
+    digest = hashlib.sha256()
+    for path in (package.template_path, package.search_path):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
-def compile_stages(
-    network: SiameseNetwork,
-    config: TrackerConfig,
-    package_root: Path,
-    precision: Precision,
-    buckets: Sequence[int],
-) -> CompiledMeta:
-    """Compile the template and search stages of `network` per bucket (and search side) into
-    `package_root/compiled/`, as the package's TorchScript stages compute them (same precision, the search
-    features returned too when the config enables the template update)."""
+def compile_stages(network: SiameseNetwork, package: TrackerPackage, buckets: Sequence[int]) -> CompiledMeta:
+    """Compile the template and search stages of `network`, the network `package` was exported from, per
+    bucket (and search side) into the package's `compiled/` (replacing what was there), as its TorchScript
+    stages compute (same precision, the search features returned too when its config enables the template
+    update). CPU precisions only: fp16 is for CUDA."""
     ordered = check_buckets(buckets)
+    config, precision = package.config, package.meta.precision
+    if precision == Precision.FP16:
+        raise ValueError("compiled stages are for the CPU, which runs fp32 or bf16, not fp16")
     template = TemplateStage(network, precision)
     search_type = FeatureSearchStage if config.template_update.enabled else SearchStage
     search = search_type(network, precision)
     sides = search_sides(config)
-    directory = package_root / COMPILED_DIR
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = package.root / COMPILED_DIR
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
     exemplar = config.crop.exemplar_size
     for bucket in ordered:
         crop_z = torch.zeros(bucket, 3, exemplar, exemplar, dtype=torch.uint8)
@@ -128,10 +120,11 @@ def compile_stages(
     meta = CompiledMeta(
         torch_version=torch.__version__,
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
-        cpu_flags=codegen_flags(),
+        cpu_flags=tuple(sorted(cpu_flags(read_cpuinfo()))),
         precision=precision,
         buckets=ordered,
         search_sides=sides,
+        stages_sha256=stages_sha256(package),
     )
     (directory / COMPILED_META).write_text(meta.model_dump_json(indent=2) + "\n")
     return meta
@@ -147,11 +140,10 @@ def _compile(stage: nn.Module, example: tuple[Tensor, ...], path: Path) -> None:
 
 
 def compiled_misfit(
-    meta: CompiledMeta, *, torch_version: str, flags: set[str], device: torch.device
+    meta: CompiledMeta, *, torch_version: str, flags: set[str], device: torch.device, stages: str
 ) -> str | None:
-    """Why compiled stages described by `meta` cannot run here, or None when they can."""
-    if meta.format != COMPILED_FORMAT:
-        return f"compiled format {meta.format}, this version reads {COMPILED_FORMAT}"
+    """Why compiled stages described by `meta` cannot run here (`flags`: this CPU's; `stages`: the
+    package's `stages_sha256`), or None when they can."""
     if device.type != "cpu":
         return f"they are compiled for the CPU, not {device.type}"
     if meta.torch_version != torch_version:
@@ -159,6 +151,8 @@ def compiled_misfit(
     missing = sorted(set(meta.cpu_flags) - flags)
     if missing:
         return f"they were built on a CPU with {', '.join(missing)}, which this CPU lacks"
+    if meta.stages_sha256 != stages:
+        return "they were compiled beside other TorchScript stages (the package was exported again)"
     return None
 
 
@@ -191,8 +185,18 @@ class CompiledStages:
     def template(self, crop_z: Tensor, box_prior: Tensor) -> Tensor:
         return self._run(self._template, (crop_z, box_prior))[0]
 
-    def serves_side(self, side: int) -> bool:
-        return side in self.meta.search_sides
+    def serves_template(self, crop_z: Tensor, box_prior: Tensor) -> bool:
+        """Whether these inputs are what the template stage was compiled for (uint8 crops, float32 sizes)."""
+        return crop_z.dtype == torch.uint8 and box_prior.dtype == torch.float32
+
+    def serves_search(self, template_embedding: Tensor, crop_x: Tensor) -> bool:
+        """Whether these inputs are what a compiled search stage was compiled for (float32 embeddings,
+        uint8 crops of a side it was compiled for)."""
+        return (
+            template_embedding.dtype == torch.float32
+            and crop_x.dtype == torch.uint8
+            and crop_x.shape[-1] in self.meta.search_sides
+        )
 
     def search(self, template_embedding: Tensor, crop_x: Tensor) -> tuple[Tensor, ...]:
         side = crop_x.shape[-1]
@@ -219,19 +223,38 @@ def _load(path: Path) -> CompiledModel:
     return torch._inductor.aoti_load_package(str(path))
 
 
-def load_compiled_stages(package_root: Path, device: torch.device) -> tuple[CompiledStages | None, str]:
-    """The package's compiled stages where they fit this machine, and which form its stages run in."""
+def load_compiled_stages(package: TrackerPackage, device: torch.device) -> tuple[CompiledStages | None, str]:
+    """The package's compiled stages where they fit this machine, and which form its stages run in. A
+    `compiled/` that cannot be read leaves the TorchScript stages running, with a warning: they are
+    complete on their own."""
+    package_root = package.root
     meta_path = package_root / COMPILED_DIR / COMPILED_META
     if not meta_path.is_file():
         return None, "TorchScript (the package has no compiled stages)"
-    meta = CompiledMeta.model_validate(json.loads(meta_path.read_text()))
+    try:
+        recorded = json.loads(meta_path.read_text())
+        if recorded.get("format") != COMPILED_FORMAT:
+            raise ValueError(f"format {recorded.get('format')!r}, this version reads {COMPILED_FORMAT}")
+        meta = CompiledMeta.model_validate(recorded)
+    except (ValueError, ValidationError, AttributeError) as error:  # JSON errors are ValueErrors
+        return _torchscript(package_root, f"{meta_path} is not readable: {error}")
     misfit = compiled_misfit(
-        meta, torch_version=torch.__version__, flags=cpu_flags(read_cpuinfo()), device=device
+        meta,
+        torch_version=torch.__version__,
+        flags=cpu_flags(read_cpuinfo()),
+        device=device,
+        stages=stages_sha256(package),
     )
     if misfit is not None:
-        log.warning(
-            "%s: running the TorchScript stages: the compiled ones do not fit, %s", package_root, misfit
-        )
-        return None, f"TorchScript (compiled stages skipped: {misfit})"
+        return _torchscript(package_root, misfit)
+    try:
+        stages = CompiledStages(package_root / COMPILED_DIR, meta)
+    except (OSError, RuntimeError) as error:  # a missing or damaged .pt2
+        return _torchscript(package_root, f"they did not load: {error}")
     buckets = ",".join(str(bucket) for bucket in meta.buckets)
-    return CompiledStages(package_root / COMPILED_DIR, meta), f"AOTInductor (buckets {buckets})"
+    return stages, f"AOTInductor (buckets {buckets})"
+
+
+def _torchscript(package_root: Path, reason: str) -> tuple[None, str]:
+    log.warning("%s: running the TorchScript stages, the compiled ones are skipped: %s", package_root, reason)
+    return None, f"TorchScript (compiled stages skipped: {reason})"

@@ -20,10 +20,11 @@ def cpu_model(cpuinfo: str) -> str:
 
 
 def cpu_flags(cpuinfo: str) -> set[str]:
-    """The `flags` of a /proc/cpuinfo text (empty where there are none)."""
+    """The instruction-set flags of a /proc/cpuinfo text: x86's `flags`, ARM's `Features` (empty where
+    there are neither)."""
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "flags":
+        if key.strip() in ("flags", "Features"):
             return set(value.split())
     return set()
 

@@ -10,14 +10,12 @@ package may also hold `compiled/`, its stages compiled ahead of time for one CPU
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from siamstream.compiled import compile_stages
 from siamstream.config import Precision, TrackerConfig
 from siamstream.nn.network import SiameseNetwork
 from siamstream.nn.stages import script_stages
@@ -92,14 +90,12 @@ def export_package(
     out_dir: Path,
     precision: Precision = Precision.FP32,
     source: WeightsOrigin | None = None,
-    *,
-    compile_buckets: Sequence[int] = (),
 ) -> TrackerPackage:
     """Script the stages of `network` and write them with their metadata into `out_dir`.
 
     With `config.template_update.enabled` the search stage also returns the search features and the
-    template update stage is written as `update.pt`. With `compile_buckets` the template and search
-    stages are also compiled ahead of time for those batch sizes (`siamstream.compiled`).
+    template update stage is written as `update.pt`. `siamstream.compiled.compile_stages` may then add
+    compiled stages.
     """
     template_stage, search_stage = script_stages(network, precision)
     search_outputs = tuple(network.search_output_names)
@@ -123,8 +119,6 @@ def export_package(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         template_update=update_stage is not None,
     )
-    if compile_buckets:
-        compile_stages(network, config, out_dir, precision, compile_buckets)
     (out_dir / META_FILE).write_text(meta.model_dump_json(indent=2) + "\n")
     return TrackerPackage(root=out_dir, meta=meta)
 

@@ -31,13 +31,13 @@ class PackageRunner:
         self._compiled: CompiledStages | None = None
         self.stage_form = "TorchScript (compiled stages not asked for)"
         if compiled:
-            self._compiled, self.stage_form = load_compiled_stages(package.root, self.device)
+            self._compiled, self.stage_form = load_compiled_stages(package, self.device)
 
     def template(self, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
         """Template embedding float32[B,D] of uint8 crops [B,3,Z,Z] and target sizes [B,2] (crop px)."""
         inputs = self._tensor(crop_z), self._tensor(box_prior)
         with torch.inference_mode():
-            if self._compiled is not None:
+            if self._compiled is not None and self._compiled.serves_template(*inputs):
                 embedding = self._compiled.template(*inputs)
             else:
                 embedding = self._template(*inputs)
@@ -47,7 +47,7 @@ class PackageRunner:
         """Head outputs for uint8 search crops [B,3,X,X], row b against template row b."""
         inputs = self._tensor(template_embedding), self._tensor(crop_x)
         with torch.inference_mode():
-            if self._compiled is not None and self._compiled.serves_side(crop_x.shape[-1]):
+            if self._compiled is not None and self._compiled.serves_search(*inputs):
                 outputs = self._compiled.search(*inputs)
             else:
                 outputs = self._search(*inputs)

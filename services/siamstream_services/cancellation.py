@@ -4,7 +4,9 @@ A task asked to stop gets `CancelledError` at its next await, but a library may 
 its own on the way out (seen with redis-py: a command cancelled mid-read disconnects, and a loop that
 tolerates Redis errors, or suppresses a best-effort report's, then carries on as if nothing had been
 asked). The request is still on the task (`Task.cancelling()`), so a long-lived loop checks it at each
-turn and ends there, instead of running, and holding whoever awaits it, forever.
+turn and ends there, instead of running, and holding whoever awaits it, forever. (A task that catches its
+own CancelledError on purpose and carries on must call `Task.uncancel()`, as asyncio.timeout does, or it
+stops at the next check.)
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from siamstream.compiled import (
-    CODEGEN_FLAGS,
     COMPILED_DIR,
     COMPILED_META,
     CompiledMeta,
@@ -25,7 +24,7 @@ from siamstream.compiled import (
 from siamstream.config import Precision
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.machine import cpu_flags, read_cpuinfo
-from siamstream.package import TrackerPackage, read_package
+from siamstream.package import TrackerPackage, export_package, read_package
 from siamstream.registry import get_config
 from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
@@ -68,7 +67,7 @@ def test_compiled_stages_track_with_the_torchscript_boxes(compiled_package: Trac
     )
     assert (meta.buckets, meta.search_sides, meta.precision) == ((2,), (255,), Precision.FP32)
     assert meta.torch_version == torch.__version__
-    assert set(meta.cpu_flags) == cpu_flags(read_cpuinfo()) & CODEGEN_FLAGS
+    assert set(meta.cpu_flags) == cpu_flags(read_cpuinfo())  # inductor compiles for the builder's CPU
 
     compiled = PackageRunner(compiled_package)
     scripted = PackageRunner(compiled_package, compiled=False)
@@ -101,30 +100,34 @@ def test_calls_below_and_above_the_bucket_are_padded_and_chunked(compiled_packag
 
 
 @pytest.mark.slow  # compiles two stages (about a minute)
-def test_compiled_stages_that_do_not_fit_the_machine_leave_the_torchscript_stages_running(
+def test_compiled_stages_that_do_not_fit_or_cannot_be_read_leave_the_torchscript_stages_running(
     compiled_package: TrackerPackage, tmp_path: Path
 ) -> None:
-    meta_path = compiled_package.root / COMPILED_DIR / COMPILED_META
-    meta = json.loads(meta_path.read_text())
-    lacking = sorted(CODEGEN_FLAGS - cpu_flags(read_cpuinfo()))
-    cases = {"0.0.1": "built with torch 0.0.1"}
-    if lacking:  # a CPU with every flag of the list has nothing to lack
-        cases[lacking[0]] = f"built on a CPU with {lacking[0]}, which this CPU lacks"
-    for change, reason in cases.items():
-        copy = shutil.copytree(compiled_package.root, tmp_path / change)
-        edited = dict(meta)
-        if change == "0.0.1":
-            edited["torch_version"] = change
-        else:
-            edited["cpu_flags"] = sorted([*meta["cpu_flags"], change])
-        (copy / COMPILED_DIR / COMPILED_META).write_text(json.dumps(edited))
+    meta = json.loads((compiled_package.root / COMPILED_DIR / COMPILED_META).read_text())
+    cases = {
+        "torch": ({**meta, "torch_version": "0.0.1"}, "built with torch 0.0.1"),
+        "cpu": (
+            {**meta, "cpu_flags": [*meta["cpu_flags"], "not_a_flag_of_this_cpu"]},
+            "built on a CPU with not_a_flag_of_this_cpu, which this CPU lacks",
+        ),
+        "format": ({**meta, "format": 2, "new_field": 1}, "format 2, this version reads 1"),
+        "json": ("{", "is not readable"),
+        "reexported": (meta, "compiled beside other TorchScript stages (the package was exported again)"),
+    }
+    for case, (recorded, reason) in cases.items():
+        copy = shutil.copytree(compiled_package.root, tmp_path / case)
+        text = recorded if isinstance(recorded, str) else json.dumps(recorded)
+        (copy / COMPILED_DIR / COMPILED_META).write_text(text)
+        if case == "reexported":  # other weights exported over the package, without compiling
+            export_package(trained_like_network(get_config(TRACKER), seed=6), get_config(TRACKER), copy)
         runner = PackageRunner(read_package(copy))
         assert (
             runner.stage_form.startswith("TorchScript (compiled stages skipped")
             and reason in runner.stage_form
         )
         scripted = PackageRunner(read_package(copy), compiled=False)
-        assert np.array_equal(track(compiled_package, runner), track(compiled_package, scripted))
+        package = read_package(copy)
+        assert np.array_equal(track(package, runner), track(package, scripted))
 
 
 def test_bucket_plan_pads_to_the_smallest_bucket_and_chunks_by_the_largest() -> None:
@@ -143,15 +146,12 @@ def test_buckets_must_be_distinct_positive_row_counts() -> None:
             check_buckets(bad)
     arguments = ["--tracker", TRACKER, "--weights", __file__, "--out", "x", "--compile-buckets", "4,4"]
     completed = subprocess.run(
-        [*SIAMSTREAM, "import-checkpoint", *arguments],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [*SIAMSTREAM, "import-checkpoint", *arguments], capture_output=True, text=True, timeout=120
     )
     assert completed.returncode == 2 and "--compile-buckets: '4,4'" in completed.stderr
 
 
-def test_misfit_names_the_device_the_torch_and_the_missing_flags() -> None:
+def test_misfit_names_the_device_the_torch_the_missing_flags_and_other_stages() -> None:
     meta = CompiledMeta(
         torch_version="2.13.0+cpu",
         cpu_capability="AVX512",
@@ -159,16 +159,25 @@ def test_misfit_names_the_device_the_torch_and_the_missing_flags() -> None:
         precision=Precision.BF16,
         buckets=(1,),
         search_sides=(255,),
+        stages_sha256="ab12",
     )
-    cpu = torch.device("cpu")
     here = {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}
-    assert compiled_misfit(meta, torch_version="2.13.0+cpu", flags=here, device=cpu) is None
-    assert compiled_misfit(meta, torch_version="2.13.0+cpu", flags={"avx2", "avx512f"}, device=cpu) == (
+
+    def misfit(
+        torch_version: str = "2.13.0+cpu", flags: set[str] = here, device: str = "cpu", stages: str = "ab12"
+    ) -> str | None:
+        return compiled_misfit(
+            meta, torch_version=torch_version, flags=flags, device=torch.device(device), stages=stages
+        )
+
+    assert misfit() is None
+    assert misfit(flags={"avx2", "avx512f"}) == (
         "they were built on a CPU with amx_tile, avx512_bf16, which this CPU lacks"
     )
-    assert compiled_misfit(meta, torch_version="2.14.1", flags=here, device=cpu) == (
-        "they were built with torch 2.13.0+cpu, this is torch 2.14.1"
+    assert misfit(torch_version="2.14.1") == "they were built with torch 2.13.0+cpu, this is torch 2.14.1"
+    assert misfit(device="cuda") == "they are compiled for the CPU, not cuda"
+    assert misfit(stages="cd34") == (
+        "they were compiled beside other TorchScript stages (the package was exported again)"
     )
-    assert compiled_misfit(meta, torch_version="2.13.0+cpu", flags=here, device=torch.device("cuda")) == (
-        "they are compiled for the CPU, not cuda"
-    )
+    with pytest.raises(ValueError, match="distinct positive"):
+        CompiledMeta.model_validate({**meta.model_dump(), "buckets": (4, 4)})

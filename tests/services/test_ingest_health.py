@@ -317,7 +317,7 @@ class CancelSwallowingDirectory(FlakyDirectory):
 
     async def report_status(self, camera_id: str, status: object) -> None:
         self.reports += 1
-        await self._slow_call(0.05)
+        await self._slow_call(0.05 if self.reports < 3 else 10.0)  # the third report hangs till cancelled
 
     async def camera_keys(self) -> list[str]:
         await self._slow_call(10.0)
@@ -343,7 +343,7 @@ async def test_runner_and_worker_stop_when_a_library_turns_their_cancellation_in
     async with asyncio.timeout(5.0):
         while directory.reports < 3:  # the watchdog reports every 0.25 s (stale_after_s / 4)
             await asyncio.sleep(0.01)
-    async with asyncio.timeout(3.0):  # the watchdog, cancelled inside its report, would loop forever
+    async with asyncio.timeout(3.0):  # the watchdog, cancelled inside its third report, would loop on
         await runner.stop()
     assert runner.reader.health.state is CameraState.STOPPED
 

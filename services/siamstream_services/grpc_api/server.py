@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from siamstream_services.cameras.config import IngestSettings
+from siamstream_services.cancellation import stop_if_cancelled
 from siamstream_services.convert import tracker_infos
 from siamstream_services.core.metrics import MetricsServer
 from siamstream_services.settings import ServiceSettings
@@ -166,6 +167,7 @@ class TrackingServer:
                 # status forever. Report it unready until a probe succeeds again.
                 log.exception("health probe failed")
                 await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+            stop_if_cancelled()  # a probe's store or model-server client may have swallowed a drain's cancel
 
     async def _update_health(self) -> None:
         ready = await self._ready()

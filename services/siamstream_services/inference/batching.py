@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from siamstream_services.cancellation import stop_if_cancelled
+
 from .backend import BackendUnavailable, InferenceError, Tensors
 
 BatchRunner = Callable[[Tensors], Awaitable[Tensors]]
@@ -87,6 +89,8 @@ class MicroBatcher:
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            # Python 3.11's wait_for can drop a cancel that lands as the event is set (gh-86296).
+            stop_if_cancelled()
             while not self._pending:
                 self._arrived.clear()
                 await self._arrived.wait()

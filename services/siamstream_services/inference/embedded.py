@@ -1,4 +1,4 @@
-"""In-process TorchScript backend: the embedded default (CPU or CUDA), with micro-batching.
+"""In-process backend: the embedded default (CPU or CUDA), with micro-batching.
 
 Every tracker package is loaded by the offline `PackageRunner` (its TorchScript stages loaded once, or
 its compiled stages where the package has them and they fit this machine; the log says which), so the
