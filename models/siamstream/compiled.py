@@ -186,14 +186,16 @@ class CompiledStages:
         return self._run(self._template, (crop_z, box_prior))[0]
 
     def serves_template(self, crop_z: Tensor, box_prior: Tensor) -> bool:
-        """Whether these inputs are what the template stage was compiled for (uint8 crops, float32 sizes)."""
-        return crop_z.dtype == torch.uint8 and box_prior.dtype == torch.float32
+        """Whether these inputs are what the template stage was compiled for (uint8 crops, float32 sizes;
+        at least one row)."""
+        return crop_z.shape[0] > 0 and crop_z.dtype == torch.uint8 and box_prior.dtype == torch.float32
 
     def serves_search(self, template_embedding: Tensor, crop_x: Tensor) -> bool:
         """Whether these inputs are what a compiled search stage was compiled for (float32 embeddings,
         uint8 crops of a side it was compiled for)."""
         return (
-            template_embedding.dtype == torch.float32
+            crop_x.shape[0] > 0
+            and template_embedding.dtype == torch.float32
             and crop_x.dtype == torch.uint8
             and crop_x.shape[-1] in self.meta.search_sides
         )
