@@ -28,6 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
+from siamstream_services.benchmark.soak.processes import ProcessSample, process_sample
 from siamstream_services.cameras.config import IngestSettings
 from siamstream_services.cameras.directory import CameraDirectory, TargetSpec, camera_key
 from siamstream_services.demo.packages import export_random_package
@@ -40,14 +41,6 @@ CAMERA_ID = "outage-camera"
 OWNER = "anonymous"
 SIAMSTREAM = Path(sys.executable).with_name("siamstream")
 START_TIMEOUT_S = 120.0
-
-
-def process_sample(pid: int) -> tuple[float, int]:
-    """Resident memory in MiB and thread count of process `pid`."""
-    fields = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
-    )
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["Threads"])
 
 
 class Follower:
@@ -77,13 +70,18 @@ class Follower:
         await self._task
 
 
-async def sample_for(pid: int, seconds: float, interval_s: float) -> list[tuple[float, int]]:
-    samples = [process_sample(pid)]
+async def sample_for(pid: int, seconds: float, interval_s: float) -> list[ProcessSample]:
+    """The worker's memory and threads every `interval_s` for `seconds`; it must stay alive meanwhile."""
+    samples = []
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while True:
+        sample = process_sample(pid)
+        if sample is None:
+            raise RuntimeError(f"the ingest worker (pid {pid}) exited during the benchmark")
+        samples.append(sample)
+        if time.monotonic() >= deadline:
+            return samples
         await asyncio.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))
-        samples.append(process_sample(pid))
-    return samples
 
 
 async def measure(args: argparse.Namespace, scratch: Path, redis_url: str) -> dict:
@@ -133,13 +131,17 @@ async def measure(args: argparse.Namespace, scratch: Path, redis_url: str) -> di
         "interval_s": args.interval_s,
         "backoff_max_s": args.backoff_max_s,
         "rss_mib": {
-            "start": round(before[-1][0], 1),
-            "outage_max": round(max(s[0] for s in during), 1),
-            "end": round(after[-1][0], 1),
+            "start": round(before[-1].rss_mib, 1),
+            "outage_max": round(max(s.rss_mib for s in during), 1),
+            "end": round(after[-1].rss_mib, 1),
         },
-        "threads": {"start": before[-1][1], "outage_max": max(s[1] for s in during), "end": after[-1][1]},
-        "rss_mib_outage_samples": [round(s[0], 1) for s in during],
-        "threads_outage_samples": [s[1] for s in during],
+        "threads": {
+            "start": before[-1].threads,
+            "outage_max": max(s.threads for s in during),
+            "end": after[-1].threads,
+        },
+        "rss_mib_outage_samples": [round(s.rss_mib, 1) for s in during],
+        "threads_outage_samples": [s.threads for s in during],
         "results_during_outage": results_during,
         "recovery_s": round(first - back_at, 2),
         "reconnects": status.reconnects if status else None,
