@@ -20,25 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from siamstream.benchmark.machine import describe_machine, machine_line
-from siamstream.benchmark.tracker import random_network
-from siamstream.checkpoint import load_weights, read_checkpoint
-from siamstream.config import Precision, TrackerConfig
-from siamstream.nn.network import SiameseNetwork, build_network
+from siamstream.benchmark.tracker import benchmark_network
+from siamstream.checkpoint import CheckpointError
+from siamstream.config import Precision
+from siamstream.nn.network import SiameseNetwork
 from siamstream.nn.stages import SearchStage, TemplateStage
-from siamstream.registry import get_config
-
-
-def network_of(tracker: str, checkpoint: Path | None, seed: int) -> tuple[TrackerConfig, SiameseNetwork]:
-    if checkpoint is None:
-        config = get_config(tracker)
-        return config, random_network(config, seed)
-    read = read_checkpoint(checkpoint)
-    if read.config is None:
-        raise SystemExit(f"{checkpoint} records no tracker config: pass a SiamStream training checkpoint")
-    config = TrackerConfig.model_validate(read.config)
-    network = build_network(config).eval()
-    load_weights(network, read.state_dict, config.name)
-    return config, network
 
 
 def module_outputs(
@@ -79,7 +65,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    config, network = network_of(args.tracker, args.checkpoint, args.seed)
+    try:
+        config, network, weights = benchmark_network(args.tracker, args.checkpoint, args.seed)
+    except CheckpointError as error:
+        raise SystemExit(str(error)) from None
     generator = torch.Generator().manual_seed(args.seed)
     exemplar, instance = config.crop.exemplar_size, config.crop.instance_size
     inputs = (
@@ -90,7 +79,6 @@ def main() -> None:
     fp32, fp32_results = module_outputs(network, Precision.FP32, inputs, args.depth)
     bf16, bf16_results = module_outputs(network, Precision.BF16, inputs, args.depth)
     print(machine_line(describe_machine()))
-    weights = f"weights of {args.checkpoint}" if args.checkpoint else f"random weights, seed {args.seed}"
     print(f"{config.name}, {weights}: max |bf16 - fp32| / max |fp32| of each search-stage module's output")
     for name, output in fp32.items():
         if name in bf16 and bf16[name].shape == output.shape:

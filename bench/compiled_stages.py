@@ -31,37 +31,22 @@ from siamstream.benchmark.harness import compare, comparison_lines
 from siamstream.benchmark.machine import describe_machine, machine_line
 from siamstream.benchmark.tracker import (
     batch_comparisons,
+    benchmark_network,
     eager_search,
     max_box_difference,
     mkldnn_bf16_supported,
-    random_network,
     search_inputs,
 )
-from siamstream.checkpoint import load_weights, read_checkpoint
+from siamstream.checkpoint import CheckpointError
 from siamstream.compiled import check_buckets, compile_stages
-from siamstream.config import Precision, TrackerConfig
+from siamstream.config import Precision
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
-from siamstream.nn.network import SiameseNetwork, build_network
 from siamstream.nn.stages import SearchStage
 from siamstream.package import export_package
-from siamstream.registry import get_config
 from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 
 BATCH = 16
-
-
-def network_of(tracker: str, checkpoint: Path | None) -> tuple[TrackerConfig, SiameseNetwork, str]:
-    if checkpoint is None:
-        config = get_config(tracker)
-        return config, random_network(config), "seeded random weights"
-    read = read_checkpoint(checkpoint)
-    if read.config is None:
-        raise SystemExit(f"{checkpoint} records no tracker config: pass a SiamStream training checkpoint")
-    config = TrackerConfig.model_validate(read.config)
-    network = build_network(config).eval()
-    load_weights(network, read.state_dict, config.name)
-    return config, network, f"trained weights of {checkpoint}"
 
 
 def main() -> None:
@@ -77,7 +62,10 @@ def main() -> None:
     args = parser.parse_args()
     buckets = check_buckets([int(part) for part in args.buckets.split(",")])
 
-    config, network, weights = network_of(args.tracker, args.checkpoint)
+    try:
+        config, network, weights = benchmark_network(args.tracker, args.checkpoint)
+    except CheckpointError as error:
+        raise SystemExit(str(error)) from None
     bf16 = not args.no_bf16 and mkldnn_bf16_supported()
     print(machine_line(describe_machine()))
     print(f"{config.name}, {weights}; compiled for batches of {', '.join(map(str, buckets))}")

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from siamstream.config import TrackerConfig
 from siamstream.nn.network import build_network
 from siamstream.registry import get_config, list_trackers
 
@@ -74,6 +75,17 @@ def read_checkpoint(path: Path) -> Checkpoint:
         tracker=tracker,
         config=dict(config) if config else None,
     )
+
+
+def recorded_config(checkpoint: Checkpoint, path: Path) -> TrackerConfig:
+    """The tracker config a SiamStream training checkpoint (read from `path`) records; CheckpointError for
+    published weights, which record none."""
+    if checkpoint.config is None:
+        raise CheckpointError(
+            f"{path} records no tracker config: it is not a SiamStream training checkpoint (published "
+            "weights go through import-checkpoint)"
+        )
+    return TrackerConfig.model_validate(checkpoint.config)
 
 
 def load_weights(network: nn.Module, state_dict: Mapping[str, torch.Tensor], tracker: str) -> None:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 from torch import Tensor, nn
 
 from siamstream.config import Precision
@@ -238,7 +238,7 @@ def load_compiled_stages(package: TrackerPackage, device: torch.device) -> tuple
         if recorded.get("format") != COMPILED_FORMAT:
             raise ValueError(f"format {recorded.get('format')!r}, this version reads {COMPILED_FORMAT}")
         meta = CompiledMeta.model_validate(recorded)
-    except (ValueError, ValidationError, AttributeError) as error:  # JSON errors are ValueErrors
+    except (ValueError, AttributeError) as error:  # JSON and validation errors are ValueErrors
         return _torchscript(package_root, f"{meta_path} is not readable: {error}")
     misfit = compiled_misfit(
         meta,

@@ -12,7 +12,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch import nn
 
 from siamstream.checkpoint import load_weights, read_checkpoint
 from siamstream.config import TrackerConfig
@@ -24,6 +23,7 @@ from siamstream.registry import get_config
 from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.state import TrackResult
+from tests.models.reference_layouts import randomise_running_statistics
 
 FRAMES = 3
 
@@ -58,10 +58,7 @@ def trained_like_network(config: TrackerConfig, seed: int) -> SiameseNetwork:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in network.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                assert module.running_mean is not None and module.running_var is not None  # tracked stats
-                module.running_mean.uniform_(-0.2, 0.2, generator=generator)
-                module.running_var.uniform_(0.5, 2.0, generator=generator)
+            randomise_running_statistics(module, generator)
     return network
 
 

@@ -303,14 +303,19 @@ def reference_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
     }
 
 
+def randomise_running_statistics(module: nn.Module, generator: torch.Generator) -> None:
+    """Non-trivial running mean and variance when `module` is a batch norm (call under no_grad)."""
+    if isinstance(module, nn.BatchNorm2d):
+        assert module.running_mean is not None and module.running_var is not None  # tracked stats
+        module.running_mean.uniform_(-0.2, 0.2, generator=generator)
+        module.running_var.uniform_(0.5, 2.0, generator=generator)
+
+
 def randomise_normalisation(network: nn.Module, generator: torch.Generator) -> None:
     """Non-trivial normalisation statistics and affine terms, and non-uniform level weights."""
     with torch.no_grad():
         for module in network.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                assert module.running_mean is not None and module.running_var is not None  # tracked stats
-                module.running_mean.uniform_(-0.2, 0.2, generator=generator)
-                module.running_var.uniform_(0.5, 2.0, generator=generator)
+            randomise_running_statistics(module, generator)
             if isinstance(module, nn.BatchNorm2d | nn.GroupNorm):
                 module.weight.uniform_(0.5, 1.5, generator=generator)
                 module.bias.uniform_(-0.2, 0.2, generator=generator)

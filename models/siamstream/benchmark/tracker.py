@@ -31,11 +31,13 @@ from siamstream.benchmark.harness import (
 )
 from siamstream.benchmark.machine import describe_machine, machine_line
 from siamstream.benchmark.timing import milliseconds_since
+from siamstream.checkpoint import load_weights, read_checkpoint, recorded_config
 from siamstream.config import Precision, TrackerConfig
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.nn.network import SiameseNetwork, build_network
 from siamstream.nn.stages import SearchStage
 from siamstream.package import export_package, read_package
+from siamstream.registry import get_config
 from siamstream.runner import PackageRunner
 from siamstream.tracking.state import TrackResult
 from siamstream.tracking.step import finish_search, init_track, prepare_search
@@ -77,6 +79,22 @@ def random_network(config: TrackerConfig, seed: int = 0) -> SiameseNetwork:
                 module.running_mean.uniform_(-0.1, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
     return network
+
+
+def benchmark_network(
+    tracker: str, checkpoint: Path | None, seed: int = 0
+) -> tuple[TrackerConfig, SiameseNetwork, str]:
+    """The network a benchmark measures and words saying whose weights it has: `tracker`'s with seeded
+    random weights (`random_network`), or the trained one of a SiamStream training `checkpoint`, whose
+    recorded config wins (CheckpointError for a file that records none)."""
+    if checkpoint is None:
+        config = get_config(tracker)
+        return config, random_network(config, seed), f"seeded random weights (seed {seed})"
+    read = read_checkpoint(checkpoint)
+    config = recorded_config(read, checkpoint)
+    network = build_network(config).eval()
+    load_weights(network, read.state_dict, config.name)
+    return config, network, f"trained weights of {checkpoint}"
 
 
 def time_steps(

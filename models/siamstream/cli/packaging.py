@@ -123,14 +123,10 @@ def import_checkpoint(args: argparse.Namespace) -> int:
 
 
 def export_checkpoint(args: argparse.Namespace) -> int:
-    from siamstream.checkpoint import read_checkpoint
+    from siamstream.checkpoint import read_checkpoint, recorded_config
 
     checkpoint = read_checkpoint(args.checkpoint)
-    if checkpoint.config is None:
-        raise ValueError(
-            f"{args.checkpoint} records no tracker config; for published weights use import-checkpoint"
-        )
-    config = TrackerConfig.model_validate(checkpoint.config)
+    config = recorded_config(checkpoint, args.checkpoint)
     if args.template_update is not None:
         config = with_template_update(config, args.template_update)
     config = with_long_term(with_search_options(config, args.search), args.long_term)

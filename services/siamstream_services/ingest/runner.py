@@ -148,8 +148,9 @@ class CameraRunner:
         self._loop.call_soon_threadsafe(self._frame_ready.set)
 
     async def _track_loop(self) -> None:
+        # No cancellation check needed here: Event.wait raises it, and gather raises it even when a
+        # target's frame swallowed it (the gathered future remembers the request).
         while True:
-            stop_if_cancelled()
             await self._frame_ready.wait()
             self._frame_ready.clear()
             frame = self._reader.take_latest()
