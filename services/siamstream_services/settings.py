@@ -358,9 +358,13 @@ class ServiceSettings(BaseSettings):
     batch_max_size: int = Field(
         default=16, ge=1, le=256, description="Most search crops sent to the model in one batched call."
     )
-    # A 2 ms wait is small against a 33 ms frame interval, and a lone stream never waits longer than it.
+    # A 2 ms wait is small against a 33 ms frame interval; the batcher waits only once calls have come
+    # together (its last run batched several), so a lone stream never waits.
     batch_max_wait_ms: float = Field(
-        default=2.0, ge=0.0, le=100.0, description="Longest wait for a batch to fill, in milliseconds."
+        default=2.0,
+        ge=0.0,
+        le=100.0,
+        description="Longest wait for a batch to fill, in milliseconds, once calls have come together.",
     )
     api_keys: list[SecretStr] = Field(
         default_factory=list,

@@ -13,7 +13,14 @@ import pytest
 import torch
 
 from siamstream.benchmark import harness, tracker
-from siamstream.benchmark.harness import Comparison, compare, comparison_lines, rotating_rounds, summarize
+from siamstream.benchmark.harness import (
+    Comparison,
+    compare,
+    comparison_lines,
+    median_interval,
+    rotating_rounds,
+    summarize,
+)
 from siamstream.benchmark.machine import describe_machine
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.machine import cpu_model
@@ -99,6 +106,19 @@ def test_quartiles_interpolate_like_numpy() -> None:
     np.testing.assert_allclose(
         [summary.q1_ms, summary.median_ms, summary.q3_ms], np.percentile(samples, [25, 50, 75])
     )
+
+
+def test_the_median_interval_holds_the_median_and_narrows_with_more_samples() -> None:
+    assert median_interval([3.0] * 10) == (3.0, 3.0)
+    rng = np.random.default_rng(1)
+    few = rng.permutation(np.arange(1.0, 100.0))  # median 50
+    low, high = median_interval(list(few))
+    assert 35 < low < 50 < high < 65
+    many = rng.permutation(np.repeat(np.arange(1.0, 100.0), 16))  # the same median, 16 times the samples
+    many_low, many_high = median_interval(list(many))
+    assert many_low <= 50 <= many_high and many_high - many_low < (high - low) / 2
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        median_interval([1.0])
 
 
 def test_too_few_calls_or_an_unknown_reference_are_refused() -> None:

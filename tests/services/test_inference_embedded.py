@@ -68,6 +68,43 @@ async def test_concurrent_searches_are_batched_and_equal_single_calls(package) -
     await backend.close()
 
 
+async def test_a_lone_stream_is_not_made_to_wait_for_company(package) -> None:
+    # With a minute's batching wait, a call that waited for company could not finish in 20 s.
+    runs: list[int] = []
+    backend = EmbeddedBackend(
+        [package], max_wait_ms=60_000.0, on_batch=lambda _t, _s, _rows, calls: runs.append(calls)
+    )
+    x = sample_inputs(rows=1, seed=0)
+    async with asyncio.timeout(20):
+        for _ in range(3):
+            await backend.search("tiny", x["template_embedding"], x["crop_x"])
+    assert runs == [1, 1, 1]
+    await backend.close()
+
+
+async def test_once_calls_came_together_the_next_one_waits_for_company(package) -> None:
+    runs: list[int] = []
+    backend = EmbeddedBackend(
+        [package], max_wait_ms=10_000.0, on_batch=lambda _t, _s, _rows, calls: runs.append(calls)
+    )
+    first, second = (sample_inputs(rows=1, seed=seed) for seed in (1, 2))
+    await asyncio.gather(
+        *(backend.search("tiny", x["template_embedding"], x["crop_x"]) for x in (first, second))
+    )
+    assert runs == [2]
+
+    early = asyncio.create_task(backend.search("tiny", first["template_embedding"], first["crop_x"]))
+    await asyncio.sleep(0.2)
+    assert not early.done()  # waiting for a second call, as the last run had two
+    async with asyncio.timeout(20):
+        late = await backend.search("tiny", second["template_embedding"], second["crop_x"])
+        await early
+    assert runs == [2, 2]
+    expected = reference_search(package, second["template_embedding"], second["crop_x"])
+    np.testing.assert_allclose(late[0], expected[0], rtol=1e-6, atol=1e-6)
+    await backend.close()
+
+
 async def test_batches_never_exceed_max_rows(package) -> None:
     rows_seen: list[int] = []
     backend = EmbeddedBackend(

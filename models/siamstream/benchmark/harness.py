@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 MIN_WARMUP = 2
 MIN_REPEATS = 3  # fewer timed calls have no meaningful quartiles
 
@@ -73,6 +75,21 @@ def summarize(samples_ms: Sequence[float]) -> Summary:
         mean_ms=statistics.fmean(samples_ms),
         n=len(samples_ms),
     )
+
+
+def median_interval(
+    samples_ms: Sequence[float], confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median of `samples_ms` (at least 2): how well a run's median
+    is pinned down by its samples, e.g. of paired per-call differences between two arms."""
+    if len(samples_ms) < 2:
+        raise ValueError(f"need at least 2 samples for an interval, got {len(samples_ms)}")
+    values = np.asarray(samples_ms, dtype=np.float64)
+    draws = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
+    medians = np.median(values[draws], axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(medians, [tail, 1.0 - tail])
+    return float(low), float(high)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,10 @@ def add_commands(groups: CommandGroups) -> None:
     parser.add_argument(
         "--streams", type=parse_stream_counts, default=[1, 4, 16], help="concurrent sessions, e.g. 1,4,16"
     )
-    parser.add_argument("--frames", type=int, default=30, help="timed frames per session")
+    parser.add_argument("--frames", type=int, default=30, help="timed frames per session of the stream runs")
+    parser.add_argument(
+        "--overhead-frames", type=int, default=100, help="paired frames timed for the service overhead"
+    )
     parser.add_argument("--package", type=existing_path, help="time this package (default: random weights)")
     parser.add_argument(
         "--triton-venv", type=Path, default=Path(".triton-venv"), help="venv holding nvidia-pytriton"
@@ -46,11 +49,19 @@ def run_bench_service(args: argparse.Namespace) -> int:
 
     from .service import print_report, run
 
-    if args.frames < 1:
-        raise ValueError("--frames must be at least 1")
+    if args.frames < 1 or args.overhead_frames < 2:
+        raise ValueError("--frames must be at least 1 and --overhead-frames at least 2")
     with quiet_rpc_log(not args.verbose):
         report = asyncio.run(
-            run(args.tracker, args.backend, args.streams, args.frames, args.package, args.triton_venv)
+            run(
+                args.tracker,
+                args.backend,
+                args.streams,
+                args.frames,
+                args.package,
+                args.triton_venv,
+                overhead_frames=args.overhead_frames,
+            )
         )
     if args.json:
         print(json.dumps(report))

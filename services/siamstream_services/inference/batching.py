@@ -1,9 +1,11 @@
 """Micro-batching: concurrent calls of one model are gathered into one batch-first call.
 
 Different streams' calls for the same tracker arrive as independent coroutines. The batcher queues them,
-waits at most `max_wait_s` after the first for more (or until `max_rows` rows are gathered), concatenates
-their inputs along the batch dimension, runs the model once and hands each caller its own rows back.
-While one batch runs, later calls queue up, so under load batches form without any waiting. Only calls
+concatenates their inputs along the batch dimension, runs the model once and hands each caller its own
+rows back. While one batch runs, later calls queue up, so under load batches form without any waiting.
+Where calls have been seen together (the last run gathered more than one), the batcher also waits at most
+`max_wait_s` after the first queued call for more (or until `max_rows` rows are gathered); a lone stream,
+whose runs each hold one call, is never made to wait for company that does not come. Only calls
 whose inputs agree in shape after the batch dimension share a run (search crops of different sides, as
 the adaptive search region asks for, cannot be concatenated); a call of another shape waits, in order,
 for a later run.
@@ -59,6 +61,7 @@ class MicroBatcher:
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
+        self._last_run_calls = 0
 
     async def submit(self, inputs: Tensors) -> Tensors:
         """Queue one call (all inputs batch-first with the same row count) and wait for its rows."""
@@ -94,7 +97,7 @@ class MicroBatcher:
             while not self._pending:
                 self._arrived.clear()
                 await self._arrived.wait()
-            deadline = loop.time() + self._max_wait_s
+            deadline = loop.time() + self._gather_wait_s()
             while self._queued_rows() < self._max_rows and (remaining := deadline - loop.time()) > 0:
                 self._arrived.clear()
                 with contextlib.suppress(TimeoutError):
@@ -102,6 +105,10 @@ class MicroBatcher:
             batch = self._take_batch()
             if batch:
                 await self._run_batch(batch)
+
+    def _gather_wait_s(self) -> float:
+        """How long to wait for more calls: `max_wait_s` once the last run batched several calls, else 0."""
+        return self._max_wait_s if self._last_run_calls > 1 else 0.0
 
     def _queued_rows(self) -> int:
         return sum(call.rows for call in self._pending)
@@ -128,6 +135,7 @@ class MicroBatcher:
         return batch
 
     async def _run_batch(self, batch: list[_Call]) -> None:
+        self._last_run_calls = len(batch)
         try:
             inputs = tuple(
                 np.concatenate(parts) for parts in zip(*(call.inputs for call in batch), strict=True)
