@@ -76,9 +76,9 @@ class EmbeddedBackend(InferenceBackend):
     """Runs tracker packages in this process.
 
     `max_batch_rows` bounds the rows of one gathered run; `max_wait_ms` is how long the first queued call
-    waits for company once calls have come together (0 runs whatever is queued at once); both default to the service's defaults
-    (`batch_max_size`, `batch_max_wait_ms`). `on_batch(tracker, stage, rows, calls)` is called after every
-    run.
+    waits for company once calls have come together (0 runs whatever is queued at once); both default to
+    the service's defaults (`batch_max_size`, `batch_max_wait_ms`). `on_batch(tracker, stage, rows,
+    calls)` is called after every run.
     """
 
     def __init__(
