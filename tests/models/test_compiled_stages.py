@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from siamstream.compiled import (
     bucket_plan,
     check_buckets,
     compiled_misfit,
+    search_file,
 )
 from siamstream.config import Precision
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
@@ -53,11 +55,28 @@ def compiled_package(tmp_path_factory: pytest.TempPathFactory) -> TrackerPackage
     return read_package(scratch / "package")
 
 
+def generated_wrapper(stage_file: Path) -> str:
+    """The C++ that AOTInductor generated for a compiled stage (kept in its package)."""
+    with zipfile.ZipFile(stage_file) as archive:
+        (name,) = [name for name in archive.namelist() if name.endswith(".wrapper.cpp")]
+        return archive.read(name).decode()
+
+
 def track(package: TrackerPackage, runner: PackageRunner) -> np.ndarray:
     sequence = generate_sequence(SequenceSpec(width=320, height=240, length=8, seed=11))
     init_box = [float(v) for v in sequence.init_box]
     results = OfflineTracker(package.config, runner).track_sequence(list(sequence.frames()), init_box)
     return np.array([result.bbox for result in results])
+
+
+@pytest.mark.slow
+def test_compiled_convolutions_run_on_weights_packed_once(compiled_package: TrackerPackage) -> None:
+    # Frozen, each of SiamFC's five backbone convolutions is oneDNN's fused convolution on a weight
+    # packed at compile time; unfrozen (inductor compiling with autograd on), all six convolutions
+    # (the head's cross-correlation too) would call ATen's and reorder their weights at every call.
+    wrapper = generated_wrapper(compiled_package.root / COMPILED_DIR / search_file(2, 255))
+    assert wrapper.count("mkldnn__convolution_pointwise(") == 5
+    assert wrapper.count("cpu_convolution(") == 1  # the cross-correlation: its kernel is the template
 
 
 @pytest.mark.slow  # compiles two stages (about a minute)
