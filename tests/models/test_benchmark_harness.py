@@ -204,7 +204,7 @@ def test_bench_tracker_compares_through_the_harness(monkeypatch: pytest.MonkeyPa
     report = tracker.run(get_config(TRACKER), 3, None, repeats=3, warmup=2, batch_sizes=(2,))
     assert compared == [
         (["template"], 3, 2),
-        (["scripted", "eager"], 3, 2),
+        (["package", "eager"], 3, 2),
         (["batched", "single"], 3, 2),
     ]
     assert report["bf16"] == {"skipped": tracker.bf16_skip_reason(None)}
@@ -219,6 +219,7 @@ def test_bench_tracker_compares_through_the_harness(monkeypatch: pytest.MonkeyPa
     )
     assert report["eager"]["speedup"] == report["eager"]["arms"]["eager"]["ratio"]
     assert report["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert report["stage_form"].startswith("TorchScript")  # no compiled stages asked for
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,9 @@
 Everything is measured in one run on one machine, so the figures compare side by side: per-stage medians
 and quartiles of a step (crop, search forward, post-processing) over a sequence, the template stage, and
 three comparisons through `harness.compare` (every arm warmed, arms alternating call by call): one search
-call over N different templates against N single calls, the scripted search stage against the eager
-stage it was scripted from, and the bf16 package against the fp32 one, all on the same crops.
+call over N different templates against N single calls, the package's search stage (TorchScript, or
+compiled ahead of time with `--compile-buckets`) against the eager stage it was exported from, and the
+bf16 package against the fp32 one, all on the same crops.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from siamstream.benchmark.harness import (
 from siamstream.benchmark.machine import describe_machine, machine_line
 from siamstream.benchmark.timing import milliseconds_since
 from siamstream.checkpoint import load_weights, read_checkpoint, recorded_config
+from siamstream.compiled import compile_stages
 from siamstream.config import Precision, TrackerConfig
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.nn.network import SiameseNetwork, build_network
@@ -218,13 +220,17 @@ def run(
     warmup: int = MIN_WARMUP,
     batch_sizes: tuple[int, ...] = (1, 4, 16),
     bf16: bool = True,
+    compile_buckets: tuple[int, ...] = (),
 ) -> dict:
     """All figures of the tracker benchmark as one JSON-ready dict (times in ms).
 
     The step timings track `warmup` untimed frames, then `frame_count` timed ones; each comparison
     calls its arms `warmup` times untimed, then `repeats` times timed, alternating. With `bf16` (and
     `bf16_skip_reason` None) it also compares a bf16 package of the same weights, and reports the largest
-    box difference between the bf16 and fp32 tracks of the sequence.
+    box difference between the bf16 and fp32 tracks of the sequence. With `compile_buckets` the
+    benchmark's own packages also get compiled stages for those batch sizes (`siamstream.compiled`), which
+    the runner takes where they fit this machine: every figure is then of the compiled stages
+    (`stage_form` says which ran). A `package_dir` runs as it is, compiled stages included.
     """
     sequence = generate_sequence(SequenceSpec(name="bench", length=warmup + frame_count + 1, seed=0))
     frames = [sequence.frame(i) for i in range(len(sequence))]
@@ -235,6 +241,8 @@ def run(
             package = read_package(package_dir)
         else:
             package = export_package(network, config, Path(scratch) / "fp32")
+            if compile_buckets:
+                compile_stages(network, package, compile_buckets)
         runner = PackageRunner(package)
         _, request = init_track(config, frames[0], box)
         template = compare(
@@ -248,6 +256,7 @@ def run(
             "warmup": warmup,
             "repeats": repeats,
             "machine": describe_machine(),
+            "stage_form": runner.stage_form,
             "template": template.arms["template"].summary.to_dict(),
             "steps": {stage: getattr(steps, stage).to_dict() for stage in ("crop", "search", "post", "step")},
             "overhead_pct": 100.0 * (steps.step.median_ms - steps.search.median_ms) / steps.step.median_ms,
@@ -256,7 +265,7 @@ def run(
             eager = eager_search(SearchStage(network))
             comparison = compare(
                 {
-                    "scripted": lambda: runner.search(inputs.embedding, inputs.crops),
+                    "package": lambda: runner.search(inputs.embedding, inputs.crops),
                     "eager": lambda: eager(inputs.embedding, inputs.crops),
                 },
                 repeats,
@@ -271,6 +280,8 @@ def run(
         reason = "--no-bf16" if not bf16 else bf16_skip_reason(package_dir)
         if reason is None:
             bf16_package = export_package(network, config, Path(scratch) / "bf16", Precision.BF16)
+            if compile_buckets:
+                compile_stages(network, bf16_package, compile_buckets)
             bf16_runner = PackageRunner(bf16_package)
             bf16_inputs = search_inputs(config, bf16_runner, frames, box)
             comparison = compare(
@@ -283,6 +294,7 @@ def run(
             )
             bf16_steps = time_steps(config, bf16_runner, frames, box, warmup)
             report["bf16"] = {
+                "stage_form": bf16_runner.stage_form,
                 "speedup": 1.0 / comparison.arms["bf16"].ratio,
                 "max_box_diff_px": max_box_difference(steps.results, bf16_steps.results),
                 "tracked_frames": len(steps.results),
@@ -300,13 +312,14 @@ def print_report(report: dict) -> None:
         "warm-up calls, arms alternating call by call"
     )
     print(machine_line(report["machine"]))
+    print(f"stages: {report['stage_form']}")
     print(table_header())
     print(summary_row("template stage", Summary.from_dict(report["template"])))
     labels = {"crop": "crop", "search": "search forward", "post": "post-processing", "step": "whole step"}
     for stage, label in labels.items():
         print(summary_row(label, Summary.from_dict(report["steps"][stage])))
     print(f"  overhead: {report['overhead_pct']:.2f} % of the median step is not the search forward")
-    print("scripted search stage against the eager stage it was scripted from (same weights, same crops):")
+    print("the package's search stage against the eager stage it was exported from (same weights and crops):")
     _print_comparison(report["eager"])
     for row in report["batch"]:
         if row["templates"] == 1:

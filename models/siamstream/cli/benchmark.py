@@ -8,6 +8,7 @@ from pathlib import Path
 
 from siamstream.benchmark.harness import MIN_REPEATS, MIN_WARMUP
 from siamstream.cli.library import existing_path
+from siamstream.cli.packaging import add_compile_argument
 
 
 def add_parser(bench: argparse._SubParsersAction) -> None:
@@ -44,6 +45,7 @@ def add_parser(bench: argparse._SubParsersAction) -> None:
         action="store_false",
         help="skip the bf16 comparison (it runs only where oneDNN supports bf16 on this CPU)",
     )
+    add_compile_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run_bench)
 
@@ -80,6 +82,7 @@ def run_bench(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         batch_sizes=args.batch_sizes,
         bf16=args.bf16,
+        compile_buckets=args.compile_buckets,
     )
     if args.json:
         print(json.dumps(report))
