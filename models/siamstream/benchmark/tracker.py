@@ -84,12 +84,14 @@ def random_network(config: TrackerConfig, seed: int = 0) -> SiameseNetwork:
 
 
 def benchmark_network(
-    tracker: str, checkpoint: Path | None, seed: int = 0
+    tracker: str | None, checkpoint: Path | None, seed: int = 0
 ) -> tuple[TrackerConfig, SiameseNetwork, str]:
     """The network a benchmark measures and words saying whose weights it has: `tracker`'s with seeded
     random weights (`random_network`), or the trained one of a SiamStream training `checkpoint`, whose
     recorded config wins (CheckpointError for a file that records none)."""
     if checkpoint is None:
+        if tracker is None:
+            raise ValueError("name a tracker or a checkpoint")
         config = get_config(tracker)
         return config, random_network(config, seed), f"seeded random weights (seed {seed})"
     read = read_checkpoint(checkpoint)

@@ -1,0 +1,170 @@
+"""bf16 against fp32 boxes of the same trained weights, over the held-out synthetic suite.
+
+    .venv/bin/python bench/bf16_boxes.py --checkpoint PATH [--checkpoint PATH ...] [--per-stratum 10]
+        [--length 100] [--compile-buckets 1] [--json]
+
+For each SiamStream training checkpoint (its recorded config gives the tracker), the weights are exported
+as an fp32 and a bf16 package (both with compiled stages for `--compile-buckets`, which the runner takes
+where they fit this CPU), and both track the papers' study's held-out suite (`stratified_suite`, seed 2000:
+six strata of `--per-stratum` sequences, 640x480, `--length` frames; no training sequence is among them):
+
+- open loop: on every frame, the fp32 track's state and search crops go through both packages (each with
+  its own template embedding), and each package's box follows from that same state. The difference is
+  what bf16 arithmetic alone moves a box by on one frame.
+- closed loop: each package tracks the sequence on its own (`OfflineTracker`). Once the two tracks take
+  different crops they can part, so this is the open-loop drift as the tracking loop amplifies it.
+
+Per checkpoint it prints, over all frames of the suite, the median, 95th and 99th percentile and the
+largest box difference (the largest of the four xywh coordinates' differences, px), the share of frames
+within 1 px, and how many sequences stay within 1 px on every frame. bf16 runs only where oneDNN runs it
+natively (`mkldnn_bf16_supported`); elsewhere PyTorch would emulate it, 10-100x slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from siamstream.benchmark.machine import describe_machine, machine_line
+from siamstream.benchmark.tracker import benchmark_network, mkldnn_bf16_supported
+from siamstream.checkpoint import CheckpointError
+from siamstream.compiled import compile_stages
+from siamstream.config import Precision, TrackerConfig
+from siamstream.data.synthetic import SyntheticSequence, stratified_suite
+from siamstream.nn.network import SiameseNetwork
+from siamstream.package import export_package
+from siamstream.runner import PackageRunner
+from siamstream.tracking.offline import OfflineTracker
+from siamstream.tracking.step import finish_search, init_track, prepare_search
+
+SUITE_SEED = 2000  # the papers' study's held-out suite (bench/papers_study.json)
+WITHIN_PX = 1.0
+
+
+def box_difference(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """The largest of the four xywh coordinates' absolute differences, px."""
+    return float(np.abs(np.subtract(a, b)).max())
+
+
+def open_loop(
+    config: TrackerConfig, fp32: PackageRunner, bf16: PackageRunner, sequence: SyntheticSequence
+) -> list[float]:
+    """Per frame after the first: the box difference when both packages search the fp32 track's crops
+    from the fp32 track's state."""
+    frames = [sequence.frame(index) for index in range(len(sequence))]
+    state, template = init_track(config, frames[0], tuple(float(v) for v in sequence.init_box))
+    embedding_fp32 = fp32.template(template.crop, template.box_prior)
+    embedding_bf16 = bf16.template(template.crop, template.box_prior)
+    differences = []
+    for frame in frames[1:]:
+        request = prepare_search(config, state, frame)
+        rows = request.crops.shape[0]
+        outputs_fp32 = fp32.search(np.repeat(embedding_fp32, rows, axis=0), request.crops)
+        outputs_bf16 = bf16.search(np.repeat(embedding_bf16, rows, axis=0), request.crops)
+        next_state, result_fp32 = finish_search(config, state, request, outputs_fp32)
+        _, result_bf16 = finish_search(config, state, request, outputs_bf16)
+        differences.append(box_difference(result_fp32.bbox, result_bf16.bbox))
+        state = next_state
+    return differences
+
+
+def closed_loop(
+    config: TrackerConfig, fp32: PackageRunner, bf16: PackageRunner, sequence: SyntheticSequence
+) -> list[float]:
+    """Per frame after the first: the box difference between the two packages' own tracks."""
+    frames = [sequence.frame(index) for index in range(len(sequence))]
+    box = [float(v) for v in sequence.init_box]
+    tracks = [OfflineTracker(config, runner).track_sequence(frames, box) for runner in (fp32, bf16)]
+    return [box_difference(a.bbox, b.bbox) for a, b in zip(*tracks, strict=True)][1:]
+
+
+def summary(per_sequence: list[list[float]]) -> dict:
+    """Percentiles of the box differences of every frame, and the frames and sequences within 1 px."""
+    frames = np.concatenate(per_sequence)
+    p50, p95, p99 = np.percentile(frames, [50, 95, 99])
+    return {
+        "frames": int(frames.size),
+        "median_px": float(p50),
+        "p95_px": float(p95),
+        "p99_px": float(p99),
+        "max_px": float(frames.max()),
+        "frames_within_1px": float(np.mean(frames <= WITHIN_PX)),
+        "sequences_within_1px": sum(max(values) <= WITHIN_PX for values in per_sequence),
+        "sequences": len(per_sequence),
+    }
+
+
+def measure(
+    config: TrackerConfig,
+    network: SiameseNetwork,
+    suite: list[SyntheticSequence],
+    buckets: tuple[int, ...],
+) -> dict:
+    with tempfile.TemporaryDirectory(prefix="siamstream-bf16-boxes-") as scratch:
+        runners = {}
+        for precision in (Precision.FP32, Precision.BF16):
+            package = export_package(network, config, Path(scratch) / precision.value, precision)
+            if buckets:
+                compile_stages(network, package, buckets)
+            runners[precision] = PackageRunner(package)
+        fp32, bf16 = runners[Precision.FP32], runners[Precision.BF16]
+        return {
+            "stage_forms": {precision.value: runner.stage_form for precision, runner in runners.items()},
+            "open_loop": summary([open_loop(config, fp32, bf16, sequence) for sequence in suite]),
+            "closed_loop": summary([closed_loop(config, fp32, bf16, sequence) for sequence in suite]),
+        }
+
+
+def print_result(name: str, result: dict) -> None:
+    print(f"{name} ({result['weights']}); stages: {result['stage_forms']}")
+    print(
+        f"  {'':12}{'frames':>7}{'median':>8}{'p95':>8}{'p99':>8}{'max':>8}  within 1 px: frames, sequences"
+    )
+    for loop in ("open_loop", "closed_loop"):
+        row = result[loop]
+        print(
+            f"  {loop.replace('_', ' '):12}{row['frames']:>7}{row['median_px']:>8.3f}{row['p95_px']:>8.3f}"
+            f"{row['p99_px']:>8.3f}{row['max_px']:>8.2f}  {100 * row['frames_within_1px']:.1f} %, "
+            f"{row['sequences_within_1px']} of {row['sequences']}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", type=Path, action="append", required=True, help="training checkpoint")
+    parser.add_argument(
+        "--per-stratum", type=int, default=10, help="held-out sequences per stratum (6 strata)"
+    )
+    parser.add_argument("--length", type=int, default=100, help="frames per sequence")
+    parser.add_argument("--compile-buckets", default="", help="compiled batch sizes, e.g. 1 (default: none)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    if not mkldnn_bf16_supported():
+        raise SystemExit("oneDNN does not run bf16 natively on this CPU: PyTorch would emulate it")
+    buckets = tuple(int(part) for part in args.compile_buckets.split(",") if part)
+    suite = stratified_suite(args.per_stratum, SUITE_SEED, length=args.length)
+    report: dict = {"machine": describe_machine(), "suite_seed": SUITE_SEED, "checkpoints": {}}
+    if not args.json:
+        print(machine_line(report["machine"]))
+        print(f"held-out suite: {len(suite)} sequences x {args.length} frames (seed {SUITE_SEED})")
+    for checkpoint in args.checkpoint:
+        try:
+            config, network, weights = benchmark_network(None, checkpoint)
+        except CheckpointError as error:
+            raise SystemExit(str(error)) from None
+        result = {"tracker": config.name, "weights": weights, **measure(config, network, suite, buckets)}
+        report["checkpoints"][str(checkpoint)] = result
+        if not args.json:
+            print_result(config.name, result)
+    if args.json:
+        print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
