@@ -13,6 +13,9 @@ six strata of `--per-stratum` sequences, 640x480, `--length` frames; no training
   what bf16 arithmetic alone moves a box by on one frame.
 - closed loop: each package tracks the sequence on its own (`OfflineTracker`). Once the two tracks take
   different crops they can part, so this is the open-loop drift as the tracking loop amplifies it.
+- open loop, head in fp32: as the open loop, with an eager bf16 network whose backbone and neck run in
+  bf16 and whose head (correlation and prediction layers, and the template built from the features) runs
+  in fp32: whether keeping the layers after the features in fp32 buys agreement.
 
 Per checkpoint it prints, over all frames of the suite, the median, 95th and 99th percentile and the
 largest box difference (the largest of the four xywh coordinates' differences, px), the share of frames
@@ -23,11 +26,14 @@ natively (`mkldnn_bf16_supported`); elsewhere PyTorch would emulate it, 10-100x 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+import torch
 
 from siamstream.benchmark.machine import describe_machine, machine_line
 from siamstream.benchmark.tracker import benchmark_network, mkldnn_bf16_supported
@@ -43,6 +49,41 @@ from siamstream.tracking.step import finish_search, init_track, prepare_search
 
 SUITE_SEED = 2000  # the papers' study's held-out suite (bench/papers_study.json)
 WITHIN_PX = 1.0
+FEATURE_MODULES = ("backbone", "neck")  # `SiameseNetwork.features`; every other child is the head's
+LOOPS = {
+    "open_loop": "open loop",
+    "closed_loop": "closed loop",
+    "open_loop_head_fp32": "open loop, head in fp32",
+}
+
+
+class StageRunner(Protocol):
+    def template(self, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray: ...
+
+    def search(self, template_embedding: np.ndarray, crop_x: np.ndarray) -> tuple[np.ndarray, ...]: ...
+
+
+class HeadInFp32:
+    """Eager stages of `network` with the backbone and neck in bf16 and the rest (the head) in fp32, called
+    like `PackageRunner`'s."""
+
+    def __init__(self, network: SiameseNetwork) -> None:
+        self.network = copy.deepcopy(network).eval().to(torch.bfloat16)
+        for name, child in self.network.named_children():
+            if name not in FEATURE_MODULES:
+                child.float()
+
+    def _features(self, crop: np.ndarray) -> list[torch.Tensor]:
+        return [level.float() for level in self.network.features(torch.from_numpy(crop).to(torch.bfloat16))]
+
+    def template(self, crop_z: np.ndarray, box_prior: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.network.template_from_features(self._features(crop_z)).numpy()
+
+    def search(self, template_embedding: np.ndarray, crop_x: np.ndarray) -> tuple[np.ndarray, ...]:
+        with torch.inference_mode():
+            outputs = self.network.head_outputs(torch.from_numpy(template_embedding), self._features(crop_x))
+        return tuple(output.numpy() for output in outputs)
 
 
 def box_difference(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -51,7 +92,7 @@ def box_difference(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def open_loop(
-    config: TrackerConfig, fp32: PackageRunner, bf16: PackageRunner, sequence: SyntheticSequence
+    config: TrackerConfig, fp32: PackageRunner, bf16: StageRunner, sequence: SyntheticSequence
 ) -> list[float]:
     """Per frame after the first: the box difference when both packages search the fp32 track's crops
     from the fp32 track's state."""
@@ -93,6 +134,7 @@ def summary(per_sequence: list[list[float]]) -> dict:
         "p99_px": float(p99),
         "max_px": float(frames.max()),
         "frames_within_1px": float(np.mean(frames <= WITHIN_PX)),
+        "frames_over_1px": int(np.sum(frames > WITHIN_PX)),
         "sequences_within_1px": sum(max(values) <= WITHIN_PX for values in per_sequence),
         "sequences": len(per_sequence),
     }
@@ -112,24 +154,30 @@ def measure(
                 compile_stages(network, package, buckets)
             runners[precision] = PackageRunner(package)
         fp32, bf16 = runners[Precision.FP32], runners[Precision.BF16]
+        head_fp32 = HeadInFp32(network)
         return {
             "stage_forms": {precision.value: runner.stage_form for precision, runner in runners.items()},
             "open_loop": summary([open_loop(config, fp32, bf16, sequence) for sequence in suite]),
             "closed_loop": summary([closed_loop(config, fp32, bf16, sequence) for sequence in suite]),
+            "open_loop_head_fp32": summary(
+                [open_loop(config, fp32, head_fp32, sequence) for sequence in suite]
+            ),
         }
 
 
 def print_result(name: str, result: dict) -> None:
     print(f"{name} ({result['weights']}); stages: {result['stage_forms']}")
     print(
-        f"  {'':12}{'frames':>7}{'median':>8}{'p95':>8}{'p99':>8}{'max':>8}  within 1 px: frames, sequences"
+        f"  {'box difference, px':26}{'frames':>7}{'median':>8}{'p95':>8}{'p99':>8}{'max':>8}"
+        "  over 1 px: frames; sequences within 1 px"
     )
-    for loop in ("open_loop", "closed_loop"):
+    for loop, label in LOOPS.items():
         row = result[loop]
         print(
-            f"  {loop.replace('_', ' '):12}{row['frames']:>7}{row['median_px']:>8.3f}{row['p95_px']:>8.3f}"
-            f"{row['p99_px']:>8.3f}{row['max_px']:>8.2f}  {100 * row['frames_within_1px']:.1f} %, "
-            f"{row['sequences_within_1px']} of {row['sequences']}"
+            f"  {label:26}{row['frames']:>7}{row['median_px']:>8.3f}{row['p95_px']:>8.3f}"
+            f"{row['p99_px']:>8.3f}{row['max_px']:>8.2f}  {row['frames_over_1px']} "
+            f"({100 * (1 - row['frames_within_1px']):.1f} %); {row['sequences_within_1px']} of "
+            f"{row['sequences']}"
         )
 
 
