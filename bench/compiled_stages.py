@@ -11,7 +11,8 @@ quartiles):
 
 - the search call of one frame (the tracker's crops, e.g. SiamFC's three scales): eager fp32 (the
   network's own modules, as the reference trackers run it), TorchScript fp32, compiled fp32, and the bf16
-  TorchScript and compiled stages, each with its ratio to eager fp32;
+  TorchScript and compiled stages, each with its ratio to eager fp32 and the arithmetic rate it reached
+  (the forward's FLOPs, counted by torch's `FlopCounterMode` on the eager call, over its median time);
 - 16 templates in one compiled call against 16 compiled single calls (where 16 is a bucket);
 - the largest box difference (px) over a synthetic sequence of `--frames` frames between the tracks
   of compiled fp32 and TorchScript fp32, and of compiled bf16 and TorchScript fp32.
@@ -26,6 +27,8 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+
+from torch.utils.flop_counter import FlopCounterMode
 
 from siamstream.benchmark.harness import compare, comparison_lines
 from siamstream.benchmark.machine import describe_machine, machine_line
@@ -95,8 +98,18 @@ def main() -> None:
         for name, runner in runners.items():
             arms[name] = partial(runner.search, inputs[name].embedding, inputs[name].crops)
         rows = inputs["torchscript fp32"].crops.shape[0]
-        print(f"\nsearch stage, one frame ({rows} crops), {args.repeats} alternating calls per arm:")
-        print("\n".join(comparison_lines(compare(arms, args.repeats), width=20)))
+        with FlopCounterMode(display=False) as flops:
+            arms["eager fp32"]()
+        gflop = flops.get_total_flops() / 1e9
+        print(
+            f"\nsearch stage, one frame ({rows} crops, {gflop:.2f} GFLOP), {args.repeats} alternating calls "
+            "per arm:"
+        )
+        comparison = compare(arms, args.repeats)
+        lines = comparison_lines(comparison, width=20)
+        print(lines[0] + "   GFLOP/s")
+        for line, arm in zip(lines[1:], comparison.arms.values(), strict=True):
+            print(f"{line}{gflop / arm.summary.median_ms * 1000:>10.1f}")
 
         if BATCH in buckets:
             (batch,) = batch_comparisons(
