@@ -435,9 +435,9 @@ class SessionManager:
             outputs = await self._infer(tracker, search)
         with timings.stage("postprocess"):
             if request.crops.shape[0] == 1:
-                # One crop's decode is a few array operations on the head's small maps (0.2-0.9 ms):
-                # cheaper on the event loop than the hop to a thread and back (about 0.5 ms a frame,
-                # `siamstream bench service`). Several crops (SiamFC's scales, a lost search) take the hop.
+                # Turning one crop's head maps into a box is a few array operations (0.2-0.9 ms): cheaper
+                # on the event loop than the hop to a thread and back (which cost a lone stream about
+                # 0.3 ms a frame here). Several crops (SiamFC's scales, a lost search) take the hop.
                 return _postprocess(config, origin, request, outputs)
             return await asyncio.to_thread(_postprocess, config, origin, request, outputs)
 
