@@ -33,7 +33,10 @@ def add_commands(groups: CommandGroups) -> None:
     )
     parser.add_argument("--frames", type=int, default=30, help="timed frames per session of the stream runs")
     parser.add_argument(
-        "--overhead-frames", type=int, default=100, help="pushes of one session timed for the service overhead"
+        "--overhead-frames",
+        type=int,
+        default=100,
+        help="pushes of one session timed for the service overhead",
     )
     parser.add_argument("--package", type=existing_path, help="time this package (default: random weights)")
     parser.add_argument(
