@@ -211,5 +211,5 @@ def test_bench_tracker_prints_the_documented_figures() -> None:
     assert report["steps"]["step"]["median_ms"] >= report["steps"]["search"]["median_ms"]
     assert [row["templates"] for row in report["batch"]] == [1, 2]
     assert all(row["speedup"] > 0 and row["arms"]["single"]["n"] == 3 for row in report["batch"])
-    assert set(report["eager"]["arms"]) == {"scripted", "eager"}
+    assert set(report["eager"]["arms"]) == {"package", "eager"}
     assert "skipped" in report["bf16"] or set(report["bf16"]["arms"]) == {"fp32", "bf16"}

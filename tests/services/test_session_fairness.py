@@ -1,10 +1,9 @@
 """One client's large frames never hold up another client's calls (issue 8, item 3).
 
 A client pushes 8K JPEG frames (each takes the service a few hundred milliseconds to decode) while a
-probe on the event loop, the loop that answers every client, measures how late it gets to run. Decoding
-and cropping run in a worker thread (post-processing one crop, whose cost does not grow with the frame,
-stays on the loop), so the probe is never late by more than a small share of one frame's decode,
-measured in the same run: a ratio, not a wall-time bound. With the decode
+probe on the event loop, the loop that answers every client, measures how late it gets to run. Decoding,
+cropping and post-processing run in worker threads, so the probe is never late by more than a small
+share of one frame's decode, measured in the same run: a ratio, not a wall-time bound. With the decode
 on the event loop, whatever waited on the loop during a decode (the probe, another client's call) waited
 for all of it.
 """

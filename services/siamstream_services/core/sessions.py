@@ -20,10 +20,8 @@ FAILED_PRECONDITION rather than ABORTED because retrying it can never succeed; A
 writers that kept losing the race, where a retry can. A frame without a number cannot be recognised as a
 retry: it is tracked as a new frame.
 
-Decoding and cropping run in a worker thread, in one hop per frame (a pushed frame is decoded where its
-first search crop is cut), so that one client's large frame never holds up the event loop that answers
-every other client. Post-processing one crop stays on the loop: a few array operations, cheaper than a
-hop to a thread and back.
+Decoding, cropping and post-processing run in worker threads, so that one client's large frame never
+holds up the event loop that answers every other client.
 """
 
 from __future__ import annotations
@@ -105,37 +103,6 @@ class FrameInput:
     client_frame_number: int | None = None
 
 
-class PushedFrame:
-    """A pushed frame, decoded on first use: in the worker thread that cuts its first search crop, so
-    that decode and crop cost one hop to a thread, and only once the session is known to take it."""
-
-    def __init__(self, image: FrameImage, limits: FrameLimits) -> None:
-        self._image = image
-        self._limits = limits
-        self._pixels: np.ndarray | None = None
-
-    def pixels(self, timings: StageTimings) -> np.ndarray:
-        """The decoded BGR frame; the decode is timed into `timings` the one time it runs."""
-        if self._pixels is None:
-            with timings.stage("decode"):
-                self._pixels = decode_frame(self._image, self._limits)
-        return self._pixels
-
-
-def _search_request(
-    config: TrackerConfig, origin: TrackerState, frame: PushedFrame, timings: StageTimings
-) -> SearchRequest:
-    """The search crops of `frame` around `origin`'s target (run in a worker thread)."""
-    image = frame.pixels(timings)
-    if image.shape[:2] != (origin.image_height, origin.image_width):
-        raise InvalidArgument(
-            f"frame is {image.shape[1]}x{image.shape[0]} but the session started on a "
-            f"{origin.image_width}x{origin.image_height} frame"
-        )
-    with timings.stage("crop"):
-        return prepare_search(config, origin, image)
-
-
 def _postprocess(
     config: TrackerConfig, origin: TrackerState, request: SearchRequest, outputs: SearchOutputs
 ) -> SearchPass:
@@ -205,12 +172,13 @@ class SessionManager:
             tracker = ""
             try:
                 timings = StageTimings()
-                pushed = PushedFrame(frame.image, self._limits)
+                with timings.stage("decode"):
+                    image = await asyncio.to_thread(decode_frame, frame.image, self._limits)
                 for _ in range(self._max_write_attempts):
                     with timings.stage("store"):
                         record = await self._load(owner, session_id)
                     tracker = record.tracker
-                    outcome = await self._track(record, pushed, frame.client_frame_number, timings)
+                    outcome = await self._track(record, image, frame.client_frame_number, timings)
                     if outcome is not None:
                         self._observe(record.tracker, session_id, outcome)
                         return outcome
@@ -342,7 +310,7 @@ class SessionManager:
         )
 
     async def _track(
-        self, record: SessionRecord, frame: PushedFrame, number: int | None, timings: StageTimings
+        self, record: SessionRecord, image: np.ndarray, number: int | None, timings: StageTimings
     ) -> FrameOutcome | None:
         """One read-modify-write round on a loaded record; None when another writer won the race."""
         state = SessionState.model_validate_json(record.state_json)
@@ -361,15 +329,20 @@ class SessionManager:
             )
         config = self._session_config(record.tracker, record.options_json)
         tracker_state = state.tracker_state
+        if image.shape[:2] != (tracker_state.image_height, tracker_state.image_width):
+            raise InvalidArgument(
+                f"frame is {image.shape[1]}x{image.shape[0]} but the session started on a "
+                f"{tracker_state.image_width}x{tracker_state.image_height} frame"
+            )
         template_embedding = np.frombuffer(record.embedding, dtype=record.embedding_dtype).reshape(
             record.embedding_shape
         )
         searched = await self._search(
-            record.tracker, config, template_embedding, tracker_state, frame, timings
+            record.tracker, config, template_embedding, tracker_state, image, timings
         )
         origin = second_search_origin(config, tracker_state, searched.state)
         if origin is not None:  # one more search: the same backend path, from the re-centred state
-            second = await self._search(record.tracker, config, template_embedding, origin, frame, timings)
+            second = await self._search(record.tracker, config, template_embedding, origin, image, timings)
             searched = better_search(searched, second)
         with timings.stage("postprocess"):
             # A few float operations and a row view of the features: not worth a thread hop.
@@ -417,12 +390,12 @@ class SessionManager:
         config: TrackerConfig,
         template_embedding: np.ndarray,
         origin: TrackerState,
-        frame: PushedFrame,
+        image: np.ndarray,
         timings: StageTimings,
     ) -> SearchPass:
-        """One search of `frame` around `origin`'s target: crop (after the decode, the first time), the
-        backend's search, post-processing."""
-        request = await asyncio.to_thread(_search_request, config, origin, frame, timings)
+        """One search of `image` around `origin`'s target: crop, the backend's search, post-processing."""
+        with timings.stage("crop"):
+            request = await asyncio.to_thread(prepare_search, config, origin, image)
         embedding = template_embedding
         crops = request.crops.shape[0]
         if crops != embedding.shape[0]:  # SiamFC searches several scales against the one template
@@ -434,11 +407,6 @@ class SessionManager:
                 search = self._backend.search(tracker, embedding, request.crops)
             outputs = await self._infer(tracker, search)
         with timings.stage("postprocess"):
-            if request.crops.shape[0] == 1:
-                # Turning one crop's head maps into a box is a few array operations (0.2-0.9 ms): cheaper
-                # on the event loop than the hop to a thread and back (which cost a lone stream about
-                # 0.3 ms a frame here). Several crops (SiamFC's scales, a lost search) take the hop.
-                return _postprocess(config, origin, request, outputs)
             return await asyncio.to_thread(_postprocess, config, origin, request, outputs)
 
     async def _load(self, owner: str, session_id: str) -> SessionRecord:
