@@ -38,6 +38,7 @@ import torch
 from siamstream.benchmark.machine import describe_machine, machine_line
 from siamstream.benchmark.tracker import benchmark_network, mkldnn_bf16_supported
 from siamstream.checkpoint import CheckpointError
+from siamstream.cli.packaging import add_compile_argument
 from siamstream.compiled import compile_stages
 from siamstream.config import Precision, TrackerConfig
 from siamstream.data.synthetic import SyntheticSequence, stratified_suite
@@ -92,12 +93,11 @@ def box_difference(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def open_loop(
-    config: TrackerConfig, fp32: PackageRunner, bf16: StageRunner, sequence: SyntheticSequence
+    config: TrackerConfig, fp32: PackageRunner, bf16: StageRunner, frames: list[np.ndarray], box: list[float]
 ) -> list[float]:
     """Per frame after the first: the box difference when both packages search the fp32 track's crops
     from the fp32 track's state."""
-    frames = [sequence.frame(index) for index in range(len(sequence))]
-    state, template = init_track(config, frames[0], tuple(float(v) for v in sequence.init_box))
+    state, template = init_track(config, frames[0], box)
     embedding_fp32 = fp32.template(template.crop, template.box_prior)
     embedding_bf16 = bf16.template(template.crop, template.box_prior)
     differences = []
@@ -114,11 +114,13 @@ def open_loop(
 
 
 def closed_loop(
-    config: TrackerConfig, fp32: PackageRunner, bf16: PackageRunner, sequence: SyntheticSequence
+    config: TrackerConfig,
+    fp32: PackageRunner,
+    bf16: PackageRunner,
+    frames: list[np.ndarray],
+    box: list[float],
 ) -> list[float]:
     """Per frame after the first: the box difference between the two packages' own tracks."""
-    frames = [sequence.frame(index) for index in range(len(sequence))]
-    box = [float(v) for v in sequence.init_box]
     tracks = [OfflineTracker(config, runner).track_sequence(frames, box) for runner in (fp32, bf16)]
     return [box_difference(a.bbox, b.bbox) for a, b in zip(*tracks, strict=True)][1:]
 
@@ -155,13 +157,16 @@ def measure(
             runners[precision] = PackageRunner(package)
         fp32, bf16 = runners[Precision.FP32], runners[Precision.BF16]
         head_fp32 = HeadInFp32(network)
+        differences: dict[str, list[list[float]]] = {loop: [] for loop in LOOPS}
+        for sequence in suite:  # each sequence's frames rendered once for the three comparisons
+            frames = [sequence.frame(index) for index in range(len(sequence))]
+            box = [float(v) for v in sequence.init_box]
+            differences["open_loop"].append(open_loop(config, fp32, bf16, frames, box))
+            differences["closed_loop"].append(closed_loop(config, fp32, bf16, frames, box))
+            differences["open_loop_head_fp32"].append(open_loop(config, fp32, head_fp32, frames, box))
         return {
             "stage_forms": {precision.value: runner.stage_form for precision, runner in runners.items()},
-            "open_loop": summary([open_loop(config, fp32, bf16, sequence) for sequence in suite]),
-            "closed_loop": summary([closed_loop(config, fp32, bf16, sequence) for sequence in suite]),
-            "open_loop_head_fp32": summary(
-                [open_loop(config, fp32, head_fp32, sequence) for sequence in suite]
-            ),
+            **{loop: summary(values) for loop, values in differences.items()},
         }
 
 
@@ -190,12 +195,11 @@ def main() -> None:
         "--per-stratum", type=int, default=10, help="held-out sequences per stratum (6 strata)"
     )
     parser.add_argument("--length", type=int, default=100, help="frames per sequence")
-    parser.add_argument("--compile-buckets", default="", help="compiled batch sizes, e.g. 1 (default: none)")
+    add_compile_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     if not mkldnn_bf16_supported():
         raise SystemExit("oneDNN does not run bf16 natively on this CPU: PyTorch would emulate it")
-    buckets = tuple(int(part) for part in args.compile_buckets.split(",") if part)
     suite = stratified_suite(args.per_stratum, SUITE_SEED, length=args.length)
     report: dict = {"machine": describe_machine(), "suite_seed": SUITE_SEED, "checkpoints": {}}
     if not args.json:
@@ -206,7 +210,11 @@ def main() -> None:
             config, network, weights = benchmark_network(None, checkpoint)
         except CheckpointError as error:
             raise SystemExit(str(error)) from None
-        result = {"tracker": config.name, "weights": weights, **measure(config, network, suite, buckets)}
+        result = {
+            "tracker": config.name,
+            "weights": weights,
+            **measure(config, network, suite, args.compile_buckets),
+        }
         report["checkpoints"][str(checkpoint)] = result
         if not args.json:
             print_result(config.name, result)
