@@ -34,6 +34,9 @@ def test_bench_service_prints_the_documented_json(capsys: pytest.CaptureFixture[
     assert all(value > 0 for value in stages.values())
     assert stages["inference_ms"] < stages["total_ms"]
     assert 0 < report["transport_ms_p50"] < report["push_ms_p50"]
+    # The floor's parts are timed on their own, after each push: each is less than a whole push.
+    assert 0 < report["empty_rpc_ms_p50"] < report["push_ms_p50"]
+    assert 0 < report["decode_alone_ms_p50"] < report["push_ms_p50"]
 
 
 def test_stream_counts_parse_and_refuse_nonsense() -> None:

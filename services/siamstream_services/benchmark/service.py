@@ -27,6 +27,7 @@ from siamstream.tracking.step import init_track, prepare_search
 from siamstream_services.client.client import TrackingClient
 from siamstream_services.client.frames import encode_frame
 from siamstream_services.client.results import STAGE_FIELDS, FrameResult
+from siamstream_services.core.frames import EncodedImage, FrameLimits, decode_frame
 from siamstream_services.demo.local_service import local_service
 from siamstream_services.demo.packages import export_random_package
 
@@ -58,20 +59,33 @@ async def measure_overhead(
     the service timed for that same frame (the search call to the backend), so that the forward's own
     spread (milliseconds, frame to frame) does not drown the overhead; its median with a bootstrap 95 %
     interval, and the medians of the service's stage timings and of the transport (round trip minus the
-    service's total). Then, for scale, the raw search forward (no service) `frame_count` times. The two
+    service's total). After each push, the floor under the overhead: one ListTrackers round trip (gRPC,
+    the interceptors and the client, no tracking work) and the same JPEG's decode alone in this thread.
+    Then, for scale, the raw search forward (no service) `frame_count` times. The two
     are not interleaved: right after a forward on this thread its torch worker threads still spin for a
     while and would slow the next push on a small machine, charging the overhead for the benchmark."""
     push_ms: list[float] = []
     server_ms: dict[str, list[float]] = {name: [] for name in STAGE_FIELDS}
+    floor_ms: dict[str, list[float]] = {"empty_rpc": [], "decode_alone": []}
     frames = jpegs[1:]
+    limits = FrameLimits(max_bytes=max(map(len, jpegs)), max_pixels=FRAME_WIDTH * FRAME_HEIGHT)
     async with TrackingClient(target) as client:
         session_id = (await client.start(jpegs[0], box, tracker)).session_id
         for index in range(WARMUP_FRAMES + frame_count):
-            pushed = await client.push(session_id, frames[index % len(frames)])
+            jpeg = frames[index % len(frames)]
+            pushed = await client.push(session_id, jpeg)
+            started = time.perf_counter()
+            await client.trackers()
+            empty_rpc_ms = milliseconds_since(started)
+            started = time.perf_counter()
+            decode_frame(EncodedImage(jpeg), limits)
+            decode_alone_ms = milliseconds_since(started)
             if index >= WARMUP_FRAMES:
                 push_ms.append(_round_trip_ms(pushed))
                 for name in STAGE_FIELDS:
                     server_ms[name].append(pushed.server_ms[name])
+                floor_ms["empty_rpc"].append(empty_rpc_ms)
+                floor_ms["decode_alone"].append(decode_alone_ms)
         await client.stop(session_id)
     search_ms = []
     for index in range(WARMUP_FRAMES + frame_count):
@@ -88,6 +102,8 @@ async def measure_overhead(
         "service_overhead_ci95_ms": list(median_interval(list(overhead))),
         "server_stage_ms_p50": {name: float(np.median(values)) for name, values in server_ms.items()},
         "transport_ms_p50": float(np.median(transport)),
+        "empty_rpc_ms_p50": float(np.median(floor_ms["empty_rpc"])),
+        "decode_alone_ms_p50": float(np.median(floor_ms["decode_alone"])),
     }
 
 
@@ -200,6 +216,11 @@ def print_report(report: dict) -> None:
         "  service stages p50   "
         + ", ".join(f"{name.removesuffix('_ms')} {stages[name]:.2f}" for name in STAGE_FIELDS)
         + f" ms; transport (round trip - service total) {report['transport_ms_p50']:.2f} ms"
+    )
+    empty_rpc, decode = report["empty_rpc_ms_p50"], report["decode_alone_ms_p50"]
+    print(
+        f"  overhead floor p50   {empty_rpc + decode:8.2f} ms (an empty ListTrackers round trip"
+        f" {empty_rpc:.2f} + the JPEG's decode alone {decode:.2f}, after each push)"
     )
     print(f"  {'streams':>7s} {'push p50 ms':>12s} {'push p99 ms':>12s} {'frames/s':>9s}")
     for row in report["runs"]:
