@@ -39,11 +39,10 @@ from siamstream.benchmark.machine import describe_machine, machine_line
 from siamstream.benchmark.tracker import benchmark_network, mkldnn_bf16_supported
 from siamstream.checkpoint import CheckpointError
 from siamstream.cli.packaging import add_compile_argument
-from siamstream.compiled import compile_stages
+from siamstream.compiled import export_with_compiled_stages
 from siamstream.config import Precision, TrackerConfig
 from siamstream.data.synthetic import SyntheticSequence, stratified_suite
 from siamstream.nn.network import SiameseNetwork
-from siamstream.package import export_package
 from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
 from siamstream.tracking.step import finish_search, init_track, prepare_search
@@ -151,9 +150,9 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="siamstream-bf16-boxes-") as scratch:
         runners = {}
         for precision in (Precision.FP32, Precision.BF16):
-            package = export_package(network, config, Path(scratch) / precision.value, precision)
-            if buckets:
-                compile_stages(network, package, buckets)
+            package = export_with_compiled_stages(
+                network, config, Path(scratch) / precision.value, precision, buckets=buckets
+            )
             runners[precision] = PackageRunner(package)
         fp32, bf16 = runners[Precision.FP32], runners[Precision.BF16]
         head_fp32 = HeadInFp32(network)

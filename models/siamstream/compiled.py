@@ -31,12 +31,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, field_validator
 from torch import Tensor, nn
 
-from siamstream.config import Precision
+from siamstream.config import Precision, TrackerConfig
 from siamstream.machine import cpu_flags, read_cpuinfo
 from siamstream.nn.network import SiameseNetwork
 from siamstream.nn.stages import SearchStage, TemplateStage
 from siamstream.nn.template_update import FeatureSearchStage
-from siamstream.package import TrackerPackage
+from siamstream.package import TrackerPackage, WeightsOrigin, export_package
 from siamstream.tracking.search_options import search_sides
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,21 @@ def stages_sha256(package: TrackerPackage) -> str:
     for path in (package.template_path, package.search_path):
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def export_with_compiled_stages(
+    network: SiameseNetwork,
+    config: TrackerConfig,
+    out_dir: Path,
+    precision: Precision = Precision.FP32,
+    source: WeightsOrigin | None = None,
+    buckets: Sequence[int] = (),
+) -> TrackerPackage:
+    """`export_package`, then `compile_stages` for `buckets` when any are given (none: TorchScript alone)."""
+    package = export_package(network, config, out_dir, precision, source)
+    if buckets:
+        compile_stages(network, package, buckets)
+    return package
 
 
 def compile_stages(network: SiameseNetwork, package: TrackerPackage, buckets: Sequence[int]) -> CompiledMeta:

@@ -33,12 +33,12 @@ from siamstream.benchmark.harness import (
 from siamstream.benchmark.machine import describe_machine, machine_line
 from siamstream.benchmark.timing import milliseconds_since
 from siamstream.checkpoint import load_weights, read_checkpoint, recorded_config
-from siamstream.compiled import compile_stages
+from siamstream.compiled import export_with_compiled_stages
 from siamstream.config import Precision, TrackerConfig
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
 from siamstream.nn.network import SiameseNetwork, build_network
 from siamstream.nn.stages import SearchStage
-from siamstream.package import export_package, read_package
+from siamstream.package import read_package
 from siamstream.registry import get_config
 from siamstream.runner import PackageRunner
 from siamstream.tracking.state import TrackResult
@@ -242,9 +242,9 @@ def run(
         if package_dir is not None:
             package = read_package(package_dir)
         else:
-            package = export_package(network, config, Path(scratch) / "fp32")
-            if compile_buckets:
-                compile_stages(network, package, compile_buckets)
+            package = export_with_compiled_stages(
+                network, config, Path(scratch) / "fp32", buckets=compile_buckets
+            )
         runner = PackageRunner(package)
         _, request = init_track(config, frames[0], box)
         template = compare(
@@ -281,9 +281,9 @@ def run(
         report["batch"] = batch_comparisons(config, runner, frames, box, batch_sizes, repeats, warmup)
         reason = "--no-bf16" if not bf16 else bf16_skip_reason(package_dir)
         if reason is None:
-            bf16_package = export_package(network, config, Path(scratch) / "bf16", Precision.BF16)
-            if compile_buckets:
-                compile_stages(network, bf16_package, compile_buckets)
+            bf16_package = export_with_compiled_stages(
+                network, config, Path(scratch) / "bf16", Precision.BF16, buckets=compile_buckets
+            )
             bf16_runner = PackageRunner(bf16_package)
             bf16_inputs = search_inputs(config, bf16_runner, frames, box)
             comparison = compare(

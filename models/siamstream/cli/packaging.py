@@ -143,23 +143,22 @@ def write_package(
     compile_buckets: tuple[int, ...] = (),
 ) -> None:
     from siamstream.checkpoint import load_weights
-    from siamstream.compiled import compile_stages
+    from siamstream.compiled import export_with_compiled_stages
     from siamstream.nn.network import build_network
-    from siamstream.package import WeightsOrigin, export_package
+    from siamstream.package import WeightsOrigin
 
     if compile_buckets and precision == Precision.FP16:
         raise ValueError("--compile-buckets compiles for the CPU, which runs fp32 or bf16, not fp16")
     network = build_network(config)
     load_weights(network, checkpoint.state_dict, config.name)
-    package = export_package(
+    package = export_with_compiled_stages(
         network,
         config,
         out,
         precision,
         WeightsOrigin(path=str(weights), sha256=checkpoint.sha256),
+        compile_buckets,
     )
-    if compile_buckets:
-        compile_stages(network, package, compile_buckets)
     compiled = f", compiled for batches of {', '.join(map(str, compile_buckets))}" if compile_buckets else ""
     print(
         f"wrote {package.root}: {config.name} ({precision.value}), embedding {package.meta.embedding_dim} "
