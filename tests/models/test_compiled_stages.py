@@ -21,6 +21,7 @@ from siamstream.compiled import (
     bucket_plan,
     check_buckets,
     compiled_misfit,
+    run_costs,
     search_file,
 )
 from siamstream.config import Precision
@@ -149,13 +150,29 @@ def test_compiled_stages_that_do_not_fit_or_cannot_be_read_leave_the_torchscript
         assert np.array_equal(track(package, runner), track(package, scripted))
 
 
-def test_bucket_plan_pads_to_the_smallest_bucket_and_chunks_by_the_largest() -> None:
-    assert bucket_plan(1, (1, 4, 16)) == [(0, 1, 1)]
-    assert bucket_plan(3, (1, 4, 16)) == [(0, 3, 4)]
-    assert bucket_plan(16, (1, 4, 16)) == [(0, 16, 16)]
-    assert bucket_plan(21, (1, 4, 16)) == [(0, 16, 16), (16, 21, 16)]
-    assert bucket_plan(5, (2,)) == [(0, 2, 2), (2, 4, 2), (4, 5, 2)]
-    assert bucket_plan(0, (2,)) == []
+def test_bucket_plan_takes_the_cheapest_runs() -> None:
+    timed = ((1, 4.8), (4, 15.6), (16, 50.0))  # ms per run, as a builder measured them
+    assert bucket_plan(1, timed) == ((0, 1, 1),)
+    assert bucket_plan(5, timed) == ((0, 4, 4), (4, 5, 1))  # 20.4 ms, not 50 padded
+    assert bucket_plan(9, timed) == ((0, 4, 4), (4, 8, 4), (8, 9, 1))  # 36 ms
+    assert bucket_plan(13, timed) == ((0, 13, 16),)  # 50 ms padded, not 4+4+4+1 (51.6)
+    assert bucket_plan(21, timed) == ((0, 16, 16), (16, 20, 4), (20, 21, 1))
+    by_rows = ((1, 1.0), (4, 4.0), (16, 16.0))  # no recorded times: every row costs the same
+    assert bucket_plan(3, by_rows) == ((0, 1, 1), (1, 2, 1), (2, 3, 1))  # 3 rows, not 4
+    assert bucket_plan(16, by_rows) == ((0, 16, 16),)  # as cheap as 4+4+4+4, in one run
+    assert bucket_plan(5, ((4, 4.0), (16, 16.0))) == ((0, 4, 4), (4, 5, 4))  # one padded row
+    assert bucket_plan(5, ((2, 2.0),)) == ((0, 2, 2), (2, 4, 2), (4, 5, 2))
+    assert bucket_plan(0, ((2, 2.0),)) == ()
+
+
+def test_runs_are_weighed_by_the_recorded_times_or_else_by_rows(compiled_package: TrackerPackage) -> None:
+    recorded = compiled_package.root / COMPILED_DIR / COMPILED_META
+    meta = CompiledMeta.model_validate_json(recorded.read_text())
+    files = {2: search_file(2, 255)}
+    assert set(meta.call_ms) == {"template-b2.pt2", search_file(2, 255)}
+    assert all(ms > 0 for ms in meta.call_ms.values())
+    assert run_costs(meta, files) == ((2, meta.call_ms[search_file(2, 255)]),)
+    assert run_costs(meta.model_copy(update={"call_ms": {}}), files) == ((2, 2.0),)
 
 
 def test_buckets_must_be_distinct_positive_row_counts() -> None:
