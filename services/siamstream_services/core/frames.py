@@ -178,12 +178,19 @@ def _header_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
 
 
 def _without_header_junk(data: bytes) -> bytes:
-    """`data` without the bytes between its header segments that libjpeg skips; unchanged when its headers
-    do not reach a scan (the decoder then says what is wrong)."""
+    """`data` without the bytes between its header segments that libjpeg skips; unchanged when there are
+    none (no copy: the compressed data is the whole frame, and copying it holds the GIL) or when its
+    headers do not reach a scan (the decoder then says what is wrong)."""
     kept = [data[:2]]
+    junk = False
+    previous_end = 2
     for start, marker, end in _header_segments(data):
+        junk = junk or start != previous_end
         kept.append(data[start:end])
+        previous_end = end
         if marker == JPEG_SOS:
+            if not junk:
+                return data
             kept.append(data[end:])
             return b"".join(kept)
     return data
