@@ -85,8 +85,8 @@ def add_compile_argument(parser: argparse.ArgumentParser) -> None:
         metavar="ROWS[,ROWS...]",
         help="also compile the template and search stages ahead of time (AOTInductor, for this CPU and "
         "torch) for these batch sizes, e.g. 1,4,16; runners take them where they fit the machine and "
-        "pad a batch to the next size (about 30 s per size and search side for AlexNet, minutes for "
-        "ResNet-50)",
+        "run a batch in the sizes that take the least time, as timed when compiled (about 30 s per "
+        "size and search side for AlexNet, minutes for ResNet-50)",
     )
 
 
