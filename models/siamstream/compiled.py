@@ -12,10 +12,11 @@ At run time a runner takes the compiled stages only where they fit (`compiled_mi
 version, a CPU with every flag of the builder's, a CPU device, and the very TorchScript stages they were
 compiled with (a package exported again over an old one never runs stale compiled code). Otherwise, and
 when `compiled/` cannot be read, it runs the TorchScript files, which stay the portable form and the one
-Triton serves. A call of B rows runs in the buckets that compute the fewest rows (`bucket_plan`: 5 rows
-with buckets 1, 4, 16 as 4 + 1), a bucket larger than the rows left padded with copies of their last row
-whose outputs are dropped; a call in other dtypes than the stages were compiled for (float crops) runs
-TorchScript. The template update stage (`update.pt`) is not compiled.
+Triton serves. A call of B rows runs in the buckets that take the least time by the times recorded when
+they were compiled (`bucket_plan`: 5 rows with buckets 1, 4, 16 as 4 + 1), a bucket larger than the rows
+left padded with copies of their last row whose outputs are dropped; a call in other dtypes than the
+stages were compiled for (float crops) runs TorchScript. The template update stage (`update.pt`) is not
+compiled.
 """
 
 from __future__ import annotations

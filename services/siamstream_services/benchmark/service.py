@@ -61,9 +61,9 @@ async def measure_overhead(
     interval, and the medians of the service's stage timings and of the transport (round trip minus the
     service's total). After each push, the floor under the overhead: one ListTrackers round trip (gRPC,
     the interceptors and the client, no tracking work) and the same JPEG's decode alone in this thread.
-    Then, for scale, the raw search forward (no service) `frame_count` times. The two
-    are not interleaved: right after a forward on this thread its torch worker threads still spin for a
-    while and would slow the next push on a small machine, charging the overhead for the benchmark."""
+    Then, for scale, the raw search forward (no service) `frame_count` times, not interleaved with the
+    pushes: right after a forward on this thread its torch worker threads still spin for a while and would
+    slow the next push on a small machine, charging the overhead for the benchmark."""
     push_ms: list[float] = []
     server_ms: dict[str, list[float]] = {name: [] for name in STAGE_FIELDS}
     floor_ms: dict[str, list[float]] = {"empty_rpc": [], "decode_alone": []}
