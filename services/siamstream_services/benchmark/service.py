@@ -1,18 +1,21 @@
 """Service benchmark: PushFrame latency and throughput at several stream counts, beside the raw model.
 
-Everything runs in one process and one run, so the figures compare side by side: the search stage's
-forward pass alone (TorchScript, batch of one, no service), then the service on loopback (memory store,
-the chosen inference backend) with N concurrent client sessions, each pushing pre-encoded 640x480 JPEG
-frames one call at a time. The client and the server share this machine's cores, so the throughput is a
-lower bound of what the server alone sustains, never a capacity figure.
+One run, so the figures compare side by side: the search stage's forward pass alone (the package's
+stages, batch of one, no service; in a child process, so that torch runs on one thread of this one: the
+service's inference thread), then the service on loopback (memory store, the chosen inference backend)
+with N concurrent client sessions, each pushing pre-encoded 640x480 JPEG frames one call at a time. The
+client and the server share this machine's cores, so the throughput is a lower bound of what the server
+alone sustains, never a capacity figure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,7 @@ import torch
 from siamstream.benchmark.harness import median_interval
 from siamstream.benchmark.timing import milliseconds_since
 from siamstream.data.synthetic import SequenceSpec, generate_sequence
-from siamstream.package import TrackerPackage, read_package
+from siamstream.package import read_package
 from siamstream.runner import PackageRunner
 from siamstream.tracking.step import init_track, prepare_search
 from siamstream_services.client.client import TrackingClient
@@ -41,18 +44,38 @@ WARMUP_FRAMES = 2
 Box = tuple[float, float, float, float]
 
 
-def raw_search(package: TrackerPackage, frames: Sequence[np.ndarray], box: Box) -> Callable[[], object]:
-    """One call of the search stage alone (batch of one, in this process) on a real crop."""
+def raw_search_ms(package_root: Path, frames: Sequence[np.ndarray], box: Box, count: int) -> list[float]:
+    """`count` timed calls (after warm-up) of the package's search stage alone, batch of one, on a real
+    crop of `frames[1]` around the target started on `frames[0]`, ms. Run in a child process
+    (`raw_search_in_child`)."""
+    package = read_package(package_root)
     runner = PackageRunner(package)
     state, request = init_track(package.config, frames[0], box)
     embedding = runner.template(request.crop, request.box_prior)
     crops = prepare_search(package.config, state, frames[1]).crops
     embeddings = np.repeat(embedding, crops.shape[0], axis=0)
-    return lambda: runner.search(embeddings, crops)
+    times = []
+    for index in range(WARMUP_FRAMES + count):
+        started = time.perf_counter()
+        runner.search(embeddings, crops)
+        if index >= WARMUP_FRAMES:
+            times.append(milliseconds_since(started))
+    return times
+
+
+def raw_search_in_child(
+    package_root: Path, frames: Sequence[np.ndarray], box: Box, count: int
+) -> list[float]:
+    """`raw_search_ms` in a child process, which has exited when this returns. Not in this process: torch
+    called from a second thread (the service's inference runs in its own) gives OpenMP a second pool of
+    threads, and on a small machine the two pools slow each other down for good (the service's forward
+    took twice as long on 2 cores, BENCHMARKS.md session 8)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as child:
+        return child.submit(raw_search_ms, package_root, list(frames[:2]), box, count).result()
 
 
 async def measure_overhead(
-    target: str, tracker: str, jpegs: list[bytes], box: Box, search: Callable[[], object], frame_count: int
+    target: str, tracker: str, jpegs: list[bytes], box: Box, search_ms: list[float], frame_count: int
 ) -> dict:
     """The service overhead of one session over `frame_count` timed pushes, cycling through `jpegs[1:]`
     (the track runs on; the crops stay real): per frame, PushFrame's round trip minus the inference stage
@@ -61,9 +84,7 @@ async def measure_overhead(
     interval, and the medians of the service's stage timings and of the transport (round trip minus the
     service's total). After each push, the floor under the overhead: one ListTrackers round trip (gRPC,
     the interceptors and the client, no tracking work) and the same JPEG's decode alone in this thread.
-    Then, for scale, the raw search forward (no service) `frame_count` times, not interleaved with the
-    pushes: right after a forward on this thread its torch worker threads still spin for a while and would
-    slow the next push on a small machine, charging the overhead for the benchmark."""
+    `search_ms`: the raw search forward's times (`raw_search_in_child`), reported beside them for scale."""
     push_ms: list[float] = []
     server_ms: dict[str, list[float]] = {name: [] for name in STAGE_FIELDS}
     floor_ms: dict[str, list[float]] = {"empty_rpc": [], "decode_alone": []}
@@ -87,12 +108,6 @@ async def measure_overhead(
                 floor_ms["empty_rpc"].append(empty_rpc_ms)
                 floor_ms["decode_alone"].append(decode_alone_ms)
         await client.stop(session_id)
-    search_ms = []
-    for index in range(WARMUP_FRAMES + frame_count):
-        started = time.perf_counter()
-        search()
-        if index >= WARMUP_FRAMES:
-            search_ms.append(milliseconds_since(started))
     overhead = np.subtract(push_ms, server_ms["inference_ms"])
     transport = np.subtract(push_ms, server_ms["total_ms"])
     return {
@@ -180,10 +195,10 @@ async def run(
         package = read_package(root)
         if package.meta.tracker != tracker:
             raise ValueError(f"package {root} holds {package.meta.tracker!r}, not {tracker!r}")
-        search = raw_search(package, frames, box)
+        search_ms = raw_search_in_child(root, frames, box, overhead_frames)
         with model_server(backend, package, Path(scratch), triton_venv) as inference_backend:
             async with local_service(root, inference_backend) as target:
-                overhead = await measure_overhead(target, tracker, jpegs, box, search, overhead_frames)
+                overhead = await measure_overhead(target, tracker, jpegs, box, search_ms, overhead_frames)
                 runs = [await measure_streams(target, tracker, jpegs, box, count) for count in streams]
     return {
         "tracker": tracker,
@@ -205,7 +220,7 @@ def print_report(report: dict) -> None:
         f"{report['threads']} torch threads"
     )
     print(f"  PushFrame p50        {report['push_ms_p50']:8.2f} ms (one session)")
-    print(f"  search forward p50   {report['search_forward_ms_p50']:8.2f} ms (in process, no service, after)")
+    print(f"  search forward p50   {report['search_forward_ms_p50']:8.2f} ms (a child process, no service)")
     low, high = report["service_overhead_ci95_ms"]
     print(
         f"  service overhead     {report['service_overhead_ms']:8.2f} ms (median of PushFrame - its inference"
