@@ -177,7 +177,8 @@ async def run(
     frames for the overhead. Without `package_dir`, `tracker` is exported with seeded random weights into
     a temporary folder (speed does not depend on them). `service_overhead_ms` is the median over frames of
     PushFrame's round trip minus that frame's inference stage (`measure_overhead`): decoding, cropping,
-    post-processing, the store, gRPC and the client.
+    post-processing, the store, gRPC and the client. The raw forward runs in a spawned child process
+    (`raw_search_in_child`): a script calling this needs the usual `if __name__ == "__main__":` guard.
     """
     if frame_count < 1 or overhead_frames < 2 or not streams or min(streams) < 1:
         raise ValueError("need a timed frame, two overhead frames and stream counts of at least 1")
