@@ -121,7 +121,8 @@ def compile_stages(network: SiameseNetwork, package: TrackerPackage, buckets: Se
     """Compile the template and search stages of `network`, the network `package` was exported from, per
     bucket (and search side) into the package's `compiled/` (replacing what was there), as its TorchScript
     stages compute (same precision, the search features returned too when its config enables the template
-    update). CPU precisions only: fp16 is for CUDA."""
+    update), and record one call's time of each compiled file (`CompiledMeta.call_ms`, for `bucket_plan`).
+    CPU precisions only: fp16 is for CUDA."""
     ordered = check_buckets(buckets)
     config, precision = package.config, package.meta.precision
     if precision == Precision.FP16:
