@@ -283,7 +283,9 @@ async def test_dropped_and_expired_streams_are_counted_by_how_they_ended(package
 
 async def test_a_write_grpc_refuses_is_counted_as_over_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     """A write grpc refuses (here a response over the send limit, with no client gone) is told apart from
-    nothing in the context: the call counts as CANCELLED like a dropped one, and the log says why."""
+    nothing in the context: the call counts as CANCELLED like a dropped one, and the log says why. grpc
+    itself logs no error with a traceback for it: a cancel that outran grpc's note of the client's close
+    made it do so for an abort in CI."""
     metrics = ServiceMetrics()
 
     async def oversized(request: bytes, context: aio.ServicerContext) -> AsyncIterator[bytes]:
@@ -319,3 +321,4 @@ async def test_a_write_grpc_refuses_is_counted_as_over_and_logged(caplog: pytest
         assert "rpc method=/test.Stream/Oversized: grpc refused a write, the call is over" in caplog.text
     finally:
         await server.stop(None)
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
