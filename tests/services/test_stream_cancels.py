@@ -32,6 +32,7 @@ from siamstream_services.cameras.config import IngestSettings
 from siamstream_services.cameras.directory import CameraDirectory, camera_key
 from siamstream_services.core.metrics import ServiceMetrics
 from siamstream_services.grpc_api.interceptors import ObservabilityInterceptor
+from siamstream_services.grpc_api.refused_sends import quiet_refused_sends
 from siamstream_services.grpc_api.server import SERVICE_NAME
 from siamstream_services.store.record import owner_key_id
 from siamstream_services.testing.ports import free_port
@@ -319,6 +320,40 @@ async def test_a_write_grpc_refuses_is_counted_as_over_and_logged(caplog: pytest
             await asyncio.sleep(0.01)  # the server's side of the call ends after the client's
         assert counted() == 1.0
         assert "rpc method=/test.Stream/Oversized: grpc refused a write, the call is over" in caplog.text
+    finally:
+        await server.stop(None)
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def test_an_answer_grpc_cannot_send_is_logged_as_an_info_line(caplog: pytest.LogCaptureFixture) -> None:
+    """What ends a call is sent by grpc after the servicer returns, out of the interceptors' reach; when
+    that send fails (here a unary response over the send limit; in CI, a client cancel racing grpc's note
+    of it), grpc logged an ERROR with a traceback. The service's filter logs an INFO line instead."""
+
+    async def oversized(request: bytes, context: aio.ServicerContext) -> bytes:
+        return b"x" * 4096
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.Unary", {"Oversized": grpc.unary_unary_rpc_method_handler(oversized)}
+    )
+    quiet_refused_sends()
+    server = aio.server(options=[("grpc.max_send_message_length", 1024)])
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    caplog.set_level(logging.INFO, logger="siamstream_services.grpc_api.rpc")
+    line = "rpc method=/test.Unary/Oversized: grpc could not send the end of the call, already over"
+    try:
+        async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            multicallable: aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+                "/test.Unary/Oversized"
+            )
+            code, _ = await status_of(multicallable(b"", timeout=CALL_TIMEOUT_S))
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        deadline = time.monotonic() + CALL_TIMEOUT_S
+        while line not in caplog.text and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # the server's side of the call ends after the client's
+        assert line in caplog.text
     finally:
         await server.stop(None)
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []

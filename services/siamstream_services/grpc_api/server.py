@@ -35,6 +35,7 @@ from .auth import ApiKeys
 from .cameras import CameraApi
 from .health import HealthServicer
 from .interceptors import AuthInterceptor, ObservabilityInterceptor
+from .refused_sends import quiet_refused_sends
 from .servicer import TrackingServicer
 from .tls import server_credentials
 
@@ -62,6 +63,7 @@ class TrackingServer:
         self._health = HealthServicer()
         self._health_task: asyncio.Task[None] | None = None
         self._metrics_server: MetricsServer | None = None
+        quiet_refused_sends()
         max_message = settings.max_frame_bytes + MESSAGE_OVERHEAD_BYTES
         self._server = aio.server(
             interceptors=[
