@@ -230,11 +230,11 @@ async def test_track_stream_waits_for_a_slow_frame_source_without_a_timeout(
 
     async def slow_camera() -> AsyncIterator[np.ndarray]:
         for frame in frames[:3]:
-            await asyncio.sleep(0.4)
+            await asyncio.sleep(1.0)  # twice the answer timeout, which a loopback answer stays well within
             yield frame
 
     async with scripted_client(ScriptedTracking(answered=FRAMES, ends=True)) as client:
-        stream = client.track_stream(slow_camera(), INIT_BOX, TRACKER, max_in_flight=1, answer_timeout_s=0.2)
+        stream = client.track_stream(slow_camera(), INIT_BOX, TRACKER, max_in_flight=1, answer_timeout_s=0.5)
         answers = [answer.result.frame_index async for answer in stream]
     assert answers == [0, 1, 2]
 

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import math
 import re
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from siamstream.package import read_package
 from siamstream.runner import PackageRunner
 from siamstream.tracking.offline import OfflineTracker
+from siamstream_services.core import sessions
+from siamstream_services.core.frames import decode_frame
 from siamstream_services.testing.ports import free_port
 from siamstream_services.v1 import tracking_pb2 as pb
 from tests.services.session_fixtures import (
@@ -47,6 +50,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 A = auth(API_KEY_A)
 B = auth(API_KEY_B)
 CODE = grpc.StatusCode
+CALL_WAIT_S = 10.0  # bounds a wait on the service under test
 
 
 @pytest.fixture(scope="module")
@@ -403,17 +407,29 @@ async def test_metrics_endpoint_shows_stage_histograms(service: Service, frames)
     assert session_id not in text
 
 
-async def test_drain_finishes_calls_in_flight_then_refuses(package_dir: Path, frames) -> None:
+async def test_drain_finishes_calls_in_flight_then_refuses(
+    package_dir: Path, frames, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The push's decode waits until the drain has begun, so the push is surely in flight meanwhile.
+    decoding, drain_begun = threading.Event(), threading.Event()
+
+    def decode_once_drain_begun(*args: Any) -> Any:
+        decoding.set()
+        drain_begun.wait(CALL_WAIT_S)
+        return decode_frame(*args)
+
     async with running_service(package_dir) as running:
         health = health_pb2_grpc.HealthStub(running.channel)
         watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
         assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
         session_id = (await start(running, frames[0])).session_id
+        monkeypatch.setattr(sessions, "decode_frame", decode_once_drain_begun)
         request = pb.PushFrameRequest(session_id=session_id, frame=png_frame(frames[1]))
         in_flight = asyncio.ensure_future(running.stub.PushFrame(request, metadata=A))
-        await asyncio.sleep(0.05)  # the push is inside the service (decode/inference) when the drain begins
+        assert await asyncio.to_thread(decoding.wait, CALL_WAIT_S)
         drain = asyncio.ensure_future(running.server.drain(grace_s=10.0))
         assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        drain_begun.set()
         watch.cancel()  # an open watcher would hold the drain for the whole grace period
         assert (await in_flight).result.frame_index == 1
         await asyncio.wait_for(drain, timeout=5.0)
