@@ -100,6 +100,12 @@ def _metrics(port: int) -> str | None:
         return None
 
 
+def _xread_blocked(redis_url: str) -> bool:
+    """Whether a client of the Redis at `redis_url` is blocked in XREAD (a watcher waiting for results)."""
+    with redis.Redis.from_url(redis_url) as client:
+        return any(entry["cmd"] == "xread" and "b" in entry["flags"] for entry in client.client_list())
+
+
 def _serving(stub: pb_grpc.TrackingServiceStub) -> bool:
     """Whether the service answers (ListCameras needs the camera directory: FAILED_PRECONDITION without)."""
     try:
@@ -140,15 +146,7 @@ def test_serve_and_ingest_track_a_camera_and_stop_cleanly_on_sigterm(
         },
         tmp_path / "serve.log",
     )
-    ingest = Process(
-        "ingest",
-        {
-            **common,
-            "SIAMSTREAM_METRICS_PORT": str(worker_metrics_port),
-            "SIAMSTREAM_INGEST_METRICS_HOST": "127.0.0.1",
-        },
-        tmp_path / "ingest.log",
-    )
+    ingest: Process | None = None
     try:
         with grpc.insecure_channel(address) as channel:
             stub = pb_grpc.TrackingServiceStub(channel)
@@ -157,12 +155,22 @@ def test_serve_and_ingest_track_a_camera_and_stop_cleanly_on_sigterm(
                 pb.AttachCameraRequest(camera_id=CAMERA_ID, url=camera.url, box=BOX, tracker=TRACKER),
                 timeout=5.0,
             ).target_id
-            _wait(lambda: _metrics(worker_metrics_port) is not None, ingest, "worker metrics")
-
             watch = stub.WatchTrack(
                 pb.WatchTrackRequest(camera_id=CAMERA_ID, target_id=target_id), timeout=START_TIMEOUT_S
             )
+            # A watch sees the results published after it opens: the worker starts once it waits for them.
+            _wait(lambda: _xread_blocked(redis_server.url), serve, "the watch")
+            ingest = Process(
+                "ingest",
+                {
+                    **common,
+                    "SIAMSTREAM_METRICS_PORT": str(worker_metrics_port),
+                    "SIAMSTREAM_INGEST_METRICS_HOST": "127.0.0.1",
+                },
+                tmp_path / "ingest.log",
+            )
             results = [next(watch) for _ in range(5)]
+            _wait(lambda: _metrics(worker_metrics_port) is not None, ingest, "worker metrics")
             exposition = _metrics(worker_metrics_port)
             listed = stub.ListCameras(pb.ListCamerasRequest(), timeout=2.0).cameras
 
@@ -175,7 +183,8 @@ def test_serve_and_ingest_track_a_camera_and_stop_cleanly_on_sigterm(
             holder = client.get(f"{prefix}camera-lease:{CAMERA_KEY}")
     finally:
         serve.kill()
-        ingest.kill()
+        if ingest is not None:
+            ingest.kill()
 
     assert [r.result.frame_index for r in results] == [0, 1, 2, 3, 4]
     assert len({r.session_id for r in results}) == 1

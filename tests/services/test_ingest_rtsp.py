@@ -193,7 +193,7 @@ async def test_camera_killed_and_restarted_reconnects_and_tracking_resumes(
         await wait_for(lambda: state("reconnecting") == 1, 5)
         await asyncio.sleep(1.5)  # down for a while: the backoff grows to its bound
         watch = running.stub.WatchTrack(pb.WatchTrackRequest(camera_id="cam-b", target_id=target_id))
-        camera.start()
+        await asyncio.to_thread(camera.start)  # off the loop: the worker renews its lease meanwhile
         returned = time.monotonic()
         # The first result read while the camera is STREAMING again (a result of a frame decoded before the
         # kill may still be on its way, and the gauge is set beside the publish, not before it).
@@ -228,9 +228,22 @@ async def test_hung_camera_is_stale_within_the_bound(
 
         camera.freeze()
         try:
-            detected_s = await wait_for(lambda: state("stale") == 1 or state("reconnecting") == 1, 5)
+            # The frame age the watchdog reported with the state, not the time since the freeze: frames
+            # already on their way when the server stopped, and this poll's own delay, are no part of it.
+            ages_when_seen: list[float | None] = []
+
+            def hung_seen() -> bool:
+                seen = state("stale") == 1 or state("reconnecting") == 1
+                if seen:
+                    ages_when_seen.append(
+                        running.sample("siamstream_camera_frame_age_seconds", camera=key("cam-c"))
+                    )
+                return seen
+
+            await wait_for(hung_seen, 5)
             # Staleness bound, plus one watchdog look (a quarter of it), plus scheduling slack.
-            assert detected_s < settings.stale_after_s * 1.25 + 0.5
+            age_when_seen = ages_when_seen[0]
+            assert age_when_seen is not None and age_when_seen < settings.stale_after_s * 1.25 + 0.5
             # The hung read gives up at its timeout, closing the capture (its TEARDOWN to the hung server
             # waits one more read timeout), and the reader reconnects.
             await wait_for(lambda: state("reconnecting") == 1, 2 * settings.read_timeout_ms / 1000 + 2)
