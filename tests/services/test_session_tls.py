@@ -168,6 +168,32 @@ async def test_start_with_the_service_health_or_metrics_port_taken_leaves_nothin
             await server.drain(grace_s=0.0)
 
 
+@pytest.mark.parametrize("taken", ["service", "health"])
+async def test_a_second_service_on_a_port_the_first_serves_does_not_start(
+    package_dir: Path, taken: str
+) -> None:
+    """grpc's default SO_REUSEPORT let a second replica bind the first's port and take some of its calls."""
+    ports = {"service": free_port(), "health": free_port()}
+    first, _ = memory_service(
+        package_dir,
+        listen_address=f"127.0.0.1:{ports['service']}",
+        health_listen_address=f"127.0.0.1:{ports['health']}",
+    )
+    await first.start()
+    other = {"service": free_port(), "health": free_port(), taken: ports[taken]}
+    second, _ = memory_service(
+        package_dir,
+        listen_address=f"127.0.0.1:{other['service']}",
+        health_listen_address=f"127.0.0.1:{other['health']}",
+    )
+    try:
+        with pytest.raises(RuntimeError, match=f"cannot bind the {taken}.* port on 127.0.0.1:{ports[taken]}"):
+            await second.start()
+    finally:
+        await second.drain(grace_s=0.0)
+        await first.drain(grace_s=0.0)
+
+
 def _unusable_files(pki: Path, garbage: Path) -> dict[str, tuple[dict[str, Path], str]]:
     """TLS settings that cannot serve, each with the start-up refusal it must get."""
     server = tls_files(pki)

@@ -46,6 +46,9 @@ SERVICE_NAME = tracking_pb2.DESCRIPTOR.services_by_name["TrackingService"].full_
 MESSAGE_OVERHEAD_BYTES = 1024 * 1024
 # Never used as a session id, so reading it only proves the store answers.
 HEALTH_PROBE_SESSION = "siamstream-health-probe"
+# grpc binds with SO_REUSEPORT by default: a second replica started on a port the first still serves then
+# shared it, each taking some of the calls (and of a session's pushes), instead of failing to start.
+EXCLUSIVE_PORT = ("grpc.so_reuseport", 0)
 
 
 class TrackingServer:
@@ -71,6 +74,7 @@ class TrackingServer:
                 AuthInterceptor(ApiKeys(key.get_secret_value() for key in settings.api_keys)),
             ],
             options=[
+                EXCLUSIVE_PORT,
                 ("grpc.max_receive_message_length", max_message),
                 ("grpc.max_send_message_length", max_message),
             ],
@@ -86,7 +90,7 @@ class TrackingServer:
         # and probes every few seconds would only pad the call metrics.
         self._health_server: aio.Server | None = None
         if settings.health_listen_address is not None:
-            self._health_server = aio.server()
+            self._health_server = aio.server(options=[EXCLUSIVE_PORT])
             health_pb2_grpc.add_HealthServicer_to_server(self._health, self._health_server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
