@@ -133,12 +133,6 @@ class ObservabilityInterceptor(aio.ServerInterceptor):
             with session_scope():
                 try:
                     yield
-                except aio.InternalError as refused:
-                    failure = refused
-                    # The call is over, whichever way grpc learns it: ended as a cancelled call. Passed on
-                    # as it is, grpc logs it as an ERROR with its traceback unless it has already noted the
-                    # client's close, and a cancel racing an abort or a write often outruns that note.
-                    raise asyncio.CancelledError(f"grpc refused a write: {refused}") from refused
                 except BaseException as error:
                     failure = error
                     raise

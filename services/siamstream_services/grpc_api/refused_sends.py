@@ -1,13 +1,14 @@
-"""grpc's error line for a call it could not end, told as what it is: one INFO line, no traceback.
+"""grpc's error line for a send it could not do on a call that is over, told as what it is: an INFO line.
 
-When grpc cannot send what ends a call after the servicer has returned (a unary response, a stream's
-final status), it logs "ExecuteBatchError raised in core by servicer method [...]" at ERROR with a
-traceback of its own frames, unless it has already noted that the client closed the call. A client that
+When grpc cannot send a message, an abort's status or what ends a call after the servicer returned (a
+unary response, a stream's final status), it logs "ExecuteBatchError raised in core by servicer method
+[...]" at ERROR with a traceback, unless it has already noted that the client closed the call. A client that
 cancels, or whose deadline passes, just as the answer goes out races that note: a service facing dropped
 calls logged errors for calls that had only ended early, as any client may end them. The same line comes
-for a response grpc refuses itself (over the send limit; the client gets RESOURCE_EXHAUSTED). Neither is
-a failure of the service's code, and a refused write or abort inside the servicer already ends the call as
-a cancelled one (`interceptors`); this filter gives the rest the same treatment in the log.
+for a message grpc refuses itself (over the send limit; the client gets RESOURCE_EXHAUSTED). Neither is a
+failure of the service's code. The interceptor has already logged and counted such a call (CANCELLED for a
+refused write or abort; OK for a unary answer refused after the servicer returned). Batches grpc would not
+even start (`Failed grpc_call_start_batch`: a call misused) stay errors.
 """
 
 from __future__ import annotations
@@ -19,21 +20,22 @@ from .interceptors import log as rpc_log
 
 GRPC_LOGGER = "grpc._cython.cygrpc"
 _REFUSED_SEND = re.compile(r"ExecuteBatchError raised in core by servicer method \[(?P<method>.*)\]")
+# How grpc's ExecuteBatchError reads when the batch started and its sends failed.
+_SEND_FAILED = 'Failed "execute_batch"'
 
 
 class RefusedSendFilter(logging.Filter):
-    """Drops grpc's error record for a call it could not end and logs an INFO line of the rpc log instead."""
+    """Drops grpc's error record for a send refused on a call that is over, logging an INFO line instead."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         refused = _REFUSED_SEND.fullmatch(record.getMessage())
-        if refused is None:
-            return True
         error = record.exc_info[1] if record.exc_info else None
+        if refused is None or not str(error).startswith(_SEND_FAILED):
+            return True
         rpc_log.info(
-            "rpc method=%s: grpc could not send the end of the call, already over (the client gone, or a "
-            "response over the send limit): %s",
+            "rpc method=%s: grpc could not send on the call, already over (the client gone, or a message "
+            "over the send limit)",
             refused["method"],
-            error,
         )
         return False
 
