@@ -100,10 +100,14 @@ def _metrics(port: int) -> str | None:
         return None
 
 
-def _xread_blocked(redis_url: str) -> bool:
-    """Whether a client of the Redis at `redis_url` is blocked in XREAD (a watcher waiting for results)."""
+def _xread_waiters(redis_url: str) -> set[int]:
+    """The ids of the clients of the Redis at `redis_url` blocked in XREAD (watchers waiting for results)."""
     with redis.Redis.from_url(redis_url) as client:
-        return any(entry["cmd"] == "xread" and "b" in entry["flags"] for entry in client.client_list())
+        return {
+            int(entry["id"])
+            for entry in client.client_list()
+            if entry["cmd"] == "xread" and "b" in entry["flags"]
+        }
 
 
 def _serving(stub: pb_grpc.TrackingServiceStub) -> bool:
@@ -155,11 +159,12 @@ def test_serve_and_ingest_track_a_camera_and_stop_cleanly_on_sigterm(
                 pb.AttachCameraRequest(camera_id=CAMERA_ID, url=camera.url, box=BOX, tracker=TRACKER),
                 timeout=5.0,
             ).target_id
+            waiting_before = _xread_waiters(redis_server.url)  # another test's, if any
             watch = stub.WatchTrack(
                 pb.WatchTrackRequest(camera_id=CAMERA_ID, target_id=target_id), timeout=START_TIMEOUT_S
             )
             # A watch sees the results published after it opens: the worker starts once it waits for them.
-            _wait(lambda: _xread_blocked(redis_server.url), serve, "the watch")
+            _wait(lambda: bool(_xread_waiters(redis_server.url) - waiting_before), serve, "the watch")
             ingest = Process(
                 "ingest",
                 {

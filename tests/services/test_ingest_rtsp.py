@@ -229,7 +229,8 @@ async def test_hung_camera_is_stale_within_the_bound(
         camera.freeze()
         try:
             # The frame age the watchdog reported with the state, not the time since the freeze: frames
-            # already on their way when the server stopped, and this poll's own delay, are no part of it.
+            # already on their way when the server stopped are no part of it (a late poll reads a later
+            # report, with an older age: never in the test's favour).
             ages_when_seen: list[float | None] = []
 
             def hung_seen() -> bool:

@@ -9,7 +9,7 @@ for all of it, in every push.
 
 The figure is the median over the pushes of the probe's worst lateness during each: on a shared machine the
 whole process is sometimes stalled for tens of milliseconds (CI once saw one stall of 80 ms against a bound
-of 76), and a lone stall moves the median of five pushes no more than a decode on the loop would fail to.
+of 76). A lone stall raises one push's figure, not the median; a decode on the loop raises every push's.
 """
 
 from __future__ import annotations
