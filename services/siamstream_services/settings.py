@@ -377,6 +377,22 @@ class ServiceSettings(BaseSettings):
     tls_client_ca_file: Path | None = Field(
         default=None, description="PEM CA bundle; when set, clients must present a certificate it signed."
     )
+    # A client whose host vanished (power loss, a network partition: no FIN reaches the service) would hold
+    # its open streams, and a WatchTrack's Redis read, until TCP gave up hours later; a ping unanswered
+    # within the timeout ends its connection and its calls. A minute of silence costs an idle stream one
+    # small frame per minute.
+    keepalive_interval_s: float = Field(
+        default=60.0,
+        gt=0.0,
+        le=7200.0,
+        description="Seconds of silence on a client connection after which the service pings the client.",
+    )
+    keepalive_timeout_s: float = Field(
+        default=20.0,
+        gt=0.0,
+        le=600.0,
+        description="Seconds a client has to answer a ping before its connection and its calls are ended.",
+    )
     # Shorter than Kubernetes' default 30 s termination grace, so in-flight frames finish before SIGKILL.
     drain_grace_s: float = Field(
         default=20.0, ge=0.0, le=600.0, description="Seconds given to in-flight calls after SIGTERM."

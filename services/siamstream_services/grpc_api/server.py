@@ -77,6 +77,10 @@ class TrackingServer:
                 EXCLUSIVE_PORT,
                 ("grpc.max_receive_message_length", max_message),
                 ("grpc.max_send_message_length", max_message),
+                ("grpc.keepalive_time_ms", round(settings.keepalive_interval_s * 1000)),
+                ("grpc.keepalive_timeout_ms", round(settings.keepalive_timeout_s * 1000)),
+                # grpc 1.85 waits for a keepalive ping's answer as long as for any ping (a minute by default).
+                ("grpc.http2.ping_timeout_ms", round(settings.keepalive_timeout_s * 1000)),
             ],
         )
         cameras = runtime.cameras
