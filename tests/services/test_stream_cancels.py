@@ -353,7 +353,7 @@ async def test_a_send_grpc_refuses_is_logged_as_an_info_line(
     client's cancel racing grpc's note of it, for an abort) as an ERROR with its traceback, also for what
     it sends after the servicer returned, out of the interceptors' reach. The service's filter logs an
     INFO line instead."""
-    handlers = {
+    handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {
         "unary": grpc.unary_unary_rpc_method_handler(_oversized_unary),
         "stream": grpc.unary_stream_rpc_method_handler(_oversized_stream),
     }
@@ -367,13 +367,13 @@ async def test_a_send_grpc_refuses_is_logged_as_an_info_line(
     try:
         async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             if kind == "unary":
-                code, _ = await status_of(
-                    channel.unary_unary(f"/test.Refused/{kind}")(b"", timeout=CALL_TIMEOUT_S)
-                )
+                unary: aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary("/test.Refused/unary")
+                code, _ = await status_of(unary(b"", timeout=CALL_TIMEOUT_S))
             else:
-                code, _ = await status_of(
-                    channel.unary_stream(f"/test.Refused/{kind}")(b"", timeout=CALL_TIMEOUT_S).read()
+                stream: aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
+                    "/test.Refused/stream"
                 )
+                code, _ = await status_of(stream(b"", timeout=CALL_TIMEOUT_S).read())
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
         deadline = time.monotonic() + CALL_TIMEOUT_S
         while line not in caplog.text and time.monotonic() < deadline:
