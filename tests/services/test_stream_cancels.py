@@ -98,6 +98,8 @@ def service(
         "SIAMSTREAM_LISTEN_ADDRESS": f"127.0.0.1:{free_port()}",
         "SIAMSTREAM_METRICS_PORT": "0",
         "SIAMSTREAM_DRAIN_GRACE_S": "1",
+        # Readiness under a storm of calls is not what these tests check: room for a slow probe.
+        "SIAMSTREAM_HEALTH_PROBE_TIMEOUT_S": "5",
         "SIAMSTREAM_API_KEYS": f'["{API_KEY_A}"]',
         "SIAMSTREAM_STORE_URL": store_url,
         "SIAMSTREAM_INGEST_KEY_PREFIX": key_prefix,
