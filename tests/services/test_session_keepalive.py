@@ -33,7 +33,9 @@ from tests.services.session_fixtures import (
 pytestmark = pytest.mark.asyncio
 
 A = auth(API_KEY_A)
-KEEPALIVE_S = 0.3
+KEEPALIVE_INTERVAL_S = 0.3
+# Ample for the relay on a loaded machine, where a false timeout would end the call before the silence.
+KEEPALIVE_TIMEOUT_S = 1.0
 # Bounds the wait for the service to end the call: several ping rounds, well under a default interval.
 ENDED_WITHIN_S = 10.0
 CHUNK_BYTES = 65536
@@ -100,7 +102,7 @@ async def test_a_stream_of_a_vanished_client_ends_at_the_unanswered_ping(package
     start = pb.StartTrackRequest(tracker=TRACKER, frame=frame, box=box_message(INIT_BOX))
     async with (
         running_service(
-            package_dir, keepalive_interval_s=KEEPALIVE_S, keepalive_timeout_s=KEEPALIVE_S
+            package_dir, keepalive_interval_s=KEEPALIVE_INTERVAL_S, keepalive_timeout_s=KEEPALIVE_TIMEOUT_S
         ) as running,
         SilenceableRelay(running.port) as relay,
         aio.insecure_channel(f"127.0.0.1:{relay.port}") as channel,
