@@ -284,16 +284,22 @@ async def test_dropped_and_expired_streams_are_counted_by_how_they_ended(package
         assert [count("CANCELLED"), count("DEADLINE_EXCEEDED")] == [1.0, 1.0]
 
 
+# Answers over a 1 KB send limit, which grpc refuses to send.
+async def _oversized_unary(request: bytes, context: aio.ServicerContext) -> bytes:
+    return b"x" * 4096
+
+
+async def _oversized_stream(request: bytes, context: aio.ServicerContext) -> AsyncIterator[bytes]:
+    yield b"x" * 4096
+
+
 async def test_a_write_grpc_refuses_is_counted_as_over_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     """A write grpc refuses (here a response over the send limit, with no client gone) is told apart from
     nothing in the context: the call counts as CANCELLED like a dropped one, and the log says why."""
     metrics = ServiceMetrics()
 
-    async def oversized(request: bytes, context: aio.ServicerContext) -> AsyncIterator[bytes]:
-        yield b"x" * 4096
-
     handler = grpc.method_handlers_generic_handler(
-        "test.Stream", {"Oversized": grpc.unary_stream_rpc_method_handler(oversized)}
+        "test.Stream", {"Oversized": grpc.unary_stream_rpc_method_handler(_oversized_stream)}
     )
     server = aio.server(
         interceptors=[ObservabilityInterceptor(metrics)], options=[("grpc.max_send_message_length", 1024)]
@@ -336,14 +342,6 @@ def unfiltered_grpc_log() -> Iterator[None]:
         logger.removeFilter(added)
     for kept_filter in kept:
         logger.addFilter(kept_filter)
-
-
-async def _oversized_unary(request: bytes, context: aio.ServicerContext) -> bytes:
-    return b"x" * 4096
-
-
-async def _oversized_stream(request: bytes, context: aio.ServicerContext) -> AsyncIterator[bytes]:
-    yield b"x" * 4096
 
 
 @pytest.mark.parametrize("kind", ["unary", "stream"])
